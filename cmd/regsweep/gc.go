@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regsweep/regsweep/mark"
+	"github.com/regsweep/regsweep/report"
+	"github.com/regsweep/regsweep/storage"
+	"github.com/regsweep/regsweep/sweep"
+	"github.com/regsweep/regsweep/walker"
+)
+
+// gcFlags are the gc command line as given.
+type gcFlags struct {
+	dryRun         bool
+	deleteUntagged bool
+	reportFile     string
+	jobs           int
+	minAge         time.Duration
+	quiet          bool
+}
+
+func newGCCommand(stdout, stderr io.Writer) *cobra.Command {
+	var f gcFlags
+	cmd := &cobra.Command{
+		Use:   "gc [flags] ROOT",
+		Short: "Delete unreferenced blobs (and, optionally, untagged manifests) of a stopped or read-only registry",
+		Long: `gc walks the registry storage at ROOT (the filesystem driver's rootdirectory,
+the folder holding docker/registry/v2), marks everything reachable from the
+kept tags (or from every manifest, without --delete-untagged), and deletes the
+rest in an order that leaves a servable registry if interrupted.
+
+Stop the registry or make it read-only first.`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return usageError{fmt.Errorf("gc takes one ROOT, got %d arguments", len(args))}
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runGC(cmd.Context(), args[0], f, stdout, stderr)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&f.dryRun, "dry-run", false, "delete nothing; report exactly what a real run would delete")
+	fl.BoolVar(&f.deleteUntagged, "delete-untagged", false, "also delete manifests no tag reaches (children of kept indexes and referrers of kept manifests stay)")
+	fl.StringVar(&f.reportFile, "report", "", "write the JSON report to `FILE`")
+	fl.IntVar(&f.jobs, "jobs", 0, "storage operations at once (default: 4 per CPU on a filesystem)")
+	fl.DurationVar(&f.minAge, "min-age", time.Hour, "keep unreferenced blobs and revisions modified less than this before the run started")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
+	return cmd
+}
+
+// runGC validates the flags, then runs walk, mark, sweep and report.
+func runGC(ctx context.Context, root string, f gcFlags, stdout, stderr io.Writer) error {
+	if f.minAge < 0 {
+		return usageError{fmt.Errorf("--min-age %s: must not be negative", f.minAge)}
+	}
+	if f.jobs < 0 {
+		return usageError{fmt.Errorf("--jobs %d: must be positive", f.jobs)}
+	}
+	jobs := f.jobs
+	if jobs == 0 {
+		jobs = 4 * runtime.NumCPU()
+	}
+	startedAt := time.Now()
+
+	store, err := storage.OpenFS(root)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	var phases []report.Phase
+	timed := func(name string, fn func(storage.Counter) error) error {
+		t := time.Now()
+		p := newProgress(stdout, stderr, name, f.quiet)
+		err := fn(p)
+		p.Done()
+		phases = append(phases, report.Phase{Name: name, Seconds: time.Since(t).Seconds()})
+		return err
+	}
+
+	var inv *walker.Inventory
+	if err := timed("walk", func(c storage.Counter) (err error) {
+		inv, err = walker.Walk(ctx, store, walker.Options{Jobs: jobs}, c)
+		return err
+	}); err != nil {
+		return err
+	}
+	var plan *mark.Plan
+	_ = timed("mark", func(storage.Counter) error {
+		plan = mark.Compute(inv, mark.Options{DeleteUntagged: f.deleteUntagged, MinAge: f.minAge, StartedAt: startedAt})
+		return nil
+	})
+	var res *sweep.Result
+	if err := timed("sweep", func(c storage.Counter) (err error) {
+		res, err = sweep.Execute(ctx, store, plan, sweep.Options{DryRun: f.dryRun, Jobs: jobs}, c)
+		return err
+	}); err != nil {
+		return err
+	}
+
+	rep := report.New(store.String(), plan, res)
+	rep.Phases = phases
+	s := inv.Stats
+	rep.Scanned = report.Scanned{Repositories: s.Repos, Tags: s.Tags, Manifests: s.Revisions, LayerLinks: s.LayerLinks, Blobs: s.Blobs, Bytes: s.BlobBytes, Uploads: s.Uploads}
+	for _, p := range inv.Problems {
+		rep.Problems = append(rep.Problems, report.Problem{Path: p.Path, Reason: p.Err.Error()})
+	}
+	if err := report.Text(stdout, rep); err != nil {
+		return err
+	}
+	if f.reportFile != "" {
+		if err := writeReport(f.reportFile, rep); err != nil {
+			return err
+		}
+	}
+	switch {
+	case res.Interrupted:
+		return context.Canceled
+	case plan.Err != nil:
+		return fmt.Errorf("%w: %v", errIncomplete, firstLine(plan.Err))
+	case res.Incomplete():
+		return fmt.Errorf("%w: %d deletes failed, %d blobs skipped", errIncomplete, len(res.Failed), res.BlobsSkipped)
+	}
+	return nil
+}
+
+func writeReport(path string, rep *report.Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	if err := report.JSON(f, rep); err != nil {
+		f.Close()
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	return nil
+}
+
+func firstLine(err error) string {
+	var j interface{ Unwrap() []error }
+	if errors.As(err, &j) && len(j.Unwrap()) > 0 {
+		return j.Unwrap()[0].Error()
+	}
+	return err.Error()
+}

@@ -1,0 +1,75 @@
+// Command regsweep garbage-collects the storage of a CNCF Distribution
+// ("docker registry v2") registry offline.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit statuses.
+const (
+	exitOK          = 0
+	exitError       = 1
+	exitUsage       = 2
+	exitIncomplete  = 3
+	exitInterrupted = 130
+)
+
+// errIncomplete says a run finished but left planned work undone; the report
+// says what and why.
+var errIncomplete = errors.New("run incomplete")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the exit status.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	root := &cobra.Command{
+		Use:           "regsweep",
+		Short:         "Offline garbage collection for registry storage (CNCF Distribution layout)",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newGCCommand(stdout, stderr))
+	err := root.ExecuteContext(ctx)
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		fmt.Fprintln(stderr, "regsweep: interrupted")
+		return exitInterrupted
+	case errors.Is(err, errIncomplete):
+		fmt.Fprintf(stderr, "regsweep: %v\n", err)
+		return exitIncomplete
+	case isUsage(err):
+		fmt.Fprintf(stderr, "regsweep: %v\n", err)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "regsweep: %v\n", err)
+		return exitError
+	}
+}
+
+// usageError marks errors in the command line.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }
+
+func isUsage(err error) bool {
+	var u usageError
+	return errors.As(err, &u)
+}

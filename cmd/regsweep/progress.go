@@ -1,0 +1,66 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/regsweep/regsweep/storage"
+)
+
+// phaseProgress shows one stage's progress: a bar on a terminal, one plain
+// line at its end otherwise.
+type phaseProgress interface {
+	storage.Counter
+	Done()
+}
+
+// newProgress returns the counter for a stage named name.
+func newProgress(stdout, stderr io.Writer, name string, quiet bool) phaseProgress {
+	if quiet {
+		return &lineProgress{}
+	}
+	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		bar := progressbar.NewOptions64(-1,
+			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetDescription(fmt.Sprintf("%-6s", name)),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString("objects"),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionClearOnFinish(),
+		)
+		return &barProgress{bar: bar}
+	}
+	return &lineProgress{w: stderr, name: name, start: time.Now()}
+}
+
+// barProgress adapts a progress bar to storage.Counter.
+type barProgress struct{ bar *progressbar.ProgressBar }
+
+var _ storage.Counter = (*barProgress)(nil)
+
+func (b *barProgress) Add(n int64)    { _ = b.bar.Add64(n) }
+func (b *barProgress) SetMax(n int64) { b.bar.ChangeMax64(n) }
+func (b *barProgress) Done()          { _ = b.bar.Finish() }
+
+// lineProgress counts and prints one line when the stage ends.
+type lineProgress struct {
+	w     io.Writer
+	name  string
+	start time.Time
+	n     atomic.Int64
+}
+
+func (l *lineProgress) Add(n int64)  { l.n.Add(n) }
+func (l *lineProgress) SetMax(int64) {}
+func (l *lineProgress) Done() {
+	if l.w != nil {
+		fmt.Fprintf(l.w, "%s: %d objects in %.2fs\n", l.name, l.n.Load(), time.Since(l.start).Seconds())
+	}
+}

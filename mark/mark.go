@@ -1,0 +1,266 @@
+package mark
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/regsweep/regsweep/storage"
+	"github.com/regsweep/regsweep/walker"
+)
+
+// Compute decides what to delete in inv. Reachability is per repository
+// (a repository serves only what it links), blob marking is global (a blob
+// is garbage only when no kept manifest of any repository references it).
+//
+// Kept, per repository: every tag not in Options.DeleteTags; the manifest of
+// each kept tag; without DeleteUntagged, every revision; and, transitively,
+// children of kept indexes and manifest lists, and referrers (manifests
+// whose subject is kept). Revisions modified after the cutoff are kept too.
+func Compute(inv *walker.Inventory, opts Options) *Plan {
+	p := &Plan{Options: opts, Cutoff: opts.StartedAt.Add(-opts.MinAge)}
+	marked := make(map[storage.Digest]bool, len(inv.Blobs))
+	linkedBy := make(map[storage.Digest]string) // first repository linking a blob
+	var graphErrs, doubts []string
+
+	for _, r := range inv.Repos {
+		p.Repos = append(p.Repos, r.Name)
+		rp := repoPlan{inv: inv, r: r, p: p, opts: opts}
+		rp.run()
+		for d := range rp.kept {
+			markManifest(inv, d, marked)
+		}
+		graphErrs = append(graphErrs, rp.graphErrs...)
+		if rp.doubt != "" {
+			doubts = append(doubts, rp.doubt)
+		}
+		for _, l := range r.Revisions {
+			if _, ok := linkedBy[l.Digest]; !ok {
+				linkedBy[l.Digest] = r.Name
+			}
+		}
+		for _, l := range r.Layers {
+			if _, ok := linkedBy[l.Digest]; !ok {
+				linkedBy[l.Digest] = r.Name
+			}
+		}
+	}
+
+	sweepBlobs := len(graphErrs) == 0
+	for _, r := range inv.Repos {
+		if r.Unreadable != nil {
+			sweepBlobs = false
+		}
+	}
+
+	// Blobs: unmarked and old enough.
+	deleted := make(map[storage.Digest]bool)
+	for d, b := range inv.Blobs {
+		switch {
+		case marked[d]:
+		case b.ModTime.After(p.Cutoff):
+			p.Kept.BlobsTooRecent++
+		case !sweepBlobs:
+			p.Kept.BlobsUnswept++
+		default:
+			deleted[d] = true
+			p.Blobs = append(p.Blobs, Blob{Digest: d, Size: b.Size, Repo: linkedBy[d]})
+		}
+	}
+	sort.Slice(p.Blobs, func(i, j int) bool { return p.Blobs[i].Digest.Compare(p.Blobs[j].Digest) < 0 })
+
+	// Layer links: to blobs this run deletes, or to blobs already gone.
+	for _, r := range inv.Repos {
+		if r.Unreadable != nil {
+			continue
+		}
+		for _, l := range r.Layers {
+			_, present := inv.Blobs[l.Digest]
+			switch {
+			case deleted[l.Digest]:
+			case present || marked[l.Digest]:
+				continue
+			case l.ModTime.IsZero():
+				continue // age unknown (its stat failed): keep
+			case l.ModTime.After(p.Cutoff):
+				p.Kept.LayerLinksTooRecent++
+				continue
+			}
+			p.LayerLinks = append(p.LayerLinks, LayerLink{Repo: r.Name, Digest: l.Digest})
+		}
+	}
+
+	var errs []error
+	if len(graphErrs) > 0 {
+		errs = append(errs, fmt.Errorf("%w; no blob swept: %s", ErrIncompleteGraph, strings.Join(graphErrs, "; ")))
+	}
+	for _, r := range inv.Repos {
+		if r.Unreadable != nil {
+			errs = append(errs, fmt.Errorf("repository %s left alone and no blob swept: %w", r.Name, r.Unreadable))
+		}
+	}
+	p.Err = errors.Join(errs...)
+	return p
+}
+
+// markManifest marks a kept manifest's own blob and what it references.
+// Children are kept manifests in their own right and marked as such.
+func markManifest(inv *walker.Inventory, d storage.Digest, marked map[storage.Digest]bool) {
+	marked[d] = true
+	m := inv.Manifests[d]
+	if m == nil {
+		return
+	}
+	for _, b := range m.Refs.Blobs {
+		marked[b] = true
+	}
+	for _, b := range m.Refs.Foreign {
+		marked[b] = true
+	}
+}
+
+// repoPlan computes the kept manifests and the deletions of one repository.
+type repoPlan struct {
+	inv  *walker.Inventory
+	r    *walker.Repo
+	p    *Plan
+	opts Options
+
+	kept      map[storage.Digest]bool
+	graphErrs []string
+	doubt     string // why untagged revisions are all kept, if they are
+}
+
+func (rp *repoPlan) run() {
+	r, inv := rp.r, rp.inv
+	rp.kept = make(map[storage.Digest]bool)
+	var work []storage.Digest
+	keep := func(d storage.Digest) {
+		if !d.IsZero() && !rp.kept[d] {
+			rp.kept[d] = true
+			work = append(work, d)
+		}
+	}
+
+	// Tags: delete what the policy says, keep the rest.
+	deleteTags := rp.opts.DeleteTags[r.Name]
+	var liveTags []walker.Tag
+	for _, t := range r.Tags {
+		if reason, ok := deleteTags[t.Name]; ok && r.Unreadable == nil {
+			rp.p.Tags = append(rp.p.Tags, Tag{Repo: r.Name, Name: t.Name, HasCurrent: !t.Current.IsZero(), Index: t.Index, Reason: reason})
+			continue
+		}
+		liveTags = append(liveTags, t)
+		if t.Err != nil {
+			rp.doubt = fmt.Sprintf("tag %s of %s: %v", t.Name, r.Name, t.Err)
+		}
+		keep(t.Current)
+	}
+	if r.Unreadable != nil {
+		rp.doubt = r.Unreadable.Error()
+	}
+
+	// Revisions: roots when untagged content is kept, when in doubt, when
+	// corrupt (kept whatever: we cannot tell what they are) or too recent.
+	subjects := make(map[storage.Digest][]storage.Digest)
+	for _, l := range r.Revisions {
+		m := inv.Manifests[l.Digest]
+		if m != nil && m.Err == nil && !m.Refs.Subject.IsZero() {
+			subjects[m.Refs.Subject] = append(subjects[m.Refs.Subject], l.Digest)
+		}
+		if m != nil && m.Err != nil && !storage.IsNotFound(m.Err) && rp.opts.DeleteUntagged {
+			// An untagged manifest we cannot parse may be a referrer of a kept
+			// one: keep every untagged revision of this repository.
+			rp.doubt = fmt.Sprintf("manifest %s of %s: %v", l.Digest, r.Name, m.Err)
+		}
+	}
+	for _, l := range r.Revisions {
+		switch {
+		case !rp.opts.DeleteUntagged, l.Corrupt:
+			keep(l.Digest)
+			keep(l.Target)
+		case l.ModTime.After(rp.p.Cutoff):
+			if !rp.kept[l.Digest] {
+				rp.p.Kept.RevisionsTooRecent++
+			}
+			keep(l.Digest)
+		}
+	}
+
+	// Closure: children of kept indexes and referrers of kept manifests.
+	closure := func() {
+		for len(work) > 0 {
+			d := work[len(work)-1]
+			work = work[:len(work)-1]
+			rp.visit(d, subjects, keep)
+		}
+	}
+	closure()
+	if len(rp.graphErrs) > 0 && rp.doubt == "" {
+		rp.doubt = rp.graphErrs[0]
+	}
+
+	if !rp.opts.DeleteUntagged {
+		return
+	}
+	// Untagged revisions: deleted unless kept or in doubt.
+	indexOf := make(map[storage.Digest][]string)
+	for _, t := range liveTags {
+		for _, d := range t.Index {
+			indexOf[d] = append(indexOf[d], t.Name)
+		}
+	}
+	for _, l := range r.Revisions {
+		if rp.kept[l.Digest] {
+			continue
+		}
+		if rp.doubt != "" {
+			// It stays, so what it references stays too.
+			rp.p.Kept.RevisionsInDoubt++
+			keep(l.Digest)
+			continue
+		}
+		rp.p.Revisions = append(rp.p.Revisions, Revision{Repo: r.Name, Digest: l.Digest, TagIndex: indexOf[l.Digest]})
+	}
+	closure()
+}
+
+// visit checks one kept manifest and keeps its children and referrers.
+func (rp *repoPlan) visit(d storage.Digest, subjects map[storage.Digest][]storage.Digest, keep func(storage.Digest)) {
+	for _, s := range subjects[d] {
+		keep(s)
+	}
+	m := rp.inv.Manifests[d]
+	switch {
+	case m == nil || storage.IsNotFound(m.Err):
+		rp.broken(d, "manifest blob missing from the blob store")
+		return
+	case m.Err != nil:
+		rp.graphErrs = append(rp.graphErrs, fmt.Sprintf("%s@%s: %v", rp.r.Name, d, m.Err))
+		return
+	}
+	for _, c := range m.Refs.Manifests {
+		keep(c)
+	}
+	for _, b := range m.Refs.Blobs {
+		if _, ok := rp.inv.Blobs[b]; !ok {
+			rp.broken(d, "references missing blob "+b.String())
+		}
+	}
+}
+
+// broken records a kept manifest that cannot be served whole, naming the
+// tags that point at it.
+func (rp *repoPlan) broken(d storage.Digest, reason string) {
+	tagged := false
+	for _, t := range rp.r.Tags {
+		if t.Current == d {
+			rp.p.Broken = append(rp.p.Broken, Broken{Repo: rp.r.Name, Tag: t.Name, Digest: d.String(), Reason: reason})
+			tagged = true
+		}
+	}
+	if !tagged {
+		rp.p.Broken = append(rp.p.Broken, Broken{Repo: rp.r.Name, Digest: d.String(), Reason: reason})
+	}
+}

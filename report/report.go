@@ -1,0 +1,209 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/regsweep/regsweep/mark"
+	"github.com/regsweep/regsweep/sweep"
+)
+
+// Report is one run's outcome. Its JSON form is documented in the README.
+type Report struct {
+	Location       string    `json:"location"`
+	DryRun         bool      `json:"dry_run"`
+	StartedAt      time.Time `json:"started_at"`
+	DeleteUntagged bool      `json:"delete_untagged"`
+	MinAge         string    `json:"min_age"`
+	sweep.Counts
+	Repositories []Repository `json:"repositories"`
+	// Scanned counts what the walk found.
+	Scanned Scanned   `json:"scanned"`
+	Kept    mark.Kept `json:"kept"`
+	// Broken lists kept images that cannot be served whole.
+	Broken []mark.Broken `json:"broken_images"`
+	// Failed lists deletes that failed; the next run retries them.
+	Failed       []sweep.Failure `json:"failed"`
+	BlobsSkipped int             `json:"blobs_skipped"`
+	// Problems are paths the walk found wrong and left alone.
+	Problems []Problem `json:"problems"`
+	// Errors say why a run is incomplete; empty on a complete run.
+	Errors      []string `json:"errors"`
+	Interrupted bool     `json:"interrupted"`
+	Phases      []Phase  `json:"phases"`
+}
+
+// Repository is the deletions of one repository.
+type Repository struct {
+	Name string `json:"name"`
+	sweep.Counts
+}
+
+// Scanned counts what a walk listed.
+type Scanned struct {
+	Repositories int   `json:"repositories"`
+	Tags         int   `json:"tags"`
+	Manifests    int   `json:"manifests"`
+	LayerLinks   int   `json:"layer_links"`
+	Blobs        int   `json:"blobs"`
+	Bytes        int64 `json:"bytes"`
+	Uploads      int   `json:"uploads"`
+}
+
+// Problem is a path left alone and why.
+type Problem struct {
+	Path   string `json:"path"`
+	Reason string `json:"reason"`
+}
+
+// Phase is the wall time of one stage.
+type Phase struct {
+	Name    string  `json:"name"`
+	Seconds float64 `json:"seconds"`
+}
+
+// New fills a Report from a plan and the result of its sweep.
+func New(location string, plan *mark.Plan, res *sweep.Result) *Report {
+	r := &Report{
+		Location:       location,
+		DryRun:         res.DryRun,
+		StartedAt:      plan.Options.StartedAt.UTC(),
+		DeleteUntagged: plan.Options.DeleteUntagged,
+		MinAge:         plan.Options.MinAge.String(),
+		Counts:         res.Total,
+		Kept:           plan.Kept,
+		Broken:         plan.Broken,
+		Failed:         res.Failed,
+		BlobsSkipped:   res.BlobsSkipped,
+		Interrupted:    res.Interrupted,
+		Repositories:   []Repository{},
+		Problems:       []Problem{},
+		Errors:         []string{},
+	}
+	if r.Broken == nil {
+		r.Broken = []mark.Broken{}
+	}
+	if r.Failed == nil {
+		r.Failed = []sweep.Failure{}
+	}
+	names := make([]string, 0, len(res.Repos))
+	for n := range res.Repos {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		r.Repositories = append(r.Repositories, Repository{Name: n, Counts: *res.Repos[n]})
+	}
+	if plan.Err != nil {
+		r.Errors = append(r.Errors, strings.Split(plan.Err.Error(), "\n")...)
+	}
+	return r
+}
+
+// JSON writes the report as an indented JSON document.
+func JSON(w io.Writer, r *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// Text writes the human summary: repositories with deletions, totals, what
+// was kept and why, problems, and the time per phase.
+func Text(w io.Writer, r *Report) error {
+	verb := "deleted"
+	if r.DryRun {
+		verb = "would delete"
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(w, "regsweep gc %s (dry run: %v, delete untagged: %v, min age: %s)\n", r.Location, r.DryRun, r.DeleteUntagged, r.MinAge)
+	fmt.Fprintf(w, "scanned %d repositories, %d tags, %d manifests, %d layer links, %d blobs (%s), %d uploads\n\n",
+		r.Scanned.Repositories, r.Scanned.Tags, r.Scanned.Manifests, r.Scanned.LayerLinks, r.Scanned.Blobs, Bytes(r.Scanned.Bytes), r.Scanned.Uploads)
+	fmt.Fprintf(tw, "REPOSITORY\tTAGS\tMANIFESTS\tLAYER LINKS\tBLOBS\tRECLAIMED\t\n")
+	quiet := 0
+	for _, repo := range r.Repositories {
+		c := repo.Counts
+		if c == (sweep.Counts{}) {
+			quiet++
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t\n", repo.Name, c.Tags, c.Manifests, c.LayerLinks, c.Blobs, Bytes(c.Bytes))
+	}
+	if quiet > 0 {
+		fmt.Fprintf(tw, "(%d more with nothing to delete)\t\t\t\t\t\t\n", quiet)
+	}
+	c := r.Counts
+	fmt.Fprintf(tw, "TOTAL %s\t%d\t%d\t%d\t%d\t%s\t\n", verb, c.Tags, c.Manifests, c.LayerLinks, c.Blobs, Bytes(c.Bytes))
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	k := r.Kept
+	if k != (mark.Kept{}) {
+		fmt.Fprintf(w, "\nkept though unreferenced: %d blobs and %d revisions too recent, %d layer links too recent, %d blobs unswept (graph incomplete), %d revisions in doubt\n",
+			k.BlobsTooRecent, k.RevisionsTooRecent, k.LayerLinksTooRecent, k.BlobsUnswept, k.RevisionsInDoubt)
+	}
+	if len(r.Broken) > 0 {
+		fmt.Fprintf(w, "\nbroken images (kept, cannot be served whole): %d\n", len(r.Broken))
+		for _, b := range limit(r.Broken, 20) {
+			name := b.Repo + "@" + b.Digest
+			if b.Tag != "" {
+				name = b.Repo + ":" + b.Tag
+			}
+			fmt.Fprintf(w, "  %s: %s\n", name, b.Reason)
+		}
+	}
+	if len(r.Problems) > 0 {
+		fmt.Fprintf(w, "\nleft alone: %d paths\n", len(r.Problems))
+		for _, p := range limit(r.Problems, 20) {
+			fmt.Fprintf(w, "  %s: %s\n", p.Path, p.Reason)
+		}
+	}
+	if len(r.Failed) > 0 {
+		fmt.Fprintf(w, "\nfailed deletes: %d (the next run retries them)\n", len(r.Failed))
+		for _, f := range limit(r.Failed, 20) {
+			fmt.Fprintf(w, "  %s: %s\n", f.Key, f.Err)
+		}
+	}
+	if r.BlobsSkipped > 0 {
+		fmt.Fprintf(w, "\nblobs not deleted because an earlier delete failed: %d\n", r.BlobsSkipped)
+	}
+	if r.Interrupted {
+		fmt.Fprintf(w, "\ninterrupted: the run stopped before its end; run it again to finish\n")
+	}
+	for _, e := range r.Errors {
+		fmt.Fprintf(w, "\nerror: %s\n", e)
+	}
+	if len(r.Phases) > 0 {
+		parts := make([]string, len(r.Phases))
+		for i, p := range r.Phases {
+			parts[i] = fmt.Sprintf("%s %.2fs", p.Name, p.Seconds)
+		}
+		fmt.Fprintf(w, "\ntime: %s\n", strings.Join(parts, ", "))
+	}
+	return nil
+}
+
+func limit[T any](s []T, n int) []T {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// Bytes formats a byte count in binary units.
+func Bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

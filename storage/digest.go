@@ -1,0 +1,133 @@
+package storage
+
+import (
+	"encoding/hex"
+	"fmt"
+	"strings"
+)
+
+// Algorithm identifies the hash of a Digest.
+type Algorithm uint8
+
+// The algorithms distribution stores blobs under. SHA256 is the zero value on
+// purpose: nearly every registry holds only sha256 digests.
+const (
+	SHA256 Algorithm = iota
+	SHA384
+	SHA512
+)
+
+var algorithms = [...]struct {
+	name string
+	size int
+}{
+	SHA256: {"sha256", 32},
+	SHA384: {"sha384", 48},
+	SHA512: {"sha512", 64},
+}
+
+// String returns the algorithm's name as it appears in paths and digests.
+func (a Algorithm) String() string { return algorithms[a].name }
+
+// AlgorithmFromString parses an algorithm name such as "sha256".
+func AlgorithmFromString(s string) (Algorithm, bool) {
+	for i, a := range algorithms {
+		if a.name == s {
+			return Algorithm(i), true
+		}
+	}
+	return 0, false
+}
+
+// Digest is a compact, comparable content digest. A sha256 digest takes 33
+// bytes and no allocation; the tail of longer sums (sha384, sha512) lives in
+// rest, so no algorithm is ever truncated or skipped.
+type Digest struct {
+	alg  Algorithm
+	sum  [32]byte
+	rest string
+}
+
+// ParseDigest parses "<alg>:<hex>" with lower-case hex of the algorithm's length.
+func ParseDigest(s string) (Digest, error) {
+	alg, hx, ok := strings.Cut(s, ":")
+	if !ok {
+		return Digest{}, fmt.Errorf("invalid digest %q: no algorithm", s)
+	}
+	return DigestFromHex(alg, hx)
+}
+
+// DigestFromHex builds a Digest from an algorithm name and its hex sum, as
+// found in the directory names of the layout.
+func DigestFromHex(alg, hx string) (Digest, error) {
+	a, ok := AlgorithmFromString(alg)
+	if !ok {
+		return Digest{}, fmt.Errorf("invalid digest %s:%.16s: unsupported algorithm", alg, hx)
+	}
+	size := algorithms[a].size
+	if len(hx) != 2*size {
+		return Digest{}, fmt.Errorf("invalid digest %s:%.16s...: %d hex digits, want %d", alg, hx, len(hx), 2*size)
+	}
+	for i := 0; i < len(hx); i++ {
+		c := hx[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return Digest{}, fmt.Errorf("invalid digest %s:%.16s...: not lower-case hex", alg, hx)
+		}
+	}
+	var raw [64]byte
+	if _, err := hex.Decode(raw[:size], []byte(hx)); err != nil {
+		return Digest{}, fmt.Errorf("invalid digest %s:%.16s...: %w", alg, hx, err)
+	}
+	d := Digest{alg: a}
+	copy(d.sum[:], raw[:32])
+	if size > 32 {
+		d.rest = string(raw[32:size])
+	}
+	return d, nil
+}
+
+// IsZero reports whether d is the zero Digest (no digest).
+func (d Digest) IsZero() bool { return d == Digest{} }
+
+// Algorithm returns the digest's algorithm.
+func (d Digest) Algorithm() Algorithm { return d.alg }
+
+// Hex returns the lower-case hex of the sum.
+func (d Digest) Hex() string {
+	return hex.EncodeToString(d.sum[:]) + hex.EncodeToString([]byte(d.rest))
+}
+
+// String returns "<alg>:<hex>", the form of link files and manifests.
+func (d Digest) String() string {
+	if d.IsZero() {
+		return ""
+	}
+	return d.alg.String() + ":" + d.Hex()
+}
+
+// Compare orders digests by algorithm, then sum.
+func (d Digest) Compare(o Digest) int {
+	if d.alg != o.alg {
+		if d.alg < o.alg {
+			return -1
+		}
+		return 1
+	}
+	if c := strings.Compare(string(d.sum[:]), string(o.sum[:])); c != 0 {
+		return c
+	}
+	return strings.Compare(d.rest, o.rest)
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (d Digest) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (d *Digest) UnmarshalText(b []byte) error {
+	p, err := ParseDigest(string(b))
+	if err != nil {
+		return err
+	}
+	*d = p
+	return nil
+}

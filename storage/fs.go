@@ -1,0 +1,201 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"syscall"
+)
+
+// FS is a Store over a local folder, the filesystem driver's rootdirectory.
+// It never follows a symlink out of the root (os.Root), never follows one
+// inside it while listing, and removes folders left empty by its deletes.
+type FS struct {
+	dir  string
+	root *os.Root
+}
+
+var _ Store = (*FS)(nil)
+
+// OpenFS opens the filesystem store rooted at dir. It fails when dir holds
+// no docker/registry/v2 tree: the caller pointed at the wrong folder.
+func OpenFS(dir string) (*FS, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open registry root: %w", err)
+	}
+	fi, err := root.Lstat(V2)
+	if err != nil || !fi.IsDir() {
+		root.Close()
+		return nil, fmt.Errorf("%s: no %s folder here: not a registry rootdirectory", dir, V2)
+	}
+	return &FS{dir: dir, root: root}, nil
+}
+
+// Close releases the root.
+func (f *FS) Close() error { return f.root.Close() }
+
+// String returns the root folder.
+func (f *FS) String() string { return f.dir }
+
+// FlatListing is false: listing a folder costs a system call, so walkers
+// should list only the folders whose names carry the digests.
+func (f *FS) FlatListing() bool { return false }
+
+// BatchSize: file deletes are one system call each, so small batches keep
+// many in flight.
+func (f *FS) BatchSize() int { return 64 }
+
+func (f *FS) wrap(op, key string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("%s %s: %w", op, path.Join(f.dir, key), ErrNotFound)
+	}
+	return fmt.Errorf("%s %s: %w", op, path.Join(f.dir, key), unwrapPathError(err))
+}
+
+// unwrapPathError drops the *PathError's own path, which os.Root reports
+// relative to the root: our messages name the full path already.
+func unwrapPathError(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// ReadDir lists a folder without a stat per entry.
+func (f *FS) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	d, err := f.root.Open(dir)
+	if err != nil {
+		return nil, f.wrap("list", dir, err)
+	}
+	defer d.Close()
+	des, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, f.wrap("list", dir, err)
+	}
+	out := make([]Entry, len(des))
+	for i, de := range des {
+		t := TypeOther
+		switch {
+		case de.Type().IsRegular():
+			t = TypeFile
+		case de.IsDir():
+			t = TypeDir
+		}
+		out[i] = Entry{Name: de.Name(), Type: t}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// Walk lists every regular file under prefix, depth first, in name order.
+// Symlinks and other special files are skipped.
+func (f *FS) Walk(ctx context.Context, prefix string, fn func(Object) error) error {
+	entries, err := f.ReadDir(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		key := prefix + "/" + e.Name
+		switch e.Type {
+		case TypeDir:
+			if err := f.Walk(ctx, key, fn); err != nil && !IsNotFound(err) {
+				return err
+			}
+		case TypeFile:
+			o, err := f.Stat(ctx, key)
+			if IsNotFound(err) {
+				continue // deleted since the listing
+			}
+			if err != nil {
+				return err
+			}
+			if err := fn(o); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Stat returns a regular file's size and modification time. A symlink or a
+// folder is an error: it is not a file of the layout.
+func (f *FS) Stat(ctx context.Context, key string) (Object, error) {
+	if err := ctx.Err(); err != nil {
+		return Object{}, err
+	}
+	fi, err := f.root.Lstat(key)
+	if err != nil {
+		return Object{}, f.wrap("stat", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return Object{}, fmt.Errorf("stat %s: not a regular file (%s)", path.Join(f.dir, key), fi.Mode().Type())
+	}
+	return Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// ReadFile reads a regular file of at most limit bytes.
+func (f *FS) ReadFile(ctx context.Context, key string, limit int64) ([]byte, Object, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, Object{}, err
+	}
+	file, err := f.root.OpenFile(key, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, Object{}, f.wrap("read", key, err)
+	}
+	defer file.Close()
+	fi, err := file.Stat()
+	if err != nil {
+		return nil, Object{}, f.wrap("read", key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, Object{}, fmt.Errorf("read %s: not a regular file (%s)", path.Join(f.dir, key), fi.Mode().Type())
+	}
+	o := Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}
+	if fi.Size() > limit {
+		return nil, o, fmt.Errorf("read %s: %d bytes, limit %d: %w", path.Join(f.dir, key), fi.Size(), limit, ErrTooLarge)
+	}
+	b := make([]byte, fi.Size())
+	if _, err := io.ReadFull(file, b); err != nil {
+		return nil, o, f.wrap("read", key, err)
+	}
+	return b, o, nil
+}
+
+// Delete removes each file, then the folders above it that are left empty,
+// stopping at the layout's fixed folders.
+func (f *FS) Delete(ctx context.Context, keys []string, done func(string, error)) {
+	for _, key := range keys {
+		if err := ctx.Err(); err != nil {
+			done(key, err)
+			continue
+		}
+		err := f.root.Remove(key)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			done(key, f.wrap("delete", key, err))
+			continue
+		}
+		f.pruneEmpty(path.Dir(key))
+		done(key, nil)
+	}
+}
+
+// pruneEmpty removes dir and its parents while they are empty and not fixed
+// folders of the layout. A folder that is not empty stays: rmdir refuses it.
+func (f *FS) pruneEmpty(dir string) {
+	for !IsFixedDir(dir) {
+		if err := f.root.Remove(dir); err != nil {
+			return
+		}
+		dir = path.Dir(dir)
+	}
+}

@@ -1,0 +1,119 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, root, key, content string) {
+	t.Helper()
+	p := filepath.Join(root, filepath.FromSlash(key))
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenFSRefusesNonRegistry(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenFS(dir); err == nil || !strings.Contains(err.Error(), "not a registry rootdirectory") {
+		t.Fatalf("OpenFS(empty dir) = %v, want a refusal", err)
+	}
+	if _, err := OpenFS(filepath.Join(dir, "missing")); err == nil {
+		t.Fatal("OpenFS(missing dir) succeeded")
+	}
+}
+
+func TestFSDeletePrunesEmptyFoldersOnly(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d, _ := ParseDigest("sha256:" + strings.Repeat("0a", 32))
+	e, _ := ParseDigest("sha256:" + strings.Repeat("0b", 32))
+	writeFile(t, root, BlobDataPath(d), "x")
+	writeFile(t, root, BlobDataPath(e), "y")
+	writeFile(t, root, TagCurrentPath("app", "v1"), d.String())
+	writeFile(t, root, TagIndexLinkPath("app", "v1", d), d.String())
+	s, err := OpenFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var errs []error
+	s.Delete(ctx, []string{BlobDataPath(d), TagCurrentPath("app", "v1"), TagIndexLinkPath("app", "v1", d), "docker/registry/v2/blobs/sha256/0a/nothing/data"}, func(_ string, err error) {
+		errs = append(errs, err)
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for dir, gone := range map[string]bool{
+		BlobDir(d):                  true,
+		BlobPrefixDir(SHA256, "0a"): false, // fixed
+		BlobDir(e):                  false,
+		TagDir("app", "v1"):         true,
+		TagsDir("app"):              false, // fixed
+	} {
+		_, err := os.Lstat(filepath.Join(root, dir))
+		if gone != os.IsNotExist(err) {
+			t.Errorf("%s: gone=%v, want %v (%v)", dir, !gone, gone, err)
+		}
+	}
+}
+
+func TestFSNeverFollowsSymlinks(t *testing.T) {
+	ctx := context.Background()
+	root, outside := t.TempDir(), t.TempDir()
+	writeFile(t, outside, "secret", "sha256:"+strings.Repeat("0a", 32))
+	writeFile(t, root, V2+"/repositories/app/_manifests/tags/v1/index/.keep", "")
+	if err := os.Symlink(outside, filepath.Join(root, V2, "repositories/app/_manifests/tags/v1/current")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "secret"), filepath.Join(root, V2, "repositories/link")); err != nil {
+		t.Fatal(err)
+	}
+	s, err := OpenFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, _, err := s.ReadFile(ctx, TagCurrentPath("app", "v1"), 100); err == nil {
+		t.Error("read through a symlink pointing out of the root")
+	}
+	entries, err := s.ReadDir(ctx, RepositoriesDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name == "link" && e.Type != TypeOther {
+			t.Errorf("symlink listed as %v", e.Type)
+		}
+	}
+	var n int
+	s.Delete(ctx, []string{"docker/registry/v2/repositories/link"}, func(string, error) { n++ })
+	if _, err := os.Stat(filepath.Join(outside, "secret")); err != nil {
+		t.Errorf("the symlink's target was deleted: %v", err)
+	}
+}
+
+func TestReadOnlyDeletesNothing(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, root, V2+"/blobs/x", "x")
+	s, err := OpenFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got error
+	ReadOnly(s).Delete(context.Background(), []string{V2 + "/blobs/x"}, func(_ string, err error) { got = err })
+	if !errors.Is(got, ErrReadOnly) {
+		t.Fatalf("ReadOnly delete error = %v", got)
+	}
+	if _, err := os.Stat(filepath.Join(root, V2, "blobs/x")); err != nil {
+		t.Fatal("ReadOnly store deleted a file")
+	}
+}

@@ -1,0 +1,95 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// ErrNotFound is wrapped by every Store error about a key or folder that does
+// not exist.
+var ErrNotFound = errors.New("not found")
+
+// ErrTooLarge is returned by ReadFile for a file over its limit.
+var ErrTooLarge = errors.New("file too large")
+
+// ErrReadOnly is returned by the deletes of a ReadOnly store.
+var ErrReadOnly = errors.New("read-only store: nothing may be deleted")
+
+// IsNotFound reports whether err says a key or folder does not exist.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// EntryType tells what a folder entry is.
+type EntryType uint8
+
+// Entry types. Other covers symlinks, devices and sockets: the layout never
+// holds them, and regsweep never follows or deletes them.
+const (
+	TypeFile EntryType = iota
+	TypeDir
+	TypeOther
+)
+
+// Entry is a child of a listed folder.
+type Entry struct {
+	Name string
+	Type EntryType
+}
+
+// Object is a stored file and what the backend knows of it.
+type Object struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// Store is a registry's storage backend. Keys are slash-separated paths
+// relative to the registry's rootdirectory (see paths.go). Every method may be
+// called from many goroutines at once.
+type Store interface {
+	// String names the location in messages, e.g. "/var/lib/registry".
+	String() string
+
+	// FlatListing reports whether Walk over a prefix costs about one request
+	// per thousand files whatever their depth (S3), so that a walker should
+	// prefer it to ReadDir at every level (a filesystem).
+	FlatListing() bool
+
+	// ReadDir lists the immediate children of dir, sorted by name. A missing
+	// dir is an error wrapping ErrNotFound.
+	ReadDir(ctx context.Context, dir string) ([]Entry, error)
+
+	// Walk calls fn for every file under prefix, at any depth, with its size
+	// and modification time. Walk stops at the first error fn returns.
+	Walk(ctx context.Context, prefix string, fn func(Object) error) error
+
+	// Stat returns what the backend knows of one file.
+	Stat(ctx context.Context, key string) (Object, error)
+
+	// ReadFile returns the content of a file of at most limit bytes, and
+	// its metadata; a larger file is an error wrapping ErrTooLarge.
+	ReadFile(ctx context.Context, key string, limit int64) ([]byte, Object, error)
+
+	// Delete removes files, as one batch where the backend has batches, and
+	// calls done once per key with nil or the error that key met. A key
+	// already gone counts as deleted. Backends with real folders remove the
+	// folders a deletion leaves empty, up to the layout's fixed folders.
+	Delete(ctx context.Context, keys []string, done func(key string, err error))
+
+	// BatchSize is the number of keys one Delete call handles best.
+	BatchSize() int
+}
+
+// readOnly is a Store whose deletes fail: dry runs sweep through it, so that
+// even a bug cannot delete anything.
+type readOnly struct{ Store }
+
+// ReadOnly wraps s so that Delete fails with ErrReadOnly for every key.
+func ReadOnly(s Store) Store { return readOnly{s} }
+
+func (r readOnly) Delete(_ context.Context, keys []string, done func(string, error)) {
+	for _, k := range keys {
+		done(k, fmt.Errorf("delete %s: %w", k, ErrReadOnly))
+	}
+}

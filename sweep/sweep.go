@@ -1,0 +1,209 @@
+package sweep
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/regsweep/regsweep/mark"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// ErrPlanUsed is returned when a plan is swept twice.
+var ErrPlanUsed = errors.New("plan already swept")
+
+// Options tune a sweep.
+type Options struct {
+	// DryRun deletes nothing and counts what a real run would delete.
+	DryRun bool
+	// Jobs is how many delete batches run at once.
+	Jobs int
+}
+
+// Counts are deletions by kind.
+type Counts struct {
+	Tags            int   `json:"tags_deleted"`
+	Manifests       int   `json:"manifests_deleted"`
+	TagIndexEntries int   `json:"tag_index_entries_deleted"`
+	LayerLinks      int   `json:"layer_links_deleted"`
+	Blobs           int   `json:"blobs_deleted"`
+	Bytes           int64 `json:"bytes_reclaimed"`
+}
+
+// Failure is a key whose delete failed.
+type Failure struct {
+	Key string `json:"key"`
+	Err string `json:"error"`
+}
+
+// Result is what a sweep did (or, dry, would do).
+type Result struct {
+	DryRun bool
+	Total  Counts
+	Repos  map[string]*Counts
+	Failed []Failure
+	// BlobsSkipped are blobs not deleted because a deletion before them
+	// failed: a manifest that still stands may need them.
+	BlobsSkipped int
+	// Interrupted is set when the context ended before the sweep did.
+	Interrupted bool
+}
+
+// Incomplete reports whether anything planned was left undone.
+func (r *Result) Incomplete() bool {
+	return len(r.Failed) > 0 || r.BlobsSkipped > 0 || r.Interrupted
+}
+
+// op is one key to delete and what its deletion counts for.
+type op struct {
+	key   string
+	repo  string
+	count func(*Counts)
+}
+
+// Execute deletes what plan selected. Each phase ends before the next
+// starts, so that a run stopped at any instant has deleted references
+// before what they reference and every kept tag is still served:
+//
+//  1. tags (current link, then history), so no tag points anywhere new;
+//  2. tag history entries of deleted manifests, then their revision links;
+//  3. layer links to blobs about to go (or gone);
+//  4. blobs, only if phases 1 and 2 completed: a revision left standing by
+//     a failed delete may still need its blobs.
+//
+// Per-key failures are recorded in Result.Failed and the sweep goes on:
+// leftover garbage is safe, and the next run retries it.
+func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Options, ctr storage.Counter) (*Result, error) {
+	if !plan.Use() {
+		return nil, ErrPlanUsed
+	}
+	if ctr == nil {
+		ctr = storage.Nop{}
+	}
+	res := &Result{DryRun: opts.DryRun, Repos: make(map[string]*Counts)}
+	for _, r := range plan.Repos {
+		res.Repos[r] = &Counts{}
+	}
+	s := &sweeper{store: store, opts: opts, ctr: ctr, res: res}
+	if opts.DryRun {
+		s.store = storage.ReadOnly(store)
+	}
+
+	var tagCurrent, tagIndex, revIndex, revs, layers, blobs []op
+	for _, t := range plan.Tags {
+		counted := false
+		countTag := func(c *Counts) {
+			if !counted { // a tag counts once, whichever of its keys goes first
+				counted = true
+				c.Tags++
+			}
+		}
+		if t.HasCurrent {
+			tagCurrent = append(tagCurrent, op{storage.TagCurrentPath(t.Repo, t.Name), t.Repo, countTag})
+		}
+		for _, d := range t.Index {
+			tagIndex = append(tagIndex, op{storage.TagIndexLinkPath(t.Repo, t.Name, d), t.Repo, countTag})
+		}
+	}
+	for _, r := range plan.Revisions {
+		for _, tag := range r.TagIndex {
+			revIndex = append(revIndex, op{storage.TagIndexLinkPath(r.Repo, tag, r.Digest), r.Repo, func(c *Counts) { c.TagIndexEntries++ }})
+		}
+		revs = append(revs, op{storage.RevisionLinkPath(r.Repo, r.Digest), r.Repo, func(c *Counts) { c.Manifests++ }})
+	}
+	for _, l := range plan.LayerLinks {
+		layers = append(layers, op{storage.LayerLinkPath(l.Repo, l.Digest), l.Repo, func(c *Counts) { c.LayerLinks++ }})
+	}
+	for _, b := range plan.Blobs {
+		size := b.Size
+		blobs = append(blobs, op{storage.BlobDataPath(b.Digest), b.Repo, func(c *Counts) { c.Blobs++; c.Bytes += size }})
+	}
+	ctr.SetMax(int64(len(tagCurrent) + len(tagIndex) + len(revIndex) + len(revs) + len(layers) + len(blobs)))
+
+	for _, phase := range [][]op{tagCurrent, tagIndex, revIndex, revs, layers} {
+		if err := s.run(ctx, phase); err != nil {
+			return res, err
+		}
+	}
+	if len(res.Failed) > 0 {
+		res.BlobsSkipped = len(blobs)
+		return res, nil
+	}
+	return res, s.run(ctx, blobs)
+}
+
+type sweeper struct {
+	store storage.Store
+	opts  Options
+	ctr   storage.Counter
+
+	mu  sync.Mutex
+	res *Result
+}
+
+// run deletes one phase's keys in batches, Jobs batches at a time. It stops
+// starting batches when ctx ends; batches in flight finish.
+func (s *sweeper) run(ctx context.Context, ops []op) error {
+	if ctx.Err() != nil {
+		s.res.Interrupted = true
+		return nil
+	}
+	byKey := make(map[string]op, len(ops))
+	for _, o := range ops {
+		byKey[o.key] = o
+	}
+	done := func(key string, err error) {
+		o := byKey[key]
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if err != nil {
+			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+				s.res.Interrupted = true
+				return
+			}
+			s.res.Failed = append(s.res.Failed, Failure{Key: key, Err: err.Error()})
+			return
+		}
+		o.count(&s.res.Total)
+		if c := s.res.Repos[o.repo]; c != nil {
+			o.count(c)
+		}
+		s.ctr.Add(1)
+	}
+	jobs := max(s.opts.Jobs, 1)
+	size := min(max(s.store.BatchSize(), 1), max(1, (len(ops)+jobs-1)/jobs))
+	// Keys run to the store through a context that outlives the caller's,
+	// so that a delete in flight completes; no new batch starts after ctx ends.
+	g := new(errgroup.Group)
+	g.SetLimit(jobs)
+	for start := 0; start < len(ops); start += size {
+		if ctx.Err() != nil {
+			s.mu.Lock()
+			s.res.Interrupted = true
+			s.mu.Unlock()
+			break
+		}
+		batch := ops[start:min(start+size, len(ops))]
+		keys := make([]string, len(batch))
+		for i, o := range batch {
+			keys[i] = o.key
+		}
+		g.Go(func() error {
+			if s.opts.DryRun {
+				for _, k := range keys {
+					done(k, nil)
+				}
+				return nil
+			}
+			s.store.Delete(context.WithoutCancel(ctx), keys, done)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	return nil
+}

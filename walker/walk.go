@@ -1,0 +1,508 @@
+package walker
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"hash"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/regsweep/regsweep/storage"
+)
+
+// Options tune a walk.
+type Options struct {
+	// Jobs is how many storage operations run at once.
+	Jobs int
+}
+
+// maxLinkSize bounds link and startedat files: "sha512:" and 128 hex digits
+// fit; anything longer is garbage.
+const maxLinkSize = 256
+
+// walk holds the state of one Walk; its maps are guarded by mu.
+type walk struct {
+	store storage.Store
+	ctr   storage.Counter
+	pool  *pool
+
+	mu  sync.Mutex
+	inv *Inventory
+}
+
+// Walk lists the repository tree and the blob tree of store concurrently,
+// then reads every manifest the graph may need. It fails only when the
+// store cannot be listed at all; what it cannot make sense of goes into
+// Inventory.Problems or Repo.Unreadable.
+func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Counter) (*Inventory, error) {
+	if ctr == nil {
+		ctr = storage.Nop{}
+	}
+	w := &walk{
+		store: store,
+		ctr:   ctr,
+		pool:  newPool(),
+		inv: &Inventory{
+			Location:  store.String(),
+			Blobs:     make(map[storage.Digest]Blob),
+			Manifests: make(map[storage.Digest]*Manifest),
+		},
+	}
+	jobs := max(opts.Jobs, 1)
+	w.pool.Go(w.blobTree)
+	w.pool.Go(func(ctx context.Context) error { return w.repoDir(ctx, "") })
+	if err := w.pool.Run(ctx, jobs); err != nil {
+		return nil, fmt.Errorf("walk %s: %w", store, err)
+	}
+	sort.Slice(w.inv.Repos, func(i, j int) bool { return w.inv.Repos[i].Name < w.inv.Repos[j].Name })
+
+	if err := w.readManifests(ctx, jobs); err != nil {
+		return nil, fmt.Errorf("walk %s: %w", store, err)
+	}
+	if err := w.statOrphanLayerLinks(ctx, jobs); err != nil {
+		return nil, fmt.Errorf("walk %s: %w", store, err)
+	}
+	sort.Slice(w.inv.Problems, func(i, j int) bool { return w.inv.Problems[i].Path < w.inv.Problems[j].Path })
+	return w.inv, nil
+}
+
+func (w *walk) problem(p string, err error) {
+	w.mu.Lock()
+	w.inv.Problems = append(w.inv.Problems, Problem{Path: p, Err: err})
+	w.mu.Unlock()
+}
+
+// blobTree lists blobs/<alg>/ and queues one task per two-digit prefix.
+func (w *walk) blobTree(ctx context.Context) error {
+	algs, err := w.store.ReadDir(ctx, storage.BlobsDir())
+	if storage.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, a := range algs {
+		alg, ok := storage.AlgorithmFromString(a.Name)
+		if a.Type != storage.TypeDir || !ok {
+			w.problem(storage.BlobsDir()+"/"+a.Name, errors.New("not a digest algorithm folder: left alone"))
+			continue
+		}
+		prefixes, err := w.store.ReadDir(ctx, storage.BlobAlgDir(alg))
+		if err != nil {
+			return err
+		}
+		for _, p := range prefixes {
+			if p.Type != storage.TypeDir || len(p.Name) != 2 {
+				w.problem(storage.BlobAlgDir(alg)+"/"+p.Name, errors.New("not a blob prefix folder: left alone"))
+				continue
+			}
+			w.pool.Go(func(ctx context.Context) error { return w.blobPrefix(ctx, alg, p.Name) })
+		}
+	}
+	return nil
+}
+
+// blobPrefix lists the blobs of one prefix folder and stats their data.
+func (w *walk) blobPrefix(ctx context.Context, alg storage.Algorithm, prefix string) error {
+	dir := storage.BlobPrefixDir(alg, prefix)
+	entries, err := w.store.ReadDir(ctx, dir)
+	if err != nil {
+		return err
+	}
+	found := make(map[storage.Digest]Blob, len(entries))
+	var n int64
+	for _, e := range entries {
+		d, err := storage.DigestFromHex(alg.String(), e.Name)
+		if err == nil && (e.Type != storage.TypeDir || !strings.HasPrefix(e.Name, prefix)) {
+			err = errors.New("not a blob folder")
+		}
+		if err != nil {
+			w.problem(dir+"/"+e.Name, fmt.Errorf("%w: left alone", err))
+			continue
+		}
+		o, err := w.store.Stat(ctx, storage.BlobDataPath(d))
+		if err != nil {
+			// A blob folder without data: an interrupted write or delete.
+			// The registry cannot serve it; we leave it alone and say so.
+			w.problem(storage.BlobDir(d), fmt.Errorf("blob folder without readable data: %w", err))
+			continue
+		}
+		found[d] = Blob{Size: o.Size, ModTime: o.ModTime}
+		n++
+	}
+	w.mu.Lock()
+	for d, b := range found {
+		w.inv.Blobs[d] = b
+		w.inv.Stats.BlobBytes += b.Size
+	}
+	w.inv.Stats.Blobs += len(found)
+	w.mu.Unlock()
+	w.ctr.Add(n)
+	return nil
+}
+
+// repoDir lists a folder of the repository tree (rel is relative to
+// repositories/). A folder holding _manifests, _layers or _uploads is a
+// repository; every other child folder may hold more repositories.
+func (w *walk) repoDir(ctx context.Context, rel string) error {
+	dir := storage.RepositoriesDir()
+	if rel != "" {
+		dir += "/" + rel
+	}
+	entries, err := w.store.ReadDir(ctx, dir)
+	if storage.IsNotFound(err) && rel == "" {
+		return nil // a registry with no repository yet
+	}
+	if err != nil {
+		if rel == "" {
+			return err
+		}
+		// Whatever repositories lie below are unknown: their blobs may be
+		// referenced, so the sweep of blobs must not run.
+		w.problem(dir, fmt.Errorf("cannot list: %w", err))
+		w.addRepo(&Repo{Name: rel, Unreadable: err})
+		return nil
+	}
+	isRepo := false
+	for _, e := range entries {
+		if storage.IsRepoMarker(e.Name) {
+			isRepo = true
+			continue
+		}
+		if e.Type == storage.TypeOther {
+			w.problem(dir+"/"+e.Name, errors.New("symlink or special file in the repository tree: not followed, left alone"))
+			continue
+		}
+		if e.Type != storage.TypeDir {
+			w.problem(dir+"/"+e.Name, errors.New("file in the repository tree: left alone"))
+			continue
+		}
+		child := e.Name
+		if rel != "" {
+			child = rel + "/" + e.Name
+		}
+		w.pool.Go(func(ctx context.Context) error { return w.repoDir(ctx, child) })
+	}
+	if !isRepo {
+		return nil
+	}
+	if err := storage.ValidRepoName(rel); err != nil {
+		// Foreign: not a name the registry would serve or write. Its links
+		// still count as references, so its blobs are kept.
+		w.problem(dir, fmt.Errorf("%w: listed as a foreign repository, nothing in it is deleted", err))
+	}
+	return w.repo(ctx, rel)
+}
+
+func (w *walk) addRepo(r *Repo) {
+	w.mu.Lock()
+	w.inv.Repos = append(w.inv.Repos, r)
+	w.inv.Stats.Repos++
+	w.inv.Stats.Tags += len(r.Tags)
+	w.inv.Stats.Revisions += len(r.Revisions)
+	w.inv.Stats.LayerLinks += len(r.Layers)
+	w.inv.Stats.Uploads += len(r.Uploads)
+	for _, t := range r.Tags {
+		w.inv.Stats.TagIndexEntries += len(t.Index)
+	}
+	w.mu.Unlock()
+	w.ctr.Add(int64(len(r.Tags) + len(r.Revisions) + len(r.Layers) + len(r.Uploads)))
+}
+
+// repo lists one repository: revisions (reading each link), tags (reading
+// current/link), layer links (names only) and uploads.
+func (w *walk) repo(ctx context.Context, name string) error {
+	r := &Repo{Name: name}
+	fail := func(p string, err error) {
+		if ctx.Err() != nil {
+			return
+		}
+		w.problem(p, err)
+		if r.Unreadable == nil {
+			r.Unreadable = fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	revs, err := w.linkDigests(ctx, storage.RevisionsDir(name))
+	if err != nil {
+		fail(storage.RevisionsDir(name), err)
+	}
+	for _, d := range revs {
+		p := storage.RevisionLinkPath(name, d)
+		got, mt, err := w.readLinkDigest(ctx, p)
+		if err == nil && got != d {
+			err = fmt.Errorf("link holds %s, its path says %s", got, d)
+		}
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case storage.IsNotFound(err):
+			// A revision folder without link: the registry does not serve it.
+			w.problem(p, errors.New("revision folder without link file: left alone"))
+		case err != nil:
+			// Corrupt: kept whatever the policy, and what either digest
+			// references stays.
+			w.problem(p, fmt.Errorf("%w: revision kept", err))
+			r.Revisions = append(r.Revisions, Link{Digest: d, ModTime: mt, Target: got, Corrupt: true})
+		default:
+			r.Revisions = append(r.Revisions, Link{Digest: d, ModTime: mt})
+		}
+	}
+	if err := w.tags(ctx, r); err != nil {
+		fail(storage.TagsDir(name), err)
+	}
+	layers, err := w.linkDigests(ctx, storage.LayersDir(name))
+	if err != nil {
+		fail(storage.LayersDir(name), err)
+	}
+	for _, d := range layers {
+		r.Layers = append(r.Layers, Link{Digest: d})
+	}
+	if err := w.uploads(ctx, r); err != nil {
+		fail(storage.UploadsDir(name), err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.addRepo(r)
+	return nil
+}
+
+// linkDigests lists <dir>/<alg>/<hex> folders; a missing dir is empty.
+func (w *walk) linkDigests(ctx context.Context, dir string) ([]storage.Digest, error) {
+	algs, err := w.store.ReadDir(ctx, dir)
+	if storage.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []storage.Digest
+	for _, a := range algs {
+		if _, ok := storage.AlgorithmFromString(a.Name); !ok || a.Type != storage.TypeDir {
+			w.problem(dir+"/"+a.Name, errors.New("not a digest algorithm folder: left alone"))
+			continue
+		}
+		entries, err := w.store.ReadDir(ctx, dir+"/"+a.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			d, err := storage.DigestFromHex(a.Name, e.Name)
+			if err == nil && e.Type != storage.TypeDir {
+				err = errors.New("not a link folder")
+			}
+			if err != nil {
+				w.problem(dir+"/"+a.Name+"/"+e.Name, fmt.Errorf("%w: left alone", err))
+				continue
+			}
+			out = append(out, d)
+		}
+	}
+	return out, nil
+}
+
+// readLinkDigest reads the digest a link file holds.
+func (w *walk) readLinkDigest(ctx context.Context, p string) (storage.Digest, time.Time, error) {
+	b, o, err := w.store.ReadFile(ctx, p, maxLinkSize)
+	if err != nil {
+		return storage.Digest{}, o.ModTime, err
+	}
+	if len(b) == 0 {
+		return storage.Digest{}, o.ModTime, errors.New("empty link file")
+	}
+	d, err := storage.ParseDigest(string(b))
+	if err != nil {
+		return storage.Digest{}, o.ModTime, fmt.Errorf("garbage in link file: %w", err)
+	}
+	return d, o.ModTime, nil
+}
+
+// tags lists the tags of r, reading current/link and listing index/.
+func (w *walk) tags(ctx context.Context, r *Repo) error {
+	dir := storage.TagsDir(r.Name)
+	entries, err := w.store.ReadDir(ctx, dir)
+	if storage.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type != storage.TypeDir {
+			w.problem(dir+"/"+e.Name, errors.New("not a tag folder: left alone"))
+			continue
+		}
+		t := Tag{Name: e.Name}
+		if err := storage.ValidTag(e.Name); err != nil {
+			w.problem(dir+"/"+e.Name, fmt.Errorf("%w: kept as it is", err))
+		}
+		cur := storage.TagCurrentPath(r.Name, e.Name)
+		d, mt, err := w.readLinkDigest(ctx, cur)
+		switch {
+		case storage.IsNotFound(err):
+			// No current link: an interrupted tag delete. The registry does
+			// not serve this tag.
+		case err != nil:
+			t.Err = fmt.Errorf("%s: %w", cur, err)
+			w.problem(cur, err)
+		default:
+			t.Current, t.PushedAt = d, mt
+		}
+		t.Index, err = w.linkDigests(ctx, storage.TagIndexDir(r.Name, e.Name))
+		if err != nil {
+			return err
+		}
+		r.Tags = append(r.Tags, t)
+	}
+	return nil
+}
+
+// uploads lists _uploads/<id>/ folders and reads their startedat.
+func (w *walk) uploads(ctx context.Context, r *Repo) error {
+	dir := storage.UploadsDir(r.Name)
+	entries, err := w.store.ReadDir(ctx, dir)
+	if storage.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type != storage.TypeDir {
+			w.problem(dir+"/"+e.Name, errors.New("not an upload folder: left alone"))
+			continue
+		}
+		u := Upload{ID: e.Name}
+		err := w.store.Walk(ctx, storage.UploadDir(r.Name, e.Name), func(o storage.Object) error {
+			u.Keys = append(u.Keys, o.Key)
+			return nil
+		})
+		if err != nil && !storage.IsNotFound(err) {
+			return err
+		}
+		b, _, err := w.store.ReadFile(ctx, storage.UploadStartedAtPath(r.Name, e.Name), maxLinkSize)
+		if err == nil {
+			if t, perr := time.Parse(time.RFC3339, string(bytes.TrimSpace(b))); perr == nil {
+				u.StartedAt = t
+			}
+		}
+		r.Uploads = append(r.Uploads, u)
+	}
+	return nil
+}
+
+// readManifests reads and parses every manifest a repository holds or a
+// tag names, then, wave after wave, the children of indexes among them.
+func (w *walk) readManifests(ctx context.Context, jobs int) error {
+	var wave []storage.Digest
+	seen := make(map[storage.Digest]bool)
+	want := func(d storage.Digest) {
+		if !seen[d] && !d.IsZero() {
+			seen[d] = true
+			wave = append(wave, d)
+		}
+	}
+	for _, r := range w.inv.Repos {
+		for _, l := range r.Revisions {
+			want(l.Digest)
+			want(l.Target)
+		}
+		for _, t := range r.Tags {
+			want(t.Current)
+		}
+	}
+	w.ctr.SetMax(int64(len(wave)))
+	for len(wave) > 0 {
+		for _, d := range wave {
+			w.pool.Go(func(ctx context.Context) error { return w.readManifest(ctx, d) })
+		}
+		if err := w.pool.Run(ctx, jobs); err != nil {
+			return err
+		}
+		next := wave
+		wave = nil
+		for _, d := range next {
+			for _, c := range w.inv.Manifests[d].Refs.Manifests {
+				if _, ok := w.inv.Blobs[c]; ok {
+					want(c)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (w *walk) readManifest(ctx context.Context, d storage.Digest) error {
+	m := &Manifest{}
+	p := storage.BlobDataPath(d)
+	b, o, err := w.store.ReadFile(ctx, p, storage.MaxManifestSize)
+	m.Size = o.Size
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case err != nil:
+		m.Err = err
+	case !digestMatches(d, b):
+		m.Err = fmt.Errorf("read %s: content does not match its digest", p)
+	default:
+		m.Refs, err = storage.ParseManifest(b)
+		if err != nil {
+			m.Err = fmt.Errorf("parse %s: %w", p, err)
+		}
+	}
+	w.mu.Lock()
+	w.inv.Manifests[d] = m
+	w.inv.Stats.ManifestsRead++
+	w.mu.Unlock()
+	w.ctr.Add(1)
+	return nil
+}
+
+func digestMatches(d storage.Digest, b []byte) bool {
+	var h hash.Hash
+	switch d.Algorithm() {
+	case storage.SHA256:
+		h = sha256.New()
+	case storage.SHA384:
+		h = sha512.New384()
+	case storage.SHA512:
+		h = sha512.New()
+	}
+	h.Write(b)
+	got, err := storage.DigestFromHex(d.Algorithm().String(), fmt.Sprintf("%x", h.Sum(nil)))
+	return err == nil && got == d
+}
+
+// statOrphanLayerLinks stats the layer links whose blob is gone: they are
+// the only layer links a sweep may delete on their own account, and it needs
+// their age.
+func (w *walk) statOrphanLayerLinks(ctx context.Context, jobs int) error {
+	for _, r := range w.inv.Repos {
+		for i := range r.Layers {
+			l := &r.Layers[i]
+			if _, ok := w.inv.Blobs[l.Digest]; ok {
+				continue
+			}
+			w.pool.Go(func(ctx context.Context) error {
+				o, err := w.store.Stat(ctx, storage.LayerLinkPath(r.Name, l.Digest))
+				if err != nil {
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					w.problem(path.Join(storage.LayerLinkPath(r.Name, l.Digest)), err)
+					return nil
+				}
+				l.ModTime = o.ModTime
+				return nil
+			})
+		}
+	}
+	return w.pool.Run(ctx, jobs)
+}
