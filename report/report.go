@@ -119,7 +119,7 @@ func Text(w io.Writer, r *Report) error {
 	if r.DryRun {
 		verb = "would delete"
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "regsweep gc %s (dry run: %v, delete untagged: %v, min age: %s)\n", r.Location, r.DryRun, r.DeleteUntagged, r.MinAge)
 	fmt.Fprintf(w, "scanned %d repositories, %d tags, %d manifests, %d layer links, %d blobs (%s), %d uploads\n\n",
 		r.Scanned.Repositories, r.Scanned.Tags, r.Scanned.Manifests, r.Scanned.LayerLinks, r.Scanned.Blobs, Bytes(r.Scanned.Bytes), r.Scanned.Uploads)
