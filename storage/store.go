@@ -42,6 +42,9 @@ type Object struct {
 	Key     string
 	Size    int64
 	ModTime time.Time
+	// ETag is the object's entity tag where the backend has one (S3: the
+	// MD5 of the content for plain uploads), quoted as the server sent it.
+	ETag string
 }
 
 // Store is a registry's storage backend. Keys are slash-separated paths
