@@ -22,7 +22,7 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 	p := &Plan{Options: opts, Cutoff: opts.StartedAt.Add(-opts.MinAge)}
 	marked := make(map[storage.Digest]bool, len(inv.Blobs))
 	linkedBy := make(map[storage.Digest]string) // first repository linking a blob
-	var graphErrs, doubts []string
+	var graphErrs []string
 
 	for _, r := range inv.Repos {
 		p.Repos = append(p.Repos, r.Name)
@@ -32,8 +32,8 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 			markManifest(inv, d, marked)
 		}
 		graphErrs = append(graphErrs, rp.graphErrs...)
-		if rp.doubt != "" {
-			doubts = append(doubts, rp.doubt)
+		if rp.doubt != "" && opts.DeleteUntagged {
+			p.Doubts = append(p.Doubts, fmt.Sprintf("untagged manifests of %s kept: %s", r.Name, rp.doubt))
 		}
 		for _, l := range r.Revisions {
 			if _, ok := linkedBy[l.Digest]; !ok {

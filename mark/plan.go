@@ -46,6 +46,8 @@ type Plan struct {
 	Kept Kept
 	// Broken lists the kept images that cannot be served whole.
 	Broken []Broken
+	// Doubts say why repositories kept their untagged manifests.
+	Doubts []string
 	// Err is non-nil when the plan is partial: blobs are not swept
 	// (ErrIncompleteGraph) or a repository was left alone. It lists every
 	// path concerned.

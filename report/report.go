@@ -32,6 +32,8 @@ type Report struct {
 	BlobsSkipped int             `json:"blobs_skipped"`
 	// Problems are paths the walk found wrong and left alone.
 	Problems []Problem `json:"problems"`
+	// Doubts say why repositories kept untagged manifests.
+	Doubts []string `json:"doubts"`
 	// Errors say why a run is incomplete; empty on a complete run.
 	Errors      []string `json:"errors"`
 	Interrupted bool     `json:"interrupted"`
@@ -84,6 +86,7 @@ func New(location string, plan *mark.Plan, res *sweep.Result) *Report {
 		Repositories:   []Repository{},
 		Problems:       []Problem{},
 		Errors:         []string{},
+		Doubts:         append([]string{}, plan.Doubts...),
 	}
 	if r.Broken == nil {
 		r.Broken = []mark.Broken{}
@@ -155,6 +158,9 @@ func Text(w io.Writer, r *Report) error {
 			}
 			fmt.Fprintf(w, "  %s: %s\n", name, b.Reason)
 		}
+	}
+	for _, d := range r.Doubts {
+		fmt.Fprintf(w, "\n%s\n", d)
 	}
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(w, "\nleft alone: %d paths\n", len(r.Problems))

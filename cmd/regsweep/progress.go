@@ -60,7 +60,11 @@ type lineProgress struct {
 func (l *lineProgress) Add(n int64)  { l.n.Add(n) }
 func (l *lineProgress) SetMax(int64) {}
 func (l *lineProgress) Done() {
-	if l.w != nil {
+	switch {
+	case l.w == nil:
+	case l.n.Load() == 0:
+		fmt.Fprintf(l.w, "%s: done in %.2fs\n", l.name, time.Since(l.start).Seconds())
+	default:
 		fmt.Fprintf(l.w, "%s: %d objects in %.2fs\n", l.name, l.n.Load(), time.Since(l.start).Seconds())
 	}
 }
