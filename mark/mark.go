@@ -143,22 +143,36 @@ func (rp *repoPlan) run() {
 		}
 	}
 
-	// Tags: delete what the policy says, keep the rest.
-	deleteTags := rp.opts.DeleteTags[r.Name]
-	var liveTags []walker.Tag
+	if r.Unreadable != nil {
+		rp.doubt = r.Unreadable.Error()
+	}
+	// Tags: delete what the policy says, keep the rest. Signature tags
+	// that follow their subject are decided after the closure.
+	decisions := map[string]TagDecision{}
+	if pol := rp.opts.Policy; pol != nil && r.Unreadable == nil {
+		for _, d := range pol.Evaluate(r.Name, r.Tags, rp.opts.StartedAt) {
+			decisions[d.Tag] = d
+		}
+	}
+	var liveTags, sigTags []walker.Tag
 	for _, t := range r.Tags {
-		if reason, ok := deleteTags[t.Name]; ok && r.Unreadable == nil {
-			rp.p.Tags = append(rp.p.Tags, Tag{Repo: r.Name, Name: t.Name, HasCurrent: !t.Current.IsZero(), Index: t.Index, Reason: reason})
+		d, decided := decisions[t.Name]
+		_, isSig := SignatureSubject(t.Name)
+		switch {
+		case r.Unreadable != nil || rp.opts.Policy == nil:
+		case !decided && isSig:
+			sigTags = append(sigTags, t)
+			continue
+		case !d.Keep:
+			rp.deleteTag(t, d)
 			continue
 		}
+		rp.keepTag(t, d)
 		liveTags = append(liveTags, t)
 		if t.Err != nil {
 			rp.doubt = fmt.Sprintf("tag %s of %s: %v", t.Name, r.Name, t.Err)
 		}
 		keep(t.Current)
-	}
-	if r.Unreadable != nil {
-		rp.doubt = r.Unreadable.Error()
 	}
 
 	// Revisions: roots when untagged content is kept, when in doubt, when
@@ -197,6 +211,35 @@ func (rp *repoPlan) run() {
 		}
 	}
 	closure()
+
+	// Signature tags live and die with their subject, signatures of
+	// signatures included: repeat until nothing changes.
+	for changed := true; changed; {
+		changed = false
+		rest := sigTags[:0]
+		for _, t := range sigTags {
+			subj, _ := SignatureSubject(t.Name)
+			sd, err := storage.ParseDigest(subj)
+			if err == nil && rp.kept[sd] {
+				rp.keepTag(t, TagDecision{Keep: true, Reason: "signature of kept subject " + subj})
+				liveTags = append(liveTags, t)
+				keep(t.Current)
+				closure()
+				changed = true
+				continue
+			}
+			rest = append(rest, t)
+		}
+		sigTags = rest
+	}
+	for _, t := range sigTags {
+		subj, _ := SignatureSubject(t.Name)
+		rp.deleteTag(t, TagDecision{Reason: "signature of deleted subject " + subj})
+	}
+	if rp.opts.Policy != nil && len(r.Tags) > 0 && len(liveTags) == 0 {
+		rp.p.Warnings = append(rp.p.Warnings, fmt.Sprintf("the policy deletes every tag of %s (%d)", r.Name, len(r.Tags)))
+	}
+
 	if len(rp.graphErrs) > 0 && rp.doubt == "" {
 		rp.doubt = rp.graphErrs[0]
 	}
@@ -248,6 +291,25 @@ func (rp *repoPlan) visit(d storage.Digest, subjects map[storage.Digest][]storag
 			rp.broken(d, "references missing blob "+b.String())
 		}
 	}
+}
+
+// deleteTag plans the deletion of tag t and records why.
+func (rp *repoPlan) deleteTag(t walker.Tag, d TagDecision) {
+	d.Repo, d.Tag, d.Keep = rp.r.Name, t.Name, false
+	rp.p.Decisions = append(rp.p.Decisions, d)
+	rp.p.Tags = append(rp.p.Tags, Tag{Repo: rp.r.Name, Name: t.Name, HasCurrent: !t.Current.IsZero(), Index: t.Index, Reason: d.Reason})
+}
+
+// keepTag records why tag t stays, when a policy decided.
+func (rp *repoPlan) keepTag(t walker.Tag, d TagDecision) {
+	if rp.opts.Policy == nil {
+		return
+	}
+	if d.Reason == "" {
+		d.Reason = "repository left alone: " + rp.doubt
+	}
+	d.Repo, d.Tag, d.Keep = rp.r.Name, t.Name, true
+	rp.p.Decisions = append(rp.p.Decisions, d)
 }
 
 // broken records a kept manifest that cannot be served whole, naming the

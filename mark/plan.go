@@ -23,9 +23,8 @@ type Options struct {
 	MinAge time.Duration
 	// StartedAt is when the run started; mark never reads the clock.
 	StartedAt time.Time
-	// DeleteTags maps repository → tag → reason for the tags a policy
-	// deletes. Nil keeps every tag.
-	DeleteTags map[string]map[string]string
+	// Policy decides which tags to delete; nil keeps every tag.
+	Policy *Policy
 }
 
 // Plan is what a run deletes, in the order sweep deletes it, and what it
@@ -48,6 +47,12 @@ type Plan struct {
 	Broken []Broken
 	// Doubts say why repositories kept their untagged manifests.
 	Doubts []string
+	// Decisions are the policy's verdicts on every tag, in repository
+	// order; empty without a policy.
+	Decisions []TagDecision
+	// Warnings are what an admin should see before trusting the run, such
+	// as a policy deleting every tag of a repository.
+	Warnings []string
 	// Err is non-nil when the plan is partial: blobs are not swept
 	// (ErrIncompleteGraph) or a repository was left alone. It lists every
 	// path concerned.

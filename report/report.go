@@ -32,6 +32,11 @@ type Report struct {
 	BlobsSkipped int             `json:"blobs_skipped"`
 	// Problems are paths the walk found wrong and left alone.
 	Problems []Problem `json:"problems"`
+	// Policy is the policy file applied, if any.
+	Policy string `json:"policy,omitempty"`
+	// Warnings are what an admin should see, such as a policy deleting
+	// every tag of a repository.
+	Warnings []string `json:"warnings"`
 	// Doubts say why repositories kept untagged manifests.
 	Doubts []string `json:"doubts"`
 	// Errors say why a run is incomplete; empty on a complete run.
@@ -44,6 +49,8 @@ type Report struct {
 type Repository struct {
 	Name string `json:"name"`
 	sweep.Counts
+	// Tags are the policy's decisions on every tag, kept and deleted.
+	Tags []mark.TagDecision `json:"tags,omitempty"`
 }
 
 // Scanned counts what a walk listed.
@@ -86,6 +93,7 @@ func New(location string, plan *mark.Plan, res *sweep.Result) *Report {
 		Repositories:   []Repository{},
 		Problems:       []Problem{},
 		Errors:         []string{},
+		Warnings:       []string{},
 		Doubts:         append([]string{}, plan.Doubts...),
 	}
 	if r.Broken == nil {
@@ -99,9 +107,16 @@ func New(location string, plan *mark.Plan, res *sweep.Result) *Report {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	for _, n := range names {
-		r.Repositories = append(r.Repositories, Repository{Name: n, Counts: *res.Repos[n]})
+	decisions := map[string][]mark.TagDecision{}
+	for _, d := range plan.Decisions {
+		decisions[d.Repo] = append(decisions[d.Repo], d)
 	}
+	for _, n := range names {
+		ds := decisions[n]
+		sort.Slice(ds, func(i, j int) bool { return ds[i].Tag < ds[j].Tag })
+		r.Repositories = append(r.Repositories, Repository{Name: n, Counts: *res.Repos[n], Tags: ds})
+	}
+	r.Warnings = append(r.Warnings, plan.Warnings...)
 	if plan.Err != nil {
 		r.Errors = append(r.Errors, strings.Split(plan.Err.Error(), "\n")...)
 	}
@@ -116,8 +131,9 @@ func JSON(w io.Writer, r *Report) error {
 }
 
 // Text writes the human summary: repositories with deletions, totals, what
-// was kept and why, problems, and the time per phase.
-func Text(w io.Writer, r *Report) error {
+// was kept and why, problems, and the time per phase. Verbose adds a line
+// per tag decision.
+func Text(w io.Writer, r *Report, verbose bool) error {
 	verb := "deleted"
 	if r.DryRun {
 		verb = "would delete"
@@ -143,6 +159,28 @@ func Text(w io.Writer, r *Report) error {
 	fmt.Fprintf(tw, "TOTAL %s\t%d\t%d\t%d\t%d\t%s\t\n", verb, c.Tags, c.Manifests, c.LayerLinks, c.Blobs, Bytes(c.Bytes))
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if verbose {
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, repo := range r.Repositories {
+			for _, d := range repo.Tags {
+				verdict := "delete"
+				if d.Keep {
+					verdict = "keep"
+				}
+				rule := "-"
+				if d.Rule > 0 {
+					rule = fmt.Sprintf("rule %d", d.Rule)
+				}
+				fmt.Fprintf(tw, "%s\t%s:%s\t%s\t%s\n", verdict, repo.Name, d.Tag, rule, d.Reason)
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "\nwarning: %s\n", warn)
 	}
 	k := r.Kept
 	if k != (mark.Kept{}) {

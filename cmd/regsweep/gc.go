@@ -26,6 +26,12 @@ type gcFlags struct {
 	jobs           int
 	minAge         time.Duration
 	quiet          bool
+	verbose        bool
+	policyFile     string
+	allowDeleteAll bool
+	// deleteUntaggedSet: --delete-untagged was given, and wins over the
+	// policy's untagged setting.
+	deleteUntaggedSet bool
 }
 
 func newGCCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -46,6 +52,7 @@ Stop the registry or make it read-only first.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
+			f.deleteUntaggedSet = cmd.Flags().Changed("delete-untagged")
 			return runGC(cmd.Context(), args[0], f, stdout, stderr)
 		},
 	}
@@ -56,6 +63,9 @@ Stop the registry or make it read-only first.`,
 	fl.IntVar(&f.jobs, "jobs", 0, "storage operations at once (default: 4 per CPU on a filesystem)")
 	fl.DurationVar(&f.minAge, "min-age", time.Hour, "keep unreferenced blobs and revisions modified less than this before the run started")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
+	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list every tag decision of the policy")
+	fl.StringVar(&f.policyFile, "policy", "", "apply the tag retention policy in `FILE` (YAML, see README)")
+	fl.BoolVar(&f.allowDeleteAll, "allow-delete-all", false, "accept a policy rule for every repository (**) that may delete every tag")
 	return cmd
 }
 
@@ -70,6 +80,21 @@ func runGC(ctx context.Context, root string, f gcFlags, stdout, stderr io.Writer
 	jobs := f.jobs
 	if jobs == 0 {
 		jobs = 4 * runtime.NumCPU()
+	}
+	// The policy is checked before anything is read from storage.
+	var policy *mark.Policy
+	deleteUntagged := f.deleteUntagged
+	if f.policyFile != "" {
+		data, err := os.ReadFile(f.policyFile)
+		if err != nil {
+			return usageError{fmt.Errorf("--policy: %w", err)}
+		}
+		if policy, err = mark.ParsePolicy(f.policyFile, data, f.allowDeleteAll); err != nil {
+			return usageError{err}
+		}
+		if !f.deleteUntaggedSet && policy.Untagged == "delete" {
+			deleteUntagged = true
+		}
 	}
 	startedAt := time.Now()
 
@@ -98,7 +123,7 @@ func runGC(ctx context.Context, root string, f gcFlags, stdout, stderr io.Writer
 	}
 	var plan *mark.Plan
 	_ = timed("mark", func(storage.Counter) error {
-		plan = mark.Compute(inv, mark.Options{DeleteUntagged: f.deleteUntagged, MinAge: f.minAge, StartedAt: startedAt})
+		plan = mark.Compute(inv, mark.Options{DeleteUntagged: deleteUntagged, MinAge: f.minAge, StartedAt: startedAt, Policy: policy})
 		return nil
 	})
 	var res *sweep.Result
@@ -116,7 +141,8 @@ func runGC(ctx context.Context, root string, f gcFlags, stdout, stderr io.Writer
 	for _, p := range inv.Problems {
 		rep.Problems = append(rep.Problems, report.Problem{Path: p.Path, Reason: p.Err.Error()})
 	}
-	if err := report.Text(stdout, rep); err != nil {
+	rep.Policy = f.policyFile
+	if err := report.Text(stdout, rep, f.verbose); err != nil {
 		return err
 	}
 	if f.reportFile != "" {

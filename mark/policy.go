@@ -1,0 +1,386 @@
+package mark
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bmatcuk/doublestar/v4"
+	"gopkg.in/yaml.v3"
+
+	"github.com/regsweep/regsweep/walker"
+)
+
+// Policy is a tag retention policy: which tags of which repositories to
+// keep. A repository no rule matches keeps every tag; one that several rules
+// match keeps a tag that any of them keeps.
+type Policy struct {
+	Rules []Rule
+	// Untagged is "delete", "keep", or "" (the command line decides).
+	Untagged string
+	// SignaturesFollowSubject makes cosign tags (sha256-<hex>.sig, .att,
+	// .sbom) live and die with their subject manifest, whatever the rules.
+	SignaturesFollowSubject bool
+}
+
+// Rule selects repositories by glob and says which of their tags to keep.
+type Rule struct {
+	// Include and Exclude are doublestar globs over repository names
+	// (Exclude came with a leading "!").
+	Include, Exclude []string
+	// Newest keeps the N most recently pushed tags (0: not set).
+	Newest int
+	// YoungerThan keeps tags pushed within this duration (0: not set);
+	// YoungerThanText is how the file spelled it.
+	YoungerThan     time.Duration
+	YoungerThanText string
+	// Tags keeps tags matching any of these anchored regexes.
+	Tags []*regexp.Regexp
+	// Line is the rule's line in the policy file.
+	Line int
+}
+
+// TagDecision is the fate of one tag and why.
+type TagDecision struct {
+	Repo   string `json:"-"`
+	Tag    string `json:"tag"`
+	Keep   bool   `json:"keep"`
+	Rule   int    `json:"rule,omitempty"` // 1-based; 0 when no rule decided
+	Reason string `json:"reason"`
+}
+
+// Matches reports whether the rule applies to repository repo.
+func (r *Rule) Matches(repo string) bool {
+	in := false
+	for _, g := range r.Include {
+		if ok, _ := doublestar.Match(g, repo); ok {
+			in = true
+			break
+		}
+	}
+	if !in {
+		return false
+	}
+	for _, g := range r.Exclude {
+		if ok, _ := doublestar.Match(g, repo); ok {
+			return false
+		}
+	}
+	return true
+}
+
+// cosignTag matches cosign's fallback tags for signatures, attestations and
+// SBOMs: sha256-<hex of the subject digest>.sig|.att|.sbom.
+var cosignTag = regexp.MustCompile(`^(sha256|sha512)-([0-9a-f]{64}|[0-9a-f]{128})\.(sig|att|sbom)$`)
+
+// SignatureSubject returns the subject digest ("sha256:<hex>") a cosign
+// fallback tag names, and whether tag is one.
+func SignatureSubject(tag string) (string, bool) {
+	m := cosignTag.FindStringSubmatch(tag)
+	if m == nil {
+		return "", false
+	}
+	return m[1] + ":" + m[2], true
+}
+
+// Evaluate decides the tags of one repository by the rules alone, as a pure
+// function of the tags and the run's start time. Ties in push time are
+// broken by tag name, so decisions are deterministic. Signature tags are
+// left to Compute when SignaturesFollowSubject is set: they are not in the
+// result.
+func (p *Policy) Evaluate(repo string, tags []walker.Tag, now time.Time) []TagDecision {
+	var rules []int
+	for i := range p.Rules {
+		if p.Rules[i].Matches(repo) {
+			rules = append(rules, i)
+		}
+	}
+	var subject []walker.Tag
+	for _, t := range tags {
+		if _, sig := SignatureSubject(t.Name); sig && p.SignaturesFollowSubject {
+			continue
+		}
+		subject = append(subject, t)
+	}
+	out := make([]TagDecision, 0, len(subject))
+	if len(rules) == 0 {
+		for _, t := range subject {
+			out = append(out, TagDecision{Repo: repo, Tag: t.Name, Keep: true, Reason: "no rule matches"})
+		}
+		return out
+	}
+	// Newest first; ties by name.
+	byAge := append([]walker.Tag(nil), subject...)
+	sort.SliceStable(byAge, func(i, j int) bool {
+		a, b := byAge[i], byAge[j]
+		if !a.PushedAt.Equal(b.PushedAt) {
+			return a.PushedAt.After(b.PushedAt)
+		}
+		return a.Name < b.Name
+	})
+	rank := make(map[string]int, len(byAge))
+	for i, t := range byAge {
+		rank[t.Name] = i
+	}
+	for _, t := range subject {
+		d := TagDecision{Repo: repo, Tag: t.Name}
+		for _, i := range rules {
+			if reason := p.Rules[i].keeps(t, rank[t.Name], now); reason != "" {
+				d.Keep, d.Rule, d.Reason = true, i+1, reason
+				break
+			}
+		}
+		if !d.Keep {
+			d.Rule = rules[0] + 1
+			nums := make([]string, len(rules))
+			for k, i := range rules {
+				nums[k] = strconv.Itoa(i + 1)
+			}
+			d.Reason = "kept by no matching rule (" + strings.Join(nums, ", ") + ")"
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// keeps returns why the rule keeps tag t (rank 0 is the newest), or "".
+func (r *Rule) keeps(t walker.Tag, rank int, now time.Time) string {
+	for _, re := range r.Tags {
+		if re.MatchString(t.Name) {
+			return "matches " + strings.TrimSuffix(strings.TrimPrefix(re.String(), "^(?:"), ")$")
+		}
+	}
+	if r.Newest > 0 && rank < r.Newest {
+		return "newest " + strconv.Itoa(r.Newest)
+	}
+	if r.YoungerThan > 0 && t.PushedAt.After(now.Add(-r.YoungerThan)) {
+		return "younger than " + r.YoungerThanText
+	}
+	return ""
+}
+
+// ParsePolicy reads a policy file strictly: an unknown key, a bad glob or
+// regex, a negative number or an unknown unit is an error naming the file
+// and line. allowDeleteAll lifts the safety net that refuses a rule matching
+// every repository ("**") without keep.newest of at least 1.
+func ParsePolicy(file string, data []byte, allowDeleteAll bool) (*Policy, error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("policy %s: %w", file, err)
+	}
+	pe := func(n *yaml.Node, format string, a ...any) error {
+		return fmt.Errorf("policy %s:%d: %s", file, n.Line, fmt.Sprintf(format, a...))
+	}
+	if len(doc.Content) == 0 {
+		return nil, fmt.Errorf("policy %s: empty", file)
+	}
+	root := doc.Content[0]
+	p := &Policy{}
+	err := mapping(root, pe, map[string]func(*yaml.Node) error{
+		"rules": func(n *yaml.Node) error {
+			if n.Kind != yaml.SequenceNode {
+				return pe(n, "rules: want a list")
+			}
+			for _, rn := range n.Content {
+				r, err := parseRule(rn, pe)
+				if err != nil {
+					return err
+				}
+				p.Rules = append(p.Rules, r)
+			}
+			return nil
+		},
+		"untagged": func(n *yaml.Node) error {
+			if n.Value != "delete" && n.Value != "keep" {
+				return pe(n, "untagged: %q, want delete or keep", n.Value)
+			}
+			p.Untagged = n.Value
+			return nil
+		},
+		"signatures": func(n *yaml.Node) error {
+			switch n.Value {
+			case "follow-subject":
+				p.SignaturesFollowSubject = true
+			case "as-tags":
+			default:
+				return pe(n, "signatures: %q, want follow-subject or as-tags", n.Value)
+			}
+			return nil
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !allowDeleteAll {
+		for i, r := range p.Rules {
+			for _, g := range r.Include {
+				if g == "**" && len(r.Exclude) == 0 && r.Newest < 1 {
+					return nil, fmt.Errorf("policy %s:%d: rule %d matches every repository and does not keep at least the newest tag (keep.newest >= 1): it may delete every tag; pass --allow-delete-all if that is meant", file, r.Line, i+1)
+				}
+			}
+		}
+	}
+	return p, nil
+}
+
+type posErr func(n *yaml.Node, format string, a ...any) error
+
+// mapping decodes a YAML mapping key by key, refusing unknown keys.
+func mapping(n *yaml.Node, pe posErr, fields map[string]func(*yaml.Node) error) error {
+	if n.Kind != yaml.MappingNode {
+		return pe(n, "want a mapping")
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		f, ok := fields[k.Value]
+		if !ok {
+			known := make([]string, 0, len(fields))
+			for name := range fields {
+				known = append(known, name)
+			}
+			sort.Strings(known)
+			return pe(k, "unknown key %q (known: %s)", k.Value, strings.Join(known, ", "))
+		}
+		if seen[k.Value] {
+			return pe(k, "key %q given twice", k.Value)
+		}
+		seen[k.Value] = true
+		if err := f(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func stringList(n *yaml.Node, pe posErr, what string) ([]*yaml.Node, error) {
+	if n.Kind == yaml.ScalarNode {
+		return []*yaml.Node{n}, nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		return nil, pe(n, "%s: want a list of strings", what)
+	}
+	for _, c := range n.Content {
+		if c.Kind != yaml.ScalarNode {
+			return nil, pe(c, "%s: want a string", what)
+		}
+	}
+	return n.Content, nil
+}
+
+func parseRule(n *yaml.Node, pe posErr) (Rule, error) {
+	r := Rule{Line: n.Line}
+	hasRepos, hasKeep := false, false
+	err := mapping(n, pe, map[string]func(*yaml.Node) error{
+		"repositories": func(v *yaml.Node) error {
+			hasRepos = true
+			globs, err := stringList(v, pe, "repositories")
+			if err != nil {
+				return err
+			}
+			for _, g := range globs {
+				pat, neg := strings.CutPrefix(g.Value, "!")
+				if pat == "" || !doublestar.ValidatePattern(pat) {
+					return pe(g, "repositories: bad glob %q", g.Value)
+				}
+				if neg {
+					r.Exclude = append(r.Exclude, pat)
+				} else {
+					r.Include = append(r.Include, pat)
+				}
+			}
+			if len(r.Include) == 0 {
+				return pe(v, "repositories: only exclusions; add a glob that includes")
+			}
+			return nil
+		},
+		"keep": func(v *yaml.Node) error {
+			hasKeep = true
+			return mapping(v, pe, map[string]func(*yaml.Node) error{
+				"newest": func(v *yaml.Node) error {
+					k, err := strconv.Atoi(v.Value)
+					if err != nil || k < 0 {
+						return pe(v, "keep.newest: %q, want a number >= 0", v.Value)
+					}
+					r.Newest = k
+					return nil
+				},
+				"younger_than": func(v *yaml.Node) error {
+					d, err := ParseAge(v.Value)
+					if err != nil {
+						return pe(v, "keep.younger_than: %v", err)
+					}
+					r.YoungerThan, r.YoungerThanText = d, v.Value
+					return nil
+				},
+				"tags": func(v *yaml.Node) error {
+					res, err := stringList(v, pe, "keep.tags")
+					if err != nil {
+						return err
+					}
+					for _, s := range res {
+						re, err := regexp.Compile("^(?:" + s.Value + ")$")
+						if err != nil {
+							return pe(s, "keep.tags: bad regex %q: %v", s.Value, err)
+						}
+						r.Tags = append(r.Tags, re)
+					}
+					return nil
+				},
+			})
+		},
+	})
+	if err != nil {
+		return r, err
+	}
+	if !hasRepos {
+		return r, pe(n, "rule without repositories")
+	}
+	if !hasKeep {
+		return r, pe(n, "rule without keep: say what to keep (keep: {newest: 0} deletes every tag)")
+	}
+	return r, nil
+}
+
+// ParseAge parses a duration with units s, m, h, d (24h) and w (7d), such
+// as "30d" or "1w2d"; a bare 0 is zero.
+func ParseAge(s string) (time.Duration, error) {
+	if s == "0" {
+		return 0, nil
+	}
+	if s == "" {
+		return 0, fmt.Errorf("empty duration")
+	}
+	units := map[byte]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}
+	var total time.Duration
+	rest := s
+	for rest != "" {
+		i := 0
+		for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+			i++
+		}
+		if i == 0 {
+			if rest[0] == '-' {
+				return 0, fmt.Errorf("%q: negative", s)
+			}
+			return 0, fmt.Errorf("%q: want a number then a unit (s m h d w)", s)
+		}
+		if i == len(rest) {
+			return 0, fmt.Errorf("%q: number without unit (s m h d w)", s)
+		}
+		u, ok := units[rest[i]]
+		if !ok {
+			return 0, fmt.Errorf("%q: unknown unit %q (s m h d w)", s, rest[i])
+		}
+		n, err := strconv.ParseInt(rest[:i], 10, 64)
+		if err != nil || n > int64(1<<62)/int64(u) {
+			return 0, fmt.Errorf("%q: too large", s)
+		}
+		total += time.Duration(n) * u
+		rest = rest[i+1:]
+	}
+	return total, nil
+}
