@@ -1,0 +1,252 @@
+package mark
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regsweep/regsweep/storage"
+	"github.com/regsweep/regsweep/walker"
+)
+
+func blobSet(p *Plan) map[storage.Digest]bool {
+	out := map[storage.Digest]bool{}
+	for _, b := range p.Blobs {
+		out[b.Digest] = true
+	}
+	return out
+}
+
+func revSet(p *Plan) map[string]bool {
+	out := map[string]bool{}
+	for _, r := range p.Revisions {
+		out[r.Repo+"@"+r.Digest.String()] = true
+	}
+	return out
+}
+
+func TestComputeKeepsEveryManifestWithoutDeleteUntagged(t *testing.T) {
+	v := newInv()
+	r := v.repo("app")
+	img := v.image(r, 2)
+	v.tag(r, "latest", img, old)
+	v.image(r, 1) // untagged
+	orphan := v.blob()
+	r.Layers = append(r.Layers, walker.Link{Digest: orphan})
+	p := Compute(v.Inventory, Options{StartedAt: now})
+	if p.Err != nil {
+		t.Fatal(p.Err)
+	}
+	if len(p.Revisions) != 0 || len(p.Blobs) != 1 || !blobSet(p)[orphan] {
+		t.Fatalf("plan deletes revisions %v, blobs %v; want only the orphan", p.Revisions, p.Blobs)
+	}
+	if len(p.LayerLinks) != 1 || p.LayerLinks[0].Digest != orphan {
+		t.Fatalf("layer links %v", p.LayerLinks)
+	}
+
+}
+
+func TestComputeDeleteUntagged(t *testing.T) {
+	v := newInv()
+	r := v.repo("app")
+	amd, arm := v.image(r, 1), v.image(r, 1)
+	idx := v.index(r, amd, arm)
+	v.tag(r, "multi", idx, old)
+	sbom := v.referrer(r, idx)
+	sig := v.referrer(r, sbom) // a signature of the SBOM of the index
+	shared := v.Manifests[amd].Refs.Blobs[1]
+	gone := v.image(r, 2)
+	v.tag(r, "latest", gone, old)
+	now1 := v.image(r, 0)
+	v.Manifests[now1].Refs.Blobs = append(v.Manifests[now1].Refs.Blobs, shared)
+	v.tag(r, "latest", now1, old) // re-pointed: gone is untagged, in latest's history
+	goneSig := v.referrer(r, gone)
+
+	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	if p.Err != nil {
+		t.Fatal(p.Err)
+	}
+	revs, blobs := revSet(p), blobSet(p)
+	for _, kept := range []storage.Digest{amd, arm, idx, sbom, sig, now1} {
+		if revs["app@"+kept.String()] || blobs[kept] {
+			t.Errorf("kept manifest %s planned for deletion", kept)
+		}
+	}
+	for _, d := range []storage.Digest{gone, goneSig} {
+		if !revs["app@"+d.String()] || !blobs[d] {
+			t.Errorf("untagged %s not deleted", d)
+		}
+	}
+	for i, b := range v.Manifests[gone].Refs.Blobs {
+		if !blobs[b] {
+			t.Errorf("blob %d of the untagged image kept", i)
+		}
+	}
+	if blobs[shared] {
+		t.Error("a layer a kept manifest shares was deleted")
+	}
+	for _, rev := range p.Revisions {
+		if rev.Digest == gone && (len(rev.TagIndex) != 1 || rev.TagIndex[0] != "latest") {
+			t.Errorf("history entries of %s: %v, want [latest]", gone, rev.TagIndex)
+		}
+	}
+}
+
+func TestComputeReachabilityIsPerRepository(t *testing.T) {
+	v := newInv()
+	a, b := v.repo("a"), v.repo("b")
+	img := v.image(a, 1)
+	b.Revisions = append(b.Revisions, walker.Link{Digest: img, ModTime: old})
+	b.Layers = append(b.Layers, a.Layers...)
+	v.tag(b, "stable", img, old)
+	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	if revs := revSet(p); !revs["a@"+img.String()] || revs["b@"+img.String()] {
+		t.Errorf("revisions deleted %v: want a's only", revs)
+	}
+	if len(p.Blobs) != 0 || len(p.LayerLinks) != 0 {
+		t.Errorf("blobs %v, layer links %v deleted: b needs them", p.Blobs, p.LayerLinks)
+	}
+}
+
+func TestComputeUnreadableManifestStopsTheBlobSweep(t *testing.T) {
+	v := newInv()
+	r := v.repo("app")
+	img := v.image(r, 1)
+	v.tag(r, "latest", img, old)
+	v.Manifests[img] = &walker.Manifest{Err: storage.ErrUnknownMediaType}
+	v.blob() // an orphan
+	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	if !errors.Is(p.Err, ErrIncompleteGraph) || !strings.Contains(p.Err.Error(), img.String()) {
+		t.Fatalf("Err = %v, want ErrIncompleteGraph naming %s", p.Err, img)
+	}
+	if len(p.Blobs) != 0 || p.Kept.BlobsUnswept == 0 {
+		t.Errorf("blobs %v planned with an incomplete graph", p.Blobs)
+	}
+}
+
+func TestComputeUntaggedUnparsableManifestKeepsItsRepository(t *testing.T) {
+	v := newInv()
+	r := v.repo("app")
+	v.tag(r, "latest", v.image(r, 1), old)
+	bad := v.image(r, 1)
+	v.Manifests[bad] = &walker.Manifest{Err: errors.New("manifest is not valid JSON")}
+	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	if len(p.Revisions) != 0 || p.Kept.RevisionsInDoubt != 1 || len(p.Doubts) != 1 {
+		t.Fatalf("revisions %v, in doubt %d, doubts %v", p.Revisions, p.Kept.RevisionsInDoubt, p.Doubts)
+	}
+	if len(p.Blobs) != 0 {
+		t.Errorf("blobs swept though a manifest could not be parsed: %v", p.Blobs)
+	}
+}
+
+func TestComputeMissingLayerIsABrokenImage(t *testing.T) {
+	v := newInv()
+	r := v.repo("app")
+	img := v.image(r, 2)
+	v.tag(r, "latest", img, old)
+	delete(v.Blobs, v.Manifests[img].Refs.Blobs[1])
+	orphan := v.blob()
+	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	if p.Err != nil {
+		t.Fatal(p.Err)
+	}
+	if len(p.Broken) != 1 || p.Broken[0].Tag != "latest" {
+		t.Errorf("broken %v", p.Broken)
+	}
+	if !blobSet(p)[orphan] {
+		t.Error("the run did not go on past a broken image")
+	}
+}
+
+func TestComputeKeepsWhatIsTooRecent(t *testing.T) {
+	v := newInv()
+	r := v.repo("app")
+	v.tag(r, "latest", v.image(r, 1), old)
+	v.image(r, 1) // untagged and fresh
+	r.Revisions[len(r.Revisions)-1].ModTime = now.Add(-time.Minute)
+	b := v.blob()
+	v.Blobs[b] = walker.Blob{Size: 1, ModTime: now.Add(-time.Minute)}
+	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now, MinAge: time.Hour})
+	if len(p.Revisions) != 0 || len(p.Blobs) != 0 {
+		t.Fatalf("deleted %v %v", p.Revisions, p.Blobs)
+	}
+	if p.Kept.RevisionsTooRecent != 1 || p.Kept.BlobsTooRecent != 1 {
+		t.Errorf("kept %+v", p.Kept)
+	}
+
+	if p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now.Add(2 * time.Hour), MinAge: time.Hour}); len(p.Revisions) != 1 || len(p.Blobs) != 4 { // the image (manifest, config, layer) and the blob
+		t.Errorf("an hour later: revisions %v, blobs %d", p.Revisions, len(p.Blobs))
+	}
+}
+
+func TestComputeLeavesAnUnreadableRepositoryAlone(t *testing.T) {
+	v := newInv()
+	r := v.repo("app")
+	v.tag(r, "latest", v.image(r, 1), old)
+	v.image(r, 1)
+	v.blob()
+	r.Unreadable = errors.New("permission denied")
+	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	if len(p.Revisions)+len(p.Blobs)+len(p.LayerLinks)+len(p.Tags) != 0 {
+		t.Fatalf("plan touches an unreadable repository: %+v", p)
+	}
+	if p.Err == nil || !strings.Contains(p.Err.Error(), "permission denied") {
+		t.Errorf("Err = %v", p.Err)
+	}
+}
+
+func TestComputeCorruptRevisionIsKept(t *testing.T) {
+	v := newInv()
+	r := v.repo("app")
+	img := v.image(r, 1)
+	r.Revisions[0].Corrupt = true
+	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	if len(p.Revisions) != 0 || blobSet(p)[img] {
+		t.Fatalf("a corrupt revision was planned for deletion: %v", p.Revisions)
+	}
+}
+
+func TestComputeSignaturesFollowTheirSubject(t *testing.T) {
+	v := newInv()
+	r := v.repo("app")
+	keep, drop := v.image(r, 1), v.image(r, 1)
+	v.tag(r, "v2", keep, now.Add(-time.Hour))
+	v.tag(r, "v1", drop, now.Add(-48*time.Hour))
+	sigKeep, sigDrop := v.referrer(r, keep), v.referrer(r, drop)
+	// Signature tags pushed long ago: the rule alone would delete them.
+	v.tag(r, cosign(keep, "sig"), sigKeep, old)
+	v.tag(r, cosign(drop, "sig"), sigDrop, old)
+	pol := mustPolicy(t, "rules:\n  - repositories: [app]\n    keep: {newest: 1}\nsignatures: follow-subject\n")
+	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now, Policy: pol})
+	deleted := map[string]string{}
+	for _, tg := range p.Tags {
+		deleted[tg.Name] = tg.Reason
+	}
+	if len(deleted) != 2 || deleted["v1"] == "" || !strings.Contains(deleted[cosign(drop, "sig")], "deleted subject") {
+		t.Errorf("tags deleted: %v", deleted)
+	}
+	if revs := revSet(p); !revs["app@"+drop.String()] || !revs["app@"+sigDrop.String()] || revs["app@"+sigKeep.String()] {
+		t.Errorf("revisions deleted: %v", revs)
+	}
+	// as-tags: the rule decides the signature tags too.
+	pol.SignaturesFollowSubject = false
+	p = Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now, Policy: pol})
+	if len(p.Tags) != 3 {
+		t.Errorf("as-tags deleted %d tags, want 3", len(p.Tags))
+	}
+}
+
+func TestComputeWarnsWhenEveryTagOfARepositoryGoes(t *testing.T) {
+	v := newInv()
+	r := v.repo("ci/cache")
+	v.tag(r, "a", v.image(r, 1), old)
+	pol, err := ParsePolicy("p", []byte("rules:\n  - repositories: [\"**/cache\"]\n    keep: {newest: 0}\n"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Compute(v.Inventory, Options{StartedAt: now, Policy: pol})
+	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "every tag of ci/cache") {
+		t.Errorf("warnings %v", p.Warnings)
+	}
+}
