@@ -3,6 +3,7 @@ package mark
 import (
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,5 +218,23 @@ signatures: follow-subject
 	}
 	if d := cmp.Diff(string(want), string(got)); d != "" {
 		t.Errorf("decisions differ from %s (-want +got):\n%s", file, d)
+	}
+}
+
+// TestREADMEPoliciesParse keeps the README's examples valid.
+func TestREADMEPoliciesParse(t *testing.T) {
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks := strings.Split(string(b), "```yaml\n")[1:]
+	if len(blocks) < 3 {
+		t.Fatalf("%d yaml blocks in the README, want at least 3", len(blocks))
+	}
+	for i, blk := range blocks {
+		src, _, _ := strings.Cut(blk, "```")
+		if _, err := ParsePolicy(fmt.Sprintf("README block %d", i+1), []byte(src), false); err != nil {
+			t.Errorf("%v\n%s", err, src)
+		}
 	}
 }

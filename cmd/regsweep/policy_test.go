@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regsweep/regsweep/storage/storagetest"
+)
+
+func TestGCPolicyEndToEnd(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	r := storagetest.New(t, root)
+	day := 24 * time.Hour
+	base := r.PushImage("team-a/app", storagetest.ImageOpts{Layers: 1})
+	type pushed struct {
+		tag string
+		img storagetest.Image
+		age time.Duration
+	}
+	var all []pushed
+	for i, tag := range []string{"v1.0.0", "pr-1", "pr-2", "pr-3", "nightly", "latest"} {
+		img := r.PushImage("team-a/app", storagetest.ImageOpts{OCI: true, SharedLayers: base.Blobs[1:]})
+		r.Tag("team-a/app", tag, img)
+		all = append(all, pushed{tag, img, time.Duration(60-10*i) * day})
+	}
+	sig := r.PushReferrer("team-a/app", all[1].img, storagetest.ArtifactSignature) // signs pr-1
+	sigTag := "sha256-" + all[1].img.Digest.Encoded() + ".sig"
+	r.Tag("team-a/app", sigTag, sig)
+	keptSig := r.PushReferrer("team-a/app", all[5].img, storagetest.ArtifactSignature) // signs latest
+	keptSigTag := "sha256-" + all[5].img.Digest.Encoded() + ".sig"
+	r.Tag("team-a/app", keptSigTag, keptSig)
+	other := r.PushImage("team-b/tool", storagetest.ImageOpts{})
+	r.Tag("team-b/tool", "old", other)
+
+	r.AgeAll(time.Now().Add(-90 * day))
+	for _, p := range all {
+		r.SetTagTime("team-a/app", p.tag, time.Now().Add(-p.age))
+	}
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, []byte(`rules:
+  - repositories: ["team-a/**"]
+    keep:
+      newest: 2             # latest (10d), nightly (20d)
+      younger_than: 25d     # nobody else
+      tags: ["^v[0-9]+\\.[0-9]+\\.[0-9]+$"]
+untagged: delete
+signatures: follow-subject
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	code, out, dry := gc(t, "--dry-run", "--verbose", "--policy", policy, root)
+	if code != 0 {
+		t.Fatalf("dry run: exit %d", code)
+	}
+	for _, want := range []string{"delete  team-a/app:pr-1", "keep    team-a/app:v1.0.0", "matches ^v[0-9]+", "signature of deleted subject", "signature of kept subject", "no rule matches"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("verbose dry run lacks %q", want)
+		}
+	}
+	code, _, rep := gc(t, "--policy", policy, root)
+	if code != 0 {
+		t.Fatalf("gc: exit %d", code)
+	}
+	if rep.Counts != dry.Counts {
+		t.Errorf("dry run %+v, real %+v", dry.Counts, rep.Counts)
+	}
+	if rep.Tags != 4 || rep.Manifests != 5 {
+		t.Errorf("deleted %d tags, %d manifests; want 4 tags (pr-1..3 and pr-1's signature), their 4 manifests and the untagged base image", rep.Tags, rep.Manifests)
+	}
+	reasons := map[string]string{}
+	for _, repo := range rep.Repositories {
+		for _, d := range repo.Tags {
+			reasons[repo.Name+":"+d.Tag] = d.Reason
+		}
+	}
+	if reasons["team-a/app:pr-2"] != "kept by no matching rule (1)" || reasons["team-a/app:latest"] != "newest 2" || reasons["team-b/tool:old"] != "no rule matches" {
+		t.Errorf("reasons in the JSON report: %v", reasons)
+	}
+
+	r.Reopen()
+	for _, tag := range []string{"v1.0.0", "nightly", "latest", keptSigTag} {
+		if err := r.Serves(ctx, "team-a/app", tag); err != nil {
+			t.Errorf("kept tag: %v", err)
+		}
+	}
+	if err := r.Serves(ctx, "team-b/tool", "old"); err != nil {
+		t.Errorf("kept tag: %v", err)
+	}
+	for _, tag := range []string{"pr-1", "pr-2", "pr-3", sigTag} {
+		if err := r.Serves(ctx, "team-a/app", tag); err == nil {
+			t.Errorf("deleted tag %s still serves", tag)
+		}
+	}
+	st := storagetest.Snapshot(t, root)
+	if !st.Blobs[base.Blobs[1]] {
+		t.Error("the layer every image shares was deleted")
+	}
+	for _, p := range all[1:4] {
+		if st.Blobs[p.img.Digest] || st.Blobs[p.img.Blobs[0]] {
+			t.Errorf("%s: manifest or config blob survived", p.tag)
+		}
+	}
+}
+
+func TestGCRefusesABadPolicyBeforeReadingStorage(t *testing.T) {
+	policy := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(policy, []byte("rules:\n  - repositories: [\"**\"]\n    keep: {younger_than: 30x}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The root does not exist: a refusal naming the policy shows storage was never opened.
+	code, out, _ := gc(t, "--policy", policy, filepath.Join(t.TempDir(), "nowhere"))
+	if code != exitUsage || !strings.Contains(out, "p.yaml:3: keep.younger_than") {
+		t.Fatalf("exit %d, output %q", code, out)
+	}
+}
