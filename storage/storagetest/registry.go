@@ -49,6 +49,10 @@ type Registry struct {
 	driver driver.StorageDriver
 	ns     distribution.Namespace
 	rng    *rand.Rand
+	// s3 locates the registry for SnapshotS3 when it lives in a bucket (NewS3);
+	// nil for a filesystem registry (New), the only kind AgeAll, SetTagTime and
+	// Snapshot reach.
+	s3 *s3Location
 }
 
 // Image is a manifest pushed into one repository, and what it references.
@@ -95,15 +99,43 @@ type ImageOpts struct {
 // enabled and index children are not validated (see the package comment).
 func New(t testing.TB, root string) *Registry {
 	t.Helper()
+	return NewDriver(t, root, filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}))
+}
+
+// NewDriver is New over any distribution storage driver d whose rootdirectory is root. The
+// filesystem-only helpers (AgeAll, SetTagTime, ServesAll's listing) need New or NewS3.
+func NewDriver(t testing.TB, root string, d driver.StorageDriver) *Registry {
+	t.Helper()
 	r := &Registry{
 		Root:   root,
 		t:      t,
 		ctx:    context.Background(),
-		driver: filesystem.New(filesystem.DriverParameters{RootDirectory: root, MaxThreads: 100}),
+		driver: d,
 		rng:    rand.New(rand.NewPCG(1, 2)),
 	}
 	r.Reopen()
 	return r
+}
+
+// Driver returns the distribution storage driver the registry is written through.
+func (r *Registry) Driver() driver.StorageDriver { return r.driver }
+
+// State reads what the registry holds: Snapshot of Root for a filesystem registry,
+// SnapshotS3 of the bucket for one made by NewS3.
+func (r *Registry) State() State {
+	r.t.Helper()
+	if r.s3 != nil {
+		return SnapshotS3(r.t, r.s3.bucket, r.Root)
+	}
+	return Snapshot(r.t, r.Root)
+}
+
+// fsOnly fails the test when the registry is not on the local filesystem.
+func (r *Registry) fsOnly(what string) {
+	r.t.Helper()
+	if r.s3 != nil {
+		r.t.Fatalf("%s: only for a filesystem registry, not s3://%s/%s", what, r.s3.bucket, r.Root)
+	}
 }
 
 // Reopen replaces the namespace with a fresh one over the same root, as after a process
@@ -487,6 +519,7 @@ func (r *Registry) v2(elem ...string) string {
 // SetTagTime sets the modification time of tag's current link, the tag's push time.
 func (r *Registry) SetTagTime(repo, tag string, at time.Time) {
 	r.t.Helper()
+	r.fsOnly("SetTagTime")
 	p := r.v2("repositories", filepath.FromSlash(repo), "_manifests", "tags", tag, "current", "link")
 	if err := os.Chtimes(p, at, at); err != nil {
 		r.t.Fatalf("set time of %s:%s: %v", repo, tag, err)
@@ -498,6 +531,7 @@ func (r *Registry) SetTagTime(repo, tag string, at time.Time) {
 // written at at.
 func (r *Registry) AgeAll(at time.Time) {
 	r.t.Helper()
+	r.fsOnly("AgeAll")
 	var dirs []string
 	err := filepath.WalkDir(r.Root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {

@@ -80,11 +80,11 @@ func (r *Registry) whyUnknown(ctx context.Context, rp distribution.Repository, d
 	return " missing " + strings.Join(missing, " and ")
 }
 
-// ServesAll checks with Serves every tag found on disk under Root, and joins the errors.
+// ServesAll checks with Serves every tag found in the storage (State), and joins the errors.
 func (r *Registry) ServesAll(ctx context.Context) error {
 	r.t.Helper()
 	var tags []string
-	for t := range Snapshot(r.t, r.Root).Tags {
+	for t := range r.State().Tags {
 		tags = append(tags, t)
 	}
 	sort.Strings(tags)

@@ -34,14 +34,7 @@ type State struct {
 // tree yet gives an empty State.
 func Snapshot(t testing.TB, root string) State {
 	t.Helper()
-	s := State{
-		Blobs:      map[digest.Digest]bool{},
-		Revisions:  map[string]bool{},
-		Tags:       map[string]digest.Digest{},
-		LayerLinks: map[string]bool{},
-		TagIndex:   map[string]bool{},
-		Uploads:    map[string]bool{},
-	}
+	s := newState()
 	base := filepath.Join(root, "docker", "registry", "v2")
 	err := filepath.WalkDir(base, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -57,45 +50,62 @@ func Snapshot(t testing.TB, root string) State {
 		if err != nil {
 			return err
 		}
-		parts := strings.Split(filepath.ToSlash(rel), "/")
-		dg := func(alg, hex string) digest.Digest { return digest.Digest(alg + ":" + hex) }
-		switch parts[0] {
-		case "blobs": // blobs/<alg>/<2 hex>/<hex>/data
-			if len(parts) == 5 && parts[4] == "data" {
-				s.Blobs[dg(parts[1], parts[3])] = true
-			}
-		case "repositories":
-			i := 1
-			for i < len(parts) && !strings.HasPrefix(parts[i], "_") {
-				i++
-			}
-			if i == 1 || i == len(parts) {
-				return nil
-			}
-			repo, rest := strings.Join(parts[1:i], "/"), parts[i:]
-			switch {
-			case match(rest, "_layers", "*", "*", "link"):
-				s.LayerLinks[repo+"@"+dg(rest[1], rest[2]).String()] = true
-			case match(rest, "_manifests", "revisions", "*", "*", "link"):
-				s.Revisions[repo+"@"+dg(rest[2], rest[3]).String()] = true
-			case match(rest, "_manifests", "tags", "*", "current", "link"):
-				b, err := os.ReadFile(p)
-				if err != nil {
-					return err
-				}
-				s.Tags[repo+":"+rest[2]] = digest.Digest(b)
-			case match(rest, "_manifests", "tags", "*", "index", "*", "*", "link"):
-				s.TagIndex[repo+":"+rest[2]+"@"+dg(rest[4], rest[5]).String()] = true
-			case len(rest) >= 3 && rest[0] == "_uploads":
-				s.Uploads[repo+"/"+rest[1]] = true
-			}
-		}
-		return nil
+		return s.add(filepath.ToSlash(rel), func() ([]byte, error) { return os.ReadFile(p) })
 	})
 	if err != nil {
 		t.Fatalf("snapshot %s: %v", root, err)
 	}
 	return s
+}
+
+func newState() State {
+	return State{
+		Blobs:      map[digest.Digest]bool{},
+		Revisions:  map[string]bool{},
+		Tags:       map[string]digest.Digest{},
+		LayerLinks: map[string]bool{},
+		TagIndex:   map[string]bool{},
+		Uploads:    map[string]bool{},
+	}
+}
+
+// add records the file rel (relative to docker/registry/v2, slash-separated) in s; read
+// returns its content, and is called for a tag's current link only.
+func (s State) add(rel string, read func() ([]byte, error)) error {
+	parts := strings.Split(rel, "/")
+	dg := func(alg, hex string) digest.Digest { return digest.Digest(alg + ":" + hex) }
+	switch parts[0] {
+	case "blobs": // blobs/<alg>/<2 hex>/<hex>/data
+		if len(parts) == 5 && parts[4] == "data" {
+			s.Blobs[dg(parts[1], parts[3])] = true
+		}
+	case "repositories":
+		i := 1
+		for i < len(parts) && !strings.HasPrefix(parts[i], "_") {
+			i++
+		}
+		if i == 1 || i == len(parts) {
+			return nil
+		}
+		repo, rest := strings.Join(parts[1:i], "/"), parts[i:]
+		switch {
+		case match(rest, "_layers", "*", "*", "link"):
+			s.LayerLinks[repo+"@"+dg(rest[1], rest[2]).String()] = true
+		case match(rest, "_manifests", "revisions", "*", "*", "link"):
+			s.Revisions[repo+"@"+dg(rest[2], rest[3]).String()] = true
+		case match(rest, "_manifests", "tags", "*", "current", "link"):
+			b, err := read()
+			if err != nil {
+				return err
+			}
+			s.Tags[repo+":"+rest[2]] = digest.Digest(b)
+		case match(rest, "_manifests", "tags", "*", "index", "*", "*", "link"):
+			s.TagIndex[repo+":"+rest[2]+"@"+dg(rest[4], rest[5]).String()] = true
+		case len(rest) >= 3 && rest[0] == "_uploads":
+			s.Uploads[repo+"/"+rest[1]] = true
+		}
+	}
+	return nil
 }
 
 // match reports whether parts equals pattern, where "*" matches any one element.
