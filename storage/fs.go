@@ -18,6 +18,9 @@ import (
 type FS struct {
 	dir  string
 	root *os.Root
+	// dirfd is the root's descriptor for openat2 (Linux); fast says it works.
+	dirfd int
+	fast  bool
 }
 
 var _ Store = (*FS)(nil)
@@ -34,11 +37,30 @@ func OpenFS(dir string) (*FS, error) {
 		root.Close()
 		return nil, fmt.Errorf("%s: no %s folder here: not a registry rootdirectory", dir, V2)
 	}
-	return &FS{dir: dir, root: root}, nil
+	fsys := &FS{dir: dir, root: root}
+	fsys.dirfd, fsys.fast = openFastRoot(dir)
+	return fsys, nil
 }
 
 // Close releases the root.
-func (f *FS) Close() error { return f.root.Close() }
+func (f *FS) Close() error {
+	closeFastRoot(f.dirfd)
+	return f.root.Close()
+}
+
+func (f *FS) openDir(dir string) (*os.File, error) {
+	if f.fast {
+		return f.fastOpenDir(dir)
+	}
+	return f.root.Open(dir)
+}
+
+func (f *FS) remove(key string, dir bool) error {
+	if f.fast {
+		return f.fastRemove(key, dir)
+	}
+	return f.root.Remove(key)
+}
 
 // String returns the root folder.
 func (f *FS) String() string { return f.dir }
@@ -73,7 +95,7 @@ func (f *FS) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	d, err := f.root.Open(dir)
+	d, err := f.openDir(dir)
 	if err != nil {
 		return nil, f.wrap("list", dir, err)
 	}
@@ -133,6 +155,16 @@ func (f *FS) Stat(ctx context.Context, key string) (Object, error) {
 	if err := ctx.Err(); err != nil {
 		return Object{}, err
 	}
+	if f.fast {
+		size, mtime, mode, err := f.fastStat(key)
+		if err != nil {
+			return Object{}, f.wrap("stat", key, err)
+		}
+		if mode != 0 {
+			return Object{}, fmt.Errorf("stat %s: not a regular file (%s)", path.Join(f.dir, key), mode.Type())
+		}
+		return Object{Key: key, Size: size, ModTime: mtime}, nil
+	}
 	fi, err := f.root.Lstat(key)
 	if err != nil {
 		return Object{}, f.wrap("stat", key, err)
@@ -147,6 +179,19 @@ func (f *FS) Stat(ctx context.Context, key string) (Object, error) {
 func (f *FS) ReadFile(ctx context.Context, key string, limit int64) ([]byte, Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, Object{}, err
+	}
+	if f.fast {
+		b, size, mtime, mode, err := f.fastRead(key, limit)
+		o := Object{Key: key, Size: size, ModTime: mtime}
+		switch {
+		case err != nil:
+			return nil, o, f.wrap("read", key, err)
+		case mode != 0:
+			return nil, o, fmt.Errorf("read %s: not a regular file (%s)", path.Join(f.dir, key), mode.Type())
+		case size > limit:
+			return nil, o, fmt.Errorf("read %s: %d bytes, limit %d: %w", path.Join(f.dir, key), size, limit, ErrTooLarge)
+		}
+		return b, o, nil
 	}
 	file, err := f.root.OpenFile(key, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
 	if err != nil {
@@ -179,7 +224,7 @@ func (f *FS) Delete(ctx context.Context, keys []string, done func(string, error)
 			done(key, err)
 			continue
 		}
-		err := f.root.Remove(key)
+		err := f.remove(key, false)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			done(key, f.wrap("delete", key, err))
 			continue
@@ -193,7 +238,7 @@ func (f *FS) Delete(ctx context.Context, keys []string, done func(string, error)
 // folders of the layout. A folder that is not empty stays: rmdir refuses it.
 func (f *FS) pruneEmpty(dir string) {
 	for !IsFixedDir(dir) {
-		if err := f.root.Remove(dir); err != nil {
+		if err := f.remove(dir, true); err != nil {
 			return
 		}
 		dir = path.Dir(dir)

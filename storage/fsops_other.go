@@ -1,0 +1,19 @@
+//go:build !linux
+
+package storage
+
+import (
+	"io/fs"
+	"os"
+	"time"
+)
+
+func openFastRoot(string) (int, bool) { return -1, false }
+func closeFastRoot(int)               {}
+
+func (f *FS) fastStat(string) (int64, time.Time, fs.FileMode, error) { panic("unreachable") }
+func (f *FS) fastRead(string, int64) ([]byte, int64, time.Time, fs.FileMode, error) {
+	panic("unreachable")
+}
+func (f *FS) fastOpenDir(string) (*os.File, error) { panic("unreachable") }
+func (f *FS) fastRemove(string, bool) error        { panic("unreachable") }
