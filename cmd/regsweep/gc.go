@@ -60,7 +60,7 @@ Stop the registry or make it read-only first.`,
 	fl.BoolVar(&f.dryRun, "dry-run", false, "delete nothing; report exactly what a real run would delete")
 	fl.BoolVar(&f.deleteUntagged, "delete-untagged", false, "also delete manifests no tag reaches (children of kept indexes and referrers of kept manifests stay)")
 	fl.StringVar(&f.reportFile, "report", "", "write the JSON report to `FILE`")
-	fl.IntVar(&f.jobs, "jobs", 0, "storage operations at once (default: 4 per CPU on a filesystem)")
+	fl.IntVar(&f.jobs, "jobs", 0, "storage operations at once (default: 8 per CPU)")
 	fl.DurationVar(&f.minAge, "min-age", time.Hour, "keep unreferenced blobs and revisions modified less than this before the run started")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list every tag decision of the policy")
@@ -79,7 +79,7 @@ func runGC(ctx context.Context, root string, f gcFlags, stdout, stderr io.Writer
 	}
 	jobs := f.jobs
 	if jobs == 0 {
-		jobs = 4 * runtime.NumCPU()
+		jobs = 8 * runtime.NumCPU()
 	}
 	// The policy is checked before anything is read from storage.
 	var policy *mark.Policy
