@@ -3,6 +3,7 @@ package storage
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -173,8 +174,10 @@ type Key struct {
 }
 
 // ParseKey classifies a key relative to the store root. A key outside the
-// layout, or one whose digest, tag or repository name is malformed, is an
-// error naming the key; callers leave such files alone.
+// layout, or one whose digest is malformed, is an error naming the key;
+// callers leave such files alone. Repository and tag names are not checked
+// against their grammars here (see ValidRepoName, ValidTag): a repository
+// with a foreign name still references blobs, and a walker must see it.
 func ParseKey(key string) (Key, error) {
 	if !strings.HasPrefix(key, V2+"/") {
 		return Key{}, fmt.Errorf("%s: outside %s", key, V2)
@@ -208,8 +211,10 @@ func parseRepoKey(key string, parts []string) (Key, error) {
 		return Key{}, fmt.Errorf("%s: no repository folder (_manifests, _layers, _uploads)", key)
 	}
 	repo := strings.Join(parts[:i], "/")
-	if err := ValidRepoName(repo); err != nil {
-		return Key{}, fmt.Errorf("%s: %w", key, err)
+	for _, c := range parts[:i] {
+		if c == "" || c == "." || c == ".." {
+			return Key{}, fmt.Errorf("%s: empty or dot component in repository name", key)
+		}
 	}
 	tail := parts[i:]
 	link := func(kind KeyKind, alg, hx, file string) (Key, error) {
@@ -229,8 +234,8 @@ func parseRepoKey(key string, parts []string) (Key, error) {
 		return link(KeyRevisionLink, tail[2], tail[3], tail[4])
 	case tail[0] == dirManifests && len(tail) >= 4 && tail[1] == dirTags:
 		tag := tail[2]
-		if err := ValidTag(tag); err != nil {
-			return Key{}, fmt.Errorf("%s: %w", key, err)
+		if tag == "" || tag == "." || tag == ".." {
+			return Key{}, fmt.Errorf("%s: empty tag folder", key)
 		}
 		if len(tail) == 5 && tail[3] == dirCurrent && tail[4] == fileLink {
 			return Key{Kind: KeyTagCurrent, Repo: repo, Tag: tag}, nil
@@ -240,7 +245,7 @@ func parseRepoKey(key string, parts []string) (Key, error) {
 			k.Tag = tag
 			return k, err
 		}
-	case tail[0] == dirUploads && len(tail) >= 3:
+	case tail[0] == dirUploads && len(tail) >= 3 && tail[1] != "" && !slices.Contains(tail[2:], ""):
 		return Key{Kind: KeyUploadFile, Repo: repo, Upload: tail[1], File: path.Join(tail[2:]...)}, nil
 	}
 	return Key{}, fmt.Errorf("%s: not a file of the repository layout", key)

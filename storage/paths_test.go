@@ -35,11 +35,11 @@ func TestPathsRoundTrip(t *testing.T) {
 func TestParseKeyRejects(t *testing.T) {
 	hx := strings.Repeat("0a", 32)
 	for _, key := range []string{
-		"docker/registry/v2/blobs/sha256/0b/" + hx + "/data",                 // prefix disagrees
-		"docker/registry/v2/blobs/sha256/0a/" + hx + "/other",                // not data
-		"docker/registry/v2/repositories/Bad/_layers/sha256/" + hx + "/link", // upper case repo
+		"docker/registry/v2/blobs/sha256/0b/" + hx + "/data",  // prefix disagrees
+		"docker/registry/v2/blobs/sha256/0a/" + hx + "/other", // not data
 		"docker/registry/v2/repositories/app/_layers/sha256/zz/link",
-		"docker/registry/v2/repositories/app/_manifests/tags/-bad/current/link",
+		"docker/registry/v2/repositories/a//b/_layers/sha256/" + hx + "/link",
+		"docker/registry/v2/repositories/app/_uploads/x",
 		"docker/registry/v2/repositories/_layers/sha256/" + hx + "/link", // no repo name
 		"elsewhere/file",
 		"docker/registry/v2/lost+found/x",

@@ -56,10 +56,22 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 		},
 	}
 	jobs := max(opts.Jobs, 1)
-	w.pool.Go(w.blobTree)
-	w.pool.Go(func(ctx context.Context) error { return w.repoDir(ctx, "") })
-	if err := w.pool.Run(ctx, jobs); err != nil {
-		return nil, fmt.Errorf("walk %s: %w", store, err)
+	if store.FlatListing() {
+		fr := &flatRepos{repos: map[string]*flatRepo{}}
+		w.pool.Go(w.flatBlobTree)
+		w.pool.Go(func(ctx context.Context) error { return w.flatRepoTree(ctx, fr) })
+		if err := w.pool.Run(ctx, jobs); err != nil {
+			return nil, fmt.Errorf("walk %s: %w", store, err)
+		}
+		if err := w.flatFinish(ctx, fr, jobs); err != nil {
+			return nil, fmt.Errorf("walk %s: %w", store, err)
+		}
+	} else {
+		w.pool.Go(w.blobTree)
+		w.pool.Go(func(ctx context.Context) error { return w.repoDir(ctx, "") })
+		if err := w.pool.Run(ctx, jobs); err != nil {
+			return nil, fmt.Errorf("walk %s: %w", store, err)
+		}
 	}
 	sort.Slice(w.inv.Repos, func(i, j int) bool { return w.inv.Repos[i].Name < w.inv.Repos[j].Name })
 
@@ -167,7 +179,7 @@ func (w *walk) repoDir(ctx context.Context, rel string) error {
 		// Whatever repositories lie below are unknown: their blobs may be
 		// referenced, so the sweep of blobs must not run.
 		w.problem(dir, fmt.Errorf("cannot list: %w", err))
-		w.addRepo(&Repo{Name: rel, Unreadable: err})
+		w.addRepo(&Repo{Name: rel, Unreadable: err}, true)
 		return nil
 	}
 	isRepo := false
@@ -201,7 +213,9 @@ func (w *walk) repoDir(ctx context.Context, rel string) error {
 	return w.repo(ctx, rel)
 }
 
-func (w *walk) addRepo(r *Repo) {
+// addRepo adds a listed repository; count adds its objects to the progress
+// counter (the flat strategy counted them as it listed).
+func (w *walk) addRepo(r *Repo, count bool) {
 	w.mu.Lock()
 	w.inv.Repos = append(w.inv.Repos, r)
 	w.inv.Stats.Repos++
@@ -213,7 +227,9 @@ func (w *walk) addRepo(r *Repo) {
 		w.inv.Stats.TagIndexEntries += len(t.Index)
 	}
 	w.mu.Unlock()
-	w.ctr.Add(int64(len(r.Tags) + len(r.Revisions) + len(r.Layers) + len(r.Uploads)))
+	if count {
+		w.ctr.Add(int64(len(r.Tags) + len(r.Revisions) + len(r.Layers) + len(r.Uploads)))
+	}
 }
 
 // repo lists one repository: revisions (reading each link), tags (reading
@@ -270,7 +286,7 @@ func (w *walk) repo(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	w.addRepo(r)
+	w.addRepo(r, true)
 	return nil
 }
 
@@ -387,15 +403,24 @@ func (w *walk) uploads(ctx context.Context, r *Repo) error {
 		if err != nil && !storage.IsNotFound(err) {
 			return err
 		}
-		b, _, err := w.store.ReadFile(ctx, storage.UploadStartedAtPath(r.Name, e.Name), maxLinkSize)
-		if err == nil {
-			if t, perr := time.Parse(time.RFC3339, string(bytes.TrimSpace(b))); perr == nil {
-				u.StartedAt = t
-			}
-		}
+		u.StartedAt = readStartedAt(ctx, w.store, storage.UploadStartedAtPath(r.Name, e.Name))
 		r.Uploads = append(r.Uploads, u)
 	}
 	return nil
+}
+
+// readStartedAt reads an upload's start time; zero when it is missing or
+// unreadable (such an upload counts as young).
+func readStartedAt(ctx context.Context, store storage.Store, p string) time.Time {
+	b, _, err := store.ReadFile(ctx, p, maxLinkSize)
+	if err != nil {
+		return time.Time{}
+	}
+	t, err := time.Parse(time.RFC3339, string(bytes.TrimSpace(b)))
+	if err != nil {
+		return time.Time{}
+	}
+	return t
 }
 
 // readManifests reads and parses every manifest a repository holds or a

@@ -32,37 +32,38 @@ type gcFlags struct {
 	// deleteUntaggedSet: --delete-untagged was given, and wins over the
 	// policy's untagged setting.
 	deleteUntaggedSet bool
+	loc               locationFlags
 }
 
 func newGCCommand(stdout, stderr io.Writer) *cobra.Command {
 	var f gcFlags
 	cmd := &cobra.Command{
-		Use:   "gc [flags] ROOT",
+		Use:   "gc [flags] LOCATION | --config config.yml",
 		Short: "Delete unreferenced blobs (and, optionally, untagged manifests) of a stopped or read-only registry",
-		Long: `gc walks the registry storage at ROOT (the filesystem driver's rootdirectory,
-the folder holding docker/registry/v2), marks everything reachable from the
+		Long: `gc walks the registry storage at LOCATION (the filesystem driver's
+rootdirectory, the folder holding docker/registry/v2, or s3://BUCKET[/ROOT]),
+or the one the registry's config.yml names, marks everything reachable from the
 kept tags (or from every manifest, without --delete-untagged), and deletes the
 rest in an order that leaves a servable registry if interrupted.
 
 Stop the registry or make it read-only first.`,
-		Args: func(_ *cobra.Command, args []string) error {
-			if len(args) != 1 {
-				return usageError{fmt.Errorf("gc takes one ROOT, got %d arguments", len(args))}
-			}
-			return nil
-		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			f.deleteUntaggedSet = cmd.Flags().Changed("delete-untagged")
-			return runGC(cmd.Context(), args[0], f, stdout, stderr)
+			loc, err := f.loc.resolve(args)
+			if err != nil {
+				return err
+			}
+			return runGC(cmd.Context(), loc, f, stdout, stderr)
 		},
 	}
 	fl := cmd.Flags()
 	fl.BoolVar(&f.dryRun, "dry-run", false, "delete nothing; report exactly what a real run would delete")
 	fl.BoolVar(&f.deleteUntagged, "delete-untagged", false, "also delete manifests no tag reaches (children of kept indexes and referrers of kept manifests stay)")
 	fl.StringVar(&f.reportFile, "report", "", "write the JSON report to `FILE`")
-	fl.IntVar(&f.jobs, "jobs", 0, "storage operations at once (default: 8 per CPU)")
+	fl.IntVar(&f.jobs, "jobs", 0, "storage operations at once (default: 8 per CPU on a filesystem, 64 on S3)")
 	fl.DurationVar(&f.minAge, "min-age", time.Hour, "keep unreferenced blobs and revisions modified less than this before the run started")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
+	f.loc.register(fl)
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list every tag decision of the policy")
 	fl.StringVar(&f.policyFile, "policy", "", "apply the tag retention policy in `FILE` (YAML, see README)")
 	fl.BoolVar(&f.allowDeleteAll, "allow-delete-all", false, "accept a policy rule for every repository (**) that may delete every tag")
@@ -70,7 +71,7 @@ Stop the registry or make it read-only first.`,
 }
 
 // runGC validates the flags, then runs walk, mark, sweep and report.
-func runGC(ctx context.Context, root string, f gcFlags, stdout, stderr io.Writer) error {
+func runGC(ctx context.Context, loc storage.Location, f gcFlags, stdout, stderr io.Writer) error {
 	if f.minAge < 0 {
 		return usageError{fmt.Errorf("--min-age %s: must not be negative", f.minAge)}
 	}
@@ -79,7 +80,11 @@ func runGC(ctx context.Context, root string, f gcFlags, stdout, stderr io.Writer
 	}
 	jobs := f.jobs
 	if jobs == 0 {
+		// Local deletes are disk-bound; S3 requests wait on the network.
 		jobs = 8 * runtime.NumCPU()
+		if loc.Kind == storage.KindS3 {
+			jobs = 64
+		}
 	}
 	// The policy is checked before anything is read from storage.
 	var policy *mark.Policy
@@ -98,11 +103,11 @@ func runGC(ctx context.Context, root string, f gcFlags, stdout, stderr io.Writer
 	}
 	startedAt := time.Now()
 
-	store, err := storage.OpenFS(root)
+	store, closeStore, err := open(ctx, loc)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer closeStore()
 
 	var phases []report.Phase
 	timed := func(name string, fn func(storage.Counter) error) error {

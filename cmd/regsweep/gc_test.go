@@ -54,6 +54,8 @@ func TestGCRefusesAFolderThatIsNoRegistry(t *testing.T) {
 // fixture is a registry with one of each case of the issue.
 type fixture struct {
 	reg *storagetest.Registry
+	// where are the gc arguments that name the registry's storage.
+	where []string
 	// kept and gone are the tags' images that must be served, and the
 	// untagged images whose revisions --delete-untagged removes.
 	keptTags         []string // "repo:tag"
@@ -66,10 +68,36 @@ type fixture struct {
 	crossRepoUntaged storagetest.Image
 }
 
-func newFixture(t *testing.T) *fixture {
-	root := t.TempDir()
-	r := storagetest.New(t, root)
-	f := &fixture{reg: r}
+// backend names where a fixture lives: a folder, or a bucket on the test
+// S3 server (skipped when none is configured).
+type backend string
+
+const (
+	onFS backend = "filesystem"
+	onS3 backend = "s3"
+)
+
+var backends = []backend{onFS, onS3}
+
+func newFixture(t *testing.T) *fixture { return newFixtureOn(t, onFS) }
+
+// newRegistry opens an empty registry on b and the gc arguments naming it.
+func newRegistry(t *testing.T, b backend) (*storagetest.Registry, []string) {
+	if b == onFS {
+		root := t.TempDir()
+		return storagetest.New(t, root), []string{root}
+	}
+	endpoint, access, secret, region := storagetest.S3Server(t)
+	bucket := storagetest.NewBucket(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", access)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	r := storagetest.NewS3(t, bucket, "registry")
+	return r, []string{"--s3-endpoint", endpoint, "--s3-region", region, "--s3-force-path-style", "s3://" + bucket + "/registry"}
+}
+
+func newFixtureOn(t *testing.T, b backend) *fixture {
+	r, where := newRegistry(t, b)
+	f := &fixture{reg: r, where: where}
 	tag := func(repo, tag string, img storagetest.Image) {
 		r.Tag(repo, tag, img)
 		f.keptTags = append(f.keptTags, repo+":"+tag)
@@ -123,7 +151,9 @@ func newFixture(t *testing.T) *fixture {
 	r.Untag("empty", "old")
 	f.untagged = append(f.untagged, gone)
 
-	r.AgeAll(time.Now().Add(-48 * time.Hour))
+	if b == onFS {
+		r.AgeAll(time.Now().Add(-48 * time.Hour))
+	}
 	return f
 }
 
@@ -139,14 +169,18 @@ func (f *fixture) assertServes(t *testing.T) {
 }
 
 func TestGCKeepsUntaggedByDefault(t *testing.T) {
-	f := newFixture(t)
-	before := storagetest.Snapshot(t, f.reg.Root)
-	code, _, rep := gc(t, f.reg.Root)
+	forBackends(t, testGCKeepsUntaggedByDefault)
+}
+
+func testGCKeepsUntaggedByDefault(t *testing.T, b backend) {
+	f := newFixtureOn(t, b)
+	before := f.reg.State()
+	code, _, rep := gc(t, f.where...)
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	f.assertServes(t)
-	after := storagetest.Snapshot(t, f.reg.Root)
+	after := f.reg.State()
 	if len(after.Revisions) != len(before.Revisions) {
 		t.Errorf("revisions %d -> %d: without --delete-untagged every manifest stays", len(before.Revisions), len(after.Revisions))
 	}
@@ -167,13 +201,17 @@ func TestGCKeepsUntaggedByDefault(t *testing.T) {
 }
 
 func TestGCDeleteUntagged(t *testing.T) {
-	f := newFixture(t)
-	code, _, rep := gc(t, "--delete-untagged", f.reg.Root)
+	forBackends(t, testGCDeleteUntagged)
+}
+
+func testGCDeleteUntagged(t *testing.T, b backend) {
+	f := newFixtureOn(t, b)
+	code, _, rep := gc(t, append([]string{"--delete-untagged"}, f.where...)...)
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 	f.assertServes(t)
-	after := storagetest.Snapshot(t, f.reg.Root)
+	after := f.reg.State()
 	for _, img := range f.untagged {
 		if after.Revisions[img.Repo+"@"+img.Digest.String()] || after.Blobs[img.Digest] {
 			t.Errorf("untagged %s@%s survived", img.Repo, img.Digest)
@@ -222,28 +260,32 @@ func TestGCDeleteUntagged(t *testing.T) {
 }
 
 func TestGCDryRunReportsExactlyWhatARunDeletes(t *testing.T) {
-	f := newFixture(t)
-	before := storagetest.Snapshot(t, f.reg.Root)
-	code, out, dry := gc(t, "--dry-run", "--delete-untagged", f.reg.Root)
+	forBackends(t, testGCDryRun)
+}
+
+func testGCDryRun(t *testing.T, b backend) {
+	f := newFixtureOn(t, b)
+	before := f.reg.State()
+	code, out, dry := gc(t, append([]string{"--dry-run", "--delete-untagged"}, f.where...)...)
 	if code != 0 {
 		t.Fatalf("exit %d", code)
 	}
-	if after := storagetest.Snapshot(t, f.reg.Root); len(after.Blobs) != len(before.Blobs) || len(after.Revisions) != len(before.Revisions) || len(after.LayerLinks) != len(before.LayerLinks) {
+	if after := f.reg.State(); len(after.Blobs) != len(before.Blobs) || len(after.Revisions) != len(before.Revisions) || len(after.LayerLinks) != len(before.LayerLinks) {
 		t.Fatal("a dry run deleted something")
 	}
 	if !strings.Contains(out, "would delete") || !dry.DryRun {
 		t.Errorf("dry run output does not say so")
 	}
-	_, _, real := gc(t, "--delete-untagged", f.reg.Root)
+	_, _, real := gc(t, append([]string{"--delete-untagged"}, f.where...)...)
 	if dry.Counts != real.Counts {
 		t.Errorf("dry run %+v, real run %+v", dry.Counts, real.Counts)
 	}
-	after := storagetest.Snapshot(t, f.reg.Root)
+	after := f.reg.State()
 	if got := len(before.Blobs) - len(after.Blobs); got != dry.Blobs {
 		t.Errorf("%d blobs went, dry run said %d", got, dry.Blobs)
 	}
 	// A second run finds nothing more.
-	_, _, again := gc(t, "--delete-untagged", f.reg.Root)
+	_, _, again := gc(t, append([]string{"--delete-untagged"}, f.where...)...)
 	if again.Counts != (report.Report{}).Counts {
 		t.Errorf("second run deleted %+v", again.Counts)
 	}
@@ -258,7 +300,7 @@ func TestGCMinAgeKeepsRecentObjects(t *testing.T) {
 	if code := run(context.Background(), args, &out, &out); code != 0 {
 		t.Fatalf("exit %d: %s", code, out.String())
 	}
-	after := storagetest.Snapshot(t, f.reg.Root)
+	after := f.reg.State()
 	if !after.Blobs[fresh] || !after.LayerLinks["team/app@"+fresh.String()] {
 		t.Error("a blob pushed a moment ago was deleted")
 	}
@@ -270,5 +312,13 @@ func TestGCMinAgeKeepsRecentObjects(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "too recent") {
 		t.Errorf("the report does not count what was too recent:\n%s", out.String())
+	}
+}
+
+// forBackends runs test on a filesystem registry and on one in a bucket of
+// the test S3 server.
+func forBackends(t *testing.T, test func(*testing.T, backend)) {
+	for _, b := range backends {
+		t.Run(string(b), func(t *testing.T) { test(t, b) })
 	}
 }

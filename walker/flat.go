@@ -1,0 +1,266 @@
+package walker
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/regsweep/regsweep/storage"
+)
+
+// The flat strategy, for stores whose listings are flat and cheap (S3: a
+// thousand keys a request whatever their depth): the blob tree is listed
+// by two-digit prefix and the repository tree by top-level folder, all at
+// once, and every key is classified by its path alone. The digest of a
+// revision, layer link or tag history entry is in its key, so none of them
+// is read; a link's ETag (the MD5 of its 71 bytes) checks its content for
+// free. Only tag current links whose ETag matches none of the tag's history
+// entries, links whose ETag disagrees with their path, and upload start
+// times are read.
+
+// flatRepos collects the repositories of one listing, guarded by mu.
+type flatRepos struct {
+	mu    sync.Mutex
+	repos map[string]*flatRepo
+}
+
+// flatRepo is a repository as its keys reveal it.
+type flatRepo struct {
+	repo    *Repo
+	tags    map[string]*flatTag
+	uploads map[string]*Upload
+	// suspect are revision links whose ETag does not prove their content.
+	suspect []int
+}
+
+type flatTag struct {
+	tag        Tag
+	currentKey string
+	etag       string
+	hasCurrent bool
+}
+
+func (fr *flatRepos) get(name string) *flatRepo {
+	r := fr.repos[name]
+	if r == nil {
+		r = &flatRepo{repo: &Repo{Name: name}, tags: map[string]*flatTag{}, uploads: map[string]*Upload{}}
+		fr.repos[name] = r
+	}
+	return r
+}
+
+// linkETag is the ETag S3 gives a link file holding d.
+func linkETag(d storage.Digest) string {
+	sum := md5.Sum([]byte(d.String()))
+	return `"` + hex.EncodeToString(sum[:]) + `"`
+}
+
+// flatBlobTree lists the blob tree prefix by prefix.
+func (w *walk) flatBlobTree(ctx context.Context) error {
+	algs, err := w.store.ReadDir(ctx, storage.BlobsDir())
+	if storage.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, a := range algs {
+		alg, ok := storage.AlgorithmFromString(a.Name)
+		if a.Type != storage.TypeDir || !ok {
+			w.problem(storage.BlobsDir()+"/"+a.Name, errors.New("not a digest algorithm folder: left alone"))
+			continue
+		}
+		prefixes, err := w.store.ReadDir(ctx, storage.BlobAlgDir(alg))
+		if err != nil {
+			return err
+		}
+		for _, p := range prefixes {
+			dir := storage.BlobAlgDir(alg) + "/" + p.Name
+			w.pool.Go(func(ctx context.Context) error { return w.flatBlobPrefix(ctx, dir) })
+		}
+	}
+	return nil
+}
+
+func (w *walk) flatBlobPrefix(ctx context.Context, dir string) error {
+	found := map[storage.Digest]Blob{}
+	var problems []Problem
+	err := w.store.Walk(ctx, dir, func(o storage.Object) error {
+		k, err := storage.ParseKey(o.Key)
+		if err != nil || k.Kind != storage.KeyBlobData {
+			if err == nil {
+				err = errors.New("not a blob data file")
+			}
+			problems = append(problems, Problem{Path: o.Key, Err: fmt.Errorf("%w: left alone", err)})
+			return nil
+		}
+		found[k.Digest] = Blob{Size: o.Size, ModTime: o.ModTime}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	for d, b := range found {
+		w.inv.Blobs[d] = b
+		w.inv.Stats.BlobBytes += b.Size
+	}
+	w.inv.Stats.Blobs += len(found)
+	w.inv.Problems = append(w.inv.Problems, problems...)
+	w.mu.Unlock()
+	w.ctr.Add(int64(len(found)))
+	return nil
+}
+
+// flatRepoTree lists each top-level folder of the repository tree and
+// classifies its keys.
+func (w *walk) flatRepoTree(ctx context.Context, fr *flatRepos) error {
+	tops, err := w.store.ReadDir(ctx, storage.RepositoriesDir())
+	if storage.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, top := range tops {
+		prefix := storage.RepositoriesDir() + "/" + top.Name
+		if top.Type != storage.TypeDir {
+			w.problem(prefix, errors.New("file in the repository tree: left alone"))
+			continue
+		}
+		w.pool.Go(func(ctx context.Context) error {
+			var keys []storage.Object
+			if err := w.store.Walk(ctx, prefix, func(o storage.Object) error {
+				keys = append(keys, o)
+				return nil
+			}); err != nil {
+				return err
+			}
+			fr.mu.Lock()
+			defer fr.mu.Unlock()
+			for _, o := range keys {
+				w.classify(fr, o)
+			}
+			w.ctr.Add(int64(len(keys)))
+			return nil
+		})
+	}
+	return nil
+}
+
+// classify files one listed key of the repository tree; fr.mu is held.
+func (w *walk) classify(fr *flatRepos, o storage.Object) {
+	k, err := storage.ParseKey(o.Key)
+	if err != nil {
+		w.problem(o.Key, fmt.Errorf("%w: left alone", err))
+		return
+	}
+	r := fr.get(k.Repo)
+	switch k.Kind {
+	case storage.KeyRevisionLink:
+		r.repo.Revisions = append(r.repo.Revisions, Link{Digest: k.Digest, ModTime: o.ModTime})
+		if o.ETag != linkETag(k.Digest) {
+			r.suspect = append(r.suspect, len(r.repo.Revisions)-1)
+		}
+	case storage.KeyLayerLink:
+		r.repo.Layers = append(r.repo.Layers, Link{Digest: k.Digest, ModTime: o.ModTime})
+	case storage.KeyTagCurrent, storage.KeyTagIndex:
+		t := r.tags[k.Tag]
+		if t == nil {
+			t = &flatTag{tag: Tag{Name: k.Tag}}
+			r.tags[k.Tag] = t
+		}
+		if k.Kind == storage.KeyTagIndex {
+			t.tag.Index = append(t.tag.Index, k.Digest)
+		} else {
+			t.hasCurrent, t.currentKey, t.etag = true, o.Key, o.ETag
+			t.tag.PushedAt = o.ModTime
+		}
+	case storage.KeyUploadFile:
+		u := r.uploads[k.Upload]
+		if u == nil {
+			u = &Upload{ID: k.Upload}
+			r.uploads[k.Upload] = u
+		}
+		u.Keys = append(u.Keys, o.Key)
+	}
+}
+
+// flatFinish resolves what the keys alone could not tell (tag targets,
+// suspect links, upload start times) and adds the repositories.
+func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
+	for name, r := range fr.repos {
+		if err := storage.ValidRepoName(name); err != nil {
+			w.problem(storage.RepoDir(name), fmt.Errorf("%w: listed as a foreign repository, nothing in it is deleted", err))
+		}
+		for _, t := range r.tags {
+			if t.hasCurrent {
+				for _, d := range t.tag.Index {
+					if linkETag(d) == t.etag {
+						t.tag.Current = d // the ETag proves the content
+					}
+				}
+			}
+			if t.hasCurrent && t.tag.Current.IsZero() {
+				w.pool.Go(func(ctx context.Context) error {
+					d, _, err := w.readLinkDigest(ctx, t.currentKey)
+					switch {
+					case ctx.Err() != nil:
+						return ctx.Err()
+					case storage.IsNotFound(err):
+					case err != nil:
+						t.tag.Err = fmt.Errorf("%s: %w", t.currentKey, err)
+						w.problem(t.currentKey, err)
+					default:
+						t.tag.Current = d
+					}
+					return nil
+				})
+			}
+		}
+		for _, i := range r.suspect {
+			l := &r.repo.Revisions[i]
+			p := storage.RevisionLinkPath(name, l.Digest)
+			w.pool.Go(func(ctx context.Context) error {
+				got, _, err := w.readLinkDigest(ctx, p)
+				if err == nil && got != l.Digest {
+					err = fmt.Errorf("link holds %s, its path says %s", got, l.Digest)
+				}
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				if err != nil {
+					w.problem(p, fmt.Errorf("%w: revision kept", err))
+					l.Corrupt, l.Target = true, got
+				}
+				return nil
+			})
+		}
+		for _, u := range r.uploads {
+			p := storage.UploadStartedAtPath(name, u.ID)
+			w.pool.Go(func(ctx context.Context) error {
+				u.StartedAt = readStartedAt(ctx, w.store, p)
+				return ctx.Err()
+			})
+		}
+	}
+	if err := w.pool.Run(ctx, jobs); err != nil {
+		return err
+	}
+	for _, r := range fr.repos {
+		for _, t := range r.tags {
+			r.repo.Tags = append(r.repo.Tags, t.tag)
+		}
+		sort.Slice(r.repo.Tags, func(i, j int) bool { return r.repo.Tags[i].Name < r.repo.Tags[j].Name })
+		for _, u := range r.uploads {
+			r.repo.Uploads = append(r.repo.Uploads, *u)
+		}
+		sort.Slice(r.repo.Uploads, func(i, j int) bool { return r.repo.Uploads[i].ID < r.repo.Uploads[j].ID })
+		w.addRepo(r.repo, false)
+	}
+	return nil
+}
