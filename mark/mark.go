@@ -24,9 +24,19 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 	linkedBy := make(map[storage.Digest]string) // first repository linking a blob
 	var graphErrs []string
 
+	// Aliases: a blob pushed under a sha512 digest is stored under its
+	// sha256 digest; marking the one must keep the other.
+	alias := make(map[storage.Digest][]storage.Digest)
+	for _, r := range inv.Repos {
+		for _, l := range r.Layers {
+			if !l.Target.IsZero() {
+				alias[l.Digest] = append(alias[l.Digest], l.Target)
+			}
+		}
+	}
 	for _, r := range inv.Repos {
 		p.Repos = append(p.Repos, r.Name)
-		rp := repoPlan{inv: inv, r: r, p: p, opts: opts}
+		rp := repoPlan{inv: inv, r: r, p: p, opts: opts, alias: alias}
 		rp.run()
 		for d := range rp.kept {
 			markManifest(inv, d, marked)
@@ -44,6 +54,12 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 			if _, ok := linkedBy[l.Digest]; !ok {
 				linkedBy[l.Digest] = r.Name
 			}
+		}
+	}
+
+	for d := range marked {
+		for _, t := range alias[d] {
+			marked[t] = true
 		}
 	}
 
@@ -78,6 +94,13 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 		for _, l := range r.Layers {
 			_, present := inv.Blobs[l.Digest]
 			switch {
+			case l.Corrupt:
+				continue
+			case !l.Target.IsZero():
+				// An alias goes with its blob, never while it stays.
+				if _, ok := inv.Blobs[l.Target]; ok && !deleted[l.Target] || marked[l.Digest] {
+					continue
+				}
 			case deleted[l.Digest]:
 			case present || marked[l.Digest]:
 				continue
@@ -127,6 +150,7 @@ type repoPlan struct {
 	p    *Plan
 	opts Options
 
+	alias     map[storage.Digest][]storage.Digest
 	kept      map[storage.Digest]bool
 	graphErrs []string
 	doubt     string // why untagged revisions are all kept, if they are
@@ -287,7 +311,7 @@ func (rp *repoPlan) visit(d storage.Digest, subjects map[storage.Digest][]storag
 		keep(c)
 	}
 	for _, b := range m.Refs.Blobs {
-		if _, ok := rp.inv.Blobs[b]; !ok {
+		if _, ok := rp.inv.Blobs[b]; !ok && len(rp.alias[b]) == 0 {
 			rp.broken(d, "references missing blob "+b.String())
 		}
 	}

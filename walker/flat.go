@@ -240,6 +240,11 @@ func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
 				return nil
 			})
 		}
+		for i := range r.repo.Layers {
+			if l := &r.repo.Layers[i]; l.Digest.Algorithm() != storage.SHA256 {
+				w.pool.Go(func(ctx context.Context) error { return w.resolveAlias(ctx, name, l) })
+			}
+		}
 		for _, u := range r.uploads {
 			p := storage.UploadStartedAtPath(name, u.ID)
 			w.pool.Go(func(ctx context.Context) error {

@@ -78,7 +78,9 @@ type Link struct {
 	// ModTime is the link file's, or zero where the walk did not need it.
 	ModTime time.Time
 	// Corrupt is set for a link that is empty, garbage, or names another
-	// digest than its path; Target is the digest it names, if any.
+	// digest than its path; Target is the digest it names, if any. A layer
+	// link of a sha512 digest naming a sha256 blob is an alias, not corrupt:
+	// Target is that blob.
 	Corrupt bool
 	Target  storage.Digest
 }

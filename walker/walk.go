@@ -278,7 +278,11 @@ func (w *walk) repo(ctx context.Context, name string) error {
 		fail(storage.LayersDir(name), err)
 	}
 	for _, d := range layers {
-		r.Layers = append(r.Layers, Link{Digest: d})
+		l := Link{Digest: d}
+		if err := w.resolveAlias(ctx, name, &l); err != nil {
+			return err
+		}
+		r.Layers = append(r.Layers, l)
 	}
 	if err := w.uploads(ctx, r); err != nil {
 		fail(storage.UploadsDir(name), err)
@@ -405,6 +409,32 @@ func (w *walk) uploads(ctx context.Context, r *Repo) error {
 		}
 		u.StartedAt = readStartedAt(ctx, w.store, storage.UploadStartedAtPath(r.Name, e.Name))
 		r.Uploads = append(r.Uploads, u)
+	}
+	return nil
+}
+
+// resolveAlias reads a layer link of an algorithm other than sha256. The
+// registry stores a blob pushed under a sha512 digest at its sha256 digest,
+// and links it from _layers/sha512/<hex>/link holding "sha256:<hex>": such
+// a link's content legitimately differs from its path, and marking the
+// sha512 digest must keep the sha256 blob. An unreadable alias is corrupt.
+func (w *walk) resolveAlias(ctx context.Context, repo string, l *Link) error {
+	if l.Digest.Algorithm() == storage.SHA256 {
+		return nil
+	}
+	p := storage.LayerLinkPath(repo, l.Digest)
+	d, mt, err := w.readLinkDigest(ctx, p)
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	l.ModTime = mt
+	if err != nil {
+		w.problem(p, fmt.Errorf("%w: layer link kept", err))
+		l.Corrupt = true
+		return nil
+	}
+	if d != l.Digest {
+		l.Target = d
 	}
 	return nil
 }
