@@ -250,3 +250,24 @@ func TestComputeWarnsWhenEveryTagOfARepositoryGoes(t *testing.T) {
 		t.Errorf("warnings %v", p.Warnings)
 	}
 }
+
+func TestIntersectDropsWhatARecheckFindsReachable(t *testing.T) {
+	v := newInv()
+	r := v.repo("app")
+	v.tag(r, "latest", v.image(r, 1), old)
+	late := v.image(r, 1) // untagged at the first walk
+	orphan := v.blob()
+	first := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	if !revSet(first)["app@"+late.String()] {
+		t.Fatal("the first plan keeps the untagged image")
+	}
+	v.tag(r, "pushed-during-run", late, now) // a push tags it before the sweep
+	again := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	p := Intersect(first, again)
+	if revSet(p)["app@"+late.String()] || blobSet(p)[late] || blobSet(p)[v.Manifests[late].Refs.Blobs[0]] {
+		t.Errorf("the image tagged during the run is still planned for deletion: %+v", p)
+	}
+	if !blobSet(p)[orphan] || p.Kept.ChangedDuringRun != 6 {
+		t.Errorf("orphan planned: %v, changed during run: %d (want 6: the revision, 3 blobs, 2 layer links)", blobSet(p)[orphan], p.Kept.ChangedDuringRun)
+	}
+}

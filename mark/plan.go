@@ -102,6 +102,9 @@ type Kept struct {
 	// RevisionsInDoubt are untagged revisions kept because their repository
 	// has an unreadable part, a corrupt tag, or an unparsable manifest.
 	RevisionsInDoubt int `json:"revisions_in_doubt"`
+	// ChangedDuringRun are deletions dropped because a recheck just before
+	// the sweep found them reachable again (a push during the run).
+	ChangedDuringRun int `json:"changed_during_run"`
 }
 
 // Broken is a kept tag or manifest that references something missing.

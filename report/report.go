@@ -184,8 +184,8 @@ func Text(w io.Writer, r *Report, verbose bool) error {
 	}
 	k := r.Kept
 	if k != (mark.Kept{}) {
-		fmt.Fprintf(w, "\nkept though unreferenced: %d blobs and %d revisions too recent, %d layer links too recent, %d blobs unswept (graph incomplete), %d revisions in doubt\n",
-			k.BlobsTooRecent, k.RevisionsTooRecent, k.LayerLinksTooRecent, k.BlobsUnswept, k.RevisionsInDoubt)
+		fmt.Fprintf(w, "\nkept though unreferenced: %d blobs and %d revisions too recent, %d layer links too recent, %d blobs unswept (graph incomplete), %d revisions in doubt, %d objects reachable again at the recheck\n",
+			k.BlobsTooRecent, k.RevisionsTooRecent, k.LayerLinksTooRecent, k.BlobsUnswept, k.RevisionsInDoubt, k.ChangedDuringRun)
 	}
 	if len(r.Broken) > 0 {
 		fmt.Fprintf(w, "\nbroken images (kept, cannot be served whole): %d\n", len(r.Broken))

@@ -244,3 +244,24 @@ func (f *FS) pruneEmpty(dir string) {
 		dir = path.Dir(dir)
 	}
 }
+
+// PutIfAbsent creates key exclusively (O_EXCL) and writes data to it.
+func (f *FS) PutIfAbsent(ctx context.Context, key string, data []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	file, err := f.root.OpenFile(key, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o644)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create %s: %w", path.Join(f.dir, key), ErrExists)
+	}
+	if err != nil {
+		return f.wrap("create", key, err)
+	}
+	_, werr := file.Write(data)
+	cerr := file.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		f.root.Remove(key)
+		return f.wrap("write", key, err)
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -341,6 +342,28 @@ func (s *S3) Stat(ctx context.Context, key string) (Object, error) {
 		return Object{}, s.wrap("stat", bk, err)
 	}
 	return Object{Key: key, Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified), ETag: aws.ToString(out.ETag)}, nil
+}
+
+// PutIfAbsent writes an object with If-None-Match: *, so that of two runs
+// racing for the same key exactly one wins (412 Precondition Failed for the
+// other). Servers that ignore the condition make this a plain PUT: the
+// caller reads the object back to see whose it is.
+func (s *S3) PutIfAbsent(ctx context.Context, key string, data []byte) error {
+	bk := s.key(key)
+	_, err := s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket:      aws.String(s.bucket),
+		Key:         aws.String(bk),
+		Body:        bytes.NewReader(data),
+		IfNoneMatch: aws.String("*"),
+	})
+	var re interface{ HTTPStatusCode() int }
+	if errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusPreconditionFailed || re.HTTPStatusCode() == http.StatusConflict) {
+		return fmt.Errorf("create %s: %w", s.url(bk), ErrExists)
+	}
+	if err != nil {
+		return s.wrap("create", bk, err)
+	}
+	return nil
 }
 
 // ReadFile reads an object of at most limit bytes with one GET. A larger

@@ -520,3 +520,24 @@ func TestS3UploadDataIsMultipart(t *testing.T) {
 		t.Errorf("multipart uploads after abort: %+v, %v", ups, err)
 	}
 }
+
+func TestS3LockIsConditional(t *testing.T) {
+	bucket := storagetest.NewBucket(t)
+	c := storagetest.S3Client(t)
+	putObject(t, c, bucket, "r/docker/registry/v2/blobs/x", "x")
+	s := mustOpenS3(t, bucket, "r", nil)
+	ctx := t.Context()
+	l, _, err := storage.AcquireLock(ctx, s, storage.LockInfo{Host: "a", RunID: "1"}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutIfAbsent(ctx, storage.LockKey, []byte("{}")); !errors.Is(err, storage.ErrExists) {
+		t.Fatalf("second conditional write: %v, want ErrExists (412 from If-None-Match)", err)
+	}
+	if _, _, err := storage.AcquireLock(ctx, s, storage.LockInfo{Host: "b", RunID: "2"}, false); !errors.Is(err, storage.ErrLocked) {
+		t.Fatalf("second run: %v", err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

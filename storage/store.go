@@ -14,6 +14,9 @@ var ErrNotFound = errors.New("not found")
 // ErrTooLarge is returned by ReadFile for a file over its limit.
 var ErrTooLarge = errors.New("file too large")
 
+// ErrExists is wrapped by PutIfAbsent when the key already exists.
+var ErrExists = errors.New("already exists")
+
 // ErrReadOnly is returned by the deletes of a ReadOnly store.
 var ErrReadOnly = errors.New("read-only store: nothing may be deleted")
 
@@ -82,6 +85,11 @@ type Store interface {
 
 	// BatchSize is the number of keys one Delete call handles best.
 	BatchSize() int
+
+	// PutIfAbsent writes a small file only if no file has that key, as one
+	// atomic step (a filesystem's O_EXCL, S3's If-None-Match: *). It is for
+	// regsweep's own lock; the registry's files are never written.
+	PutIfAbsent(ctx context.Context, key string, data []byte) error
 }
 
 // readOnly is a Store whose deletes fail: dry runs sweep through it, so that
@@ -90,6 +98,10 @@ type readOnly struct{ Store }
 
 // ReadOnly wraps s so that Delete fails with ErrReadOnly for every key.
 func ReadOnly(s Store) Store { return readOnly{s} }
+
+func (r readOnly) PutIfAbsent(_ context.Context, key string, _ []byte) error {
+	return fmt.Errorf("write %s: %w", key, ErrReadOnly)
+}
 
 func (r readOnly) Delete(_ context.Context, keys []string, done func(string, error)) {
 	for _, k := range keys {

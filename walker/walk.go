@@ -21,6 +21,11 @@ import (
 type Options struct {
 	// Jobs is how many storage operations run at once.
 	Jobs int
+	// Recheck, when set, is an earlier walk of the same store: only the
+	// repository tree is listed again, the blobs are taken from Recheck,
+	// and manifests it read are not read again. A run rechecks its tags
+	// and revisions this way just before it deletes anything.
+	Recheck *Inventory
 }
 
 // maxLinkSize bounds link and startedat files: "sha512:" and 128 hex digits
@@ -56,9 +61,23 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 		},
 	}
 	jobs := max(opts.Jobs, 1)
+	if old := opts.Recheck; old != nil {
+		w.inv.Blobs = old.Blobs
+		w.inv.Stats.Blobs, w.inv.Stats.BlobBytes = old.Stats.Blobs, old.Stats.BlobBytes
+		for d, m := range old.Manifests {
+			w.inv.Manifests[d] = m
+		}
+		for _, p := range old.Problems {
+			if strings.HasPrefix(p.Path, storage.BlobsDir()+"/") {
+				w.inv.Problems = append(w.inv.Problems, p)
+			}
+		}
+	}
 	if store.FlatListing() {
 		fr := &flatRepos{repos: map[string]*flatRepo{}}
-		w.pool.Go(w.flatBlobTree)
+		if opts.Recheck == nil {
+			w.pool.Go(w.flatBlobTree)
+		}
 		w.pool.Go(func(ctx context.Context) error { return w.flatRepoTree(ctx, fr) })
 		if err := w.pool.Run(ctx, jobs); err != nil {
 			return nil, fmt.Errorf("walk %s: %w", store, err)
@@ -67,7 +86,9 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 			return nil, fmt.Errorf("walk %s: %w", store, err)
 		}
 	} else {
-		w.pool.Go(w.blobTree)
+		if opts.Recheck == nil {
+			w.pool.Go(w.blobTree)
+		}
 		w.pool.Go(func(ctx context.Context) error { return w.repoDir(ctx, "") })
 		if err := w.pool.Run(ctx, jobs); err != nil {
 			return nil, fmt.Errorf("walk %s: %w", store, err)
@@ -458,6 +479,9 @@ func readStartedAt(ctx context.Context, store storage.Store, p string) time.Time
 func (w *walk) readManifests(ctx context.Context, jobs int) error {
 	var wave []storage.Digest
 	seen := make(map[storage.Digest]bool)
+	for d := range w.inv.Manifests {
+		seen[d] = true // read by the walk being rechecked
+	}
 	want := func(d storage.Digest) {
 		if !seen[d] && !d.IsZero() {
 			seen[d] = true
@@ -484,6 +508,9 @@ func (w *walk) readManifests(ctx context.Context, jobs int) error {
 		next := wave
 		wave = nil
 		for _, d := range next {
+			if w.inv.Manifests[d] == nil {
+				continue
+			}
 			for _, c := range w.inv.Manifests[d].Refs.Manifests {
 				if _, ok := w.inv.Blobs[c]; ok {
 					want(c)

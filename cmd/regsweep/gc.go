@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,8 @@ type gcFlags struct {
 	// policy's untagged setting.
 	deleteUntaggedSet bool
 	loc               locationFlags
+	breakLock         bool
+	registryStopped   bool
 }
 
 func newGCCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -63,6 +66,8 @@ Stop the registry or make it read-only first.`,
 	fl.IntVar(&f.jobs, "jobs", 0, "storage operations at once (default: 8 per CPU on a filesystem, 64 on S3)")
 	fl.DurationVar(&f.minAge, "min-age", time.Hour, "keep unreferenced blobs and revisions modified less than this before the run started")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
+	fl.BoolVar(&f.breakLock, "break-lock", false, "remove a lock left by a run that died, then take it")
+	fl.BoolVar(&f.registryStopped, "registry-stopped", false, "with --config: the registry is stopped, so its config need not be in read-only maintenance mode")
 	f.loc.register(fl)
 	fl.BoolVarP(&f.verbose, "verbose", "v", false, "list every tag decision of the policy")
 	fl.StringVar(&f.policyFile, "policy", "", "apply the tag retention policy in `FILE` (YAML, see README)")
@@ -101,6 +106,9 @@ func runGC(ctx context.Context, loc storage.Location, f gcFlags, stdout, stderr 
 			deleteUntagged = true
 		}
 	}
+	if f.loc.config != "" && !f.dryRun && !loc.ReadOnlyMaintenance && !f.registryStopped {
+		return usageError{fmt.Errorf("%s: storage.maintenance.readonly.enabled is not true: a registry running with this config accepts pushes that a GC can break; set it (and restart the registry), or stop the registry and pass --registry-stopped", f.loc.config)}
+	}
 	startedAt := time.Now()
 
 	store, closeStore, err := open(ctx, loc)
@@ -108,6 +116,26 @@ func runGC(ctx context.Context, loc storage.Location, f gcFlags, stdout, stderr 
 		return err
 	}
 	defer closeStore()
+
+	// One GC at a time: a lock object at the storage root. Dry runs delete
+	// nothing and take no lock.
+	var warnings []string
+	if !f.dryRun {
+		host, _ := os.Hostname()
+		info := storage.LockInfo{Host: host, PID: os.Getpid(), StartedAt: startedAt, RunID: runID(startedAt), Command: "gc"}
+		lock, broken, err := storage.AcquireLock(ctx, store, info, f.breakLock)
+		if err != nil {
+			return err
+		}
+		if broken != nil {
+			warnings = append(warnings, "broke the lock held by "+broken.String())
+		}
+		defer func() {
+			if err := lock.Release(context.WithoutCancel(ctx)); err != nil {
+				fmt.Fprintf(stderr, "regsweep: %v\n", err)
+			}
+		}()
+	}
 
 	var phases []report.Phase
 	timed := func(name string, fn func(storage.Counter) error) error {
@@ -126,11 +154,26 @@ func runGC(ctx context.Context, loc storage.Location, f gcFlags, stdout, stderr 
 	}); err != nil {
 		return err
 	}
+	markOpts := mark.Options{DeleteUntagged: deleteUntagged, MinAge: f.minAge, StartedAt: startedAt, Policy: policy}
 	var plan *mark.Plan
 	_ = timed("mark", func(storage.Counter) error {
-		plan = mark.Compute(inv, mark.Options{DeleteUntagged: deleteUntagged, MinAge: f.minAge, StartedAt: startedAt, Policy: policy})
+		plan = mark.Compute(inv, markOpts)
 		return nil
 	})
+	// Before deleting anything, list the repositories again: what a push
+	// made reachable since the walk drops out of the plan.
+	if !f.dryRun && (len(plan.Tags) > 0 || len(plan.Revisions) > 0 || len(plan.LayerLinks) > 0 || len(plan.Blobs) > 0) {
+		if err := timed("recheck", func(c storage.Counter) error {
+			again, err := walker.Walk(ctx, store, walker.Options{Jobs: jobs, Recheck: inv}, c)
+			if err != nil {
+				return err
+			}
+			plan = mark.Intersect(plan, mark.Compute(again, markOpts))
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
 	var res *sweep.Result
 	if err := timed("sweep", func(c storage.Counter) (err error) {
 		res, err = sweep.Execute(ctx, store, plan, sweep.Options{DryRun: f.dryRun, Jobs: jobs}, c)
@@ -147,6 +190,7 @@ func runGC(ctx context.Context, loc storage.Location, f gcFlags, stdout, stderr 
 		rep.Problems = append(rep.Problems, report.Problem{Path: p.Path, Reason: p.Err.Error()})
 	}
 	rep.Policy = f.policyFile
+	rep.Warnings = append(warnings, rep.Warnings...)
 	if err := report.Text(stdout, rep, f.verbose); err != nil {
 		return err
 	}
@@ -164,6 +208,13 @@ func runGC(ctx context.Context, loc storage.Location, f gcFlags, stdout, stderr 
 		return fmt.Errorf("%w: %d deletes failed, %d blobs skipped", errIncomplete, len(res.Failed), res.BlobsSkipped)
 	}
 	return nil
+}
+
+// runID names one run in its lock and report.
+func runID(t time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s-%x", t.UTC().Format("20060102T150405Z"), b)
 }
 
 func writeReport(path string, rep *report.Report) error {

@@ -1,0 +1,106 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// LockKey is the lock object at the storage root, outside docker/ so that
+// the registry never sees it.
+const LockKey = "regsweep.lock"
+
+// ErrLocked is wrapped by AcquireLock when another run holds the lock.
+var ErrLocked = errors.New("storage locked by another regsweep run")
+
+// LockInfo says who holds the lock.
+type LockInfo struct {
+	Host      string    `json:"host"`
+	PID       int       `json:"pid"`
+	StartedAt time.Time `json:"started_at"`
+	RunID     string    `json:"run_id"`
+	Command   string    `json:"command"`
+}
+
+func (i LockInfo) String() string {
+	return fmt.Sprintf("%s pid %d since %s (run %s, %s)", i.Host, i.PID, i.StartedAt.UTC().Format(time.RFC3339), i.RunID, i.Command)
+}
+
+// Lock is a held lock; Release gives it back.
+type Lock struct {
+	store Store
+	info  LockInfo
+}
+
+// AcquireLock takes the lock for one run, atomically: of two runs racing,
+// one gets ErrLocked naming the other. breakLock first removes a lock left
+// by a run that died (the admin's call: regsweep cannot tell a dead run from
+// a slow one on another host); the broken holder is returned for the report.
+func AcquireLock(ctx context.Context, s Store, info LockInfo, breakLock bool) (*Lock, *LockInfo, error) {
+	var broken *LockInfo
+	if breakLock {
+		if old, err := ReadLock(ctx, s); err == nil {
+			broken = old
+		}
+		var derr error
+		s.Delete(ctx, []string{LockKey}, func(_ string, err error) { derr = err })
+		if derr != nil {
+			return nil, nil, fmt.Errorf("break lock: %w", derr)
+		}
+	}
+	data, err := json.Marshal(info)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.PutIfAbsent(ctx, LockKey, data); err != nil {
+		if !errors.Is(err, ErrExists) {
+			return nil, nil, fmt.Errorf("take lock: %w", err)
+		}
+		holder, rerr := ReadLock(ctx, s)
+		if rerr != nil {
+			return nil, nil, fmt.Errorf("%w: %s/%s exists but cannot be read (%v); remove it or pass --break-lock if no run is going", ErrLocked, s, LockKey, rerr)
+		}
+		return nil, nil, fmt.Errorf("%w: held by %s; if that run is gone, pass --break-lock", ErrLocked, holder)
+	}
+	// A server that ignores If-None-Match lets both writes through: the
+	// last one wins, and the other run sees it here.
+	if holder, err := ReadLock(ctx, s); err != nil || holder.RunID != info.RunID {
+		if err != nil {
+			return nil, nil, fmt.Errorf("take lock: read back: %w", err)
+		}
+		return nil, nil, fmt.Errorf("%w: held by %s", ErrLocked, holder)
+	}
+	return &Lock{store: s, info: info}, broken, nil
+}
+
+// ReadLock returns the holder of the lock, or an error wrapping ErrNotFound.
+func ReadLock(ctx context.Context, s Store) (*LockInfo, error) {
+	b, _, err := s.ReadFile(ctx, LockKey, 64<<10)
+	if err != nil {
+		return nil, err
+	}
+	var info LockInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return nil, fmt.Errorf("lock %s/%s: %w", s, LockKey, err)
+	}
+	return &info, nil
+}
+
+// Release removes the lock if it is still this run's.
+func (l *Lock) Release(ctx context.Context) error {
+	holder, err := ReadLock(ctx, l.store)
+	if err != nil {
+		return fmt.Errorf("release lock: %w", err)
+	}
+	if holder.RunID != l.info.RunID {
+		return fmt.Errorf("release lock: now held by %s, left in place", holder)
+	}
+	var derr error
+	l.store.Delete(ctx, []string{LockKey}, func(_ string, err error) { derr = err })
+	if derr != nil {
+		return fmt.Errorf("release lock: %w", derr)
+	}
+	return nil
+}
