@@ -23,6 +23,7 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 	marked := make(map[storage.Digest]bool, len(inv.Blobs))
 	linkedBy := make(map[storage.Digest]string) // first repository linking a blob
 	var graphErrs []string
+	var emptyCandidates []*walker.Repo
 
 	// Aliases: a blob pushed under a sha512 digest is stored under its
 	// sha256 digest; marking the one must keep the other.
@@ -38,6 +39,9 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 		p.Repos = append(p.Repos, r.Name)
 		rp := repoPlan{inv: inv, r: r, p: p, opts: opts, alias: alias}
 		rp.run()
+		if rp.compact(rp.liveTags) && opts.Compact.Repos {
+			emptyCandidates = append(emptyCandidates, r)
+		}
 		for d := range rp.kept {
 			markManifest(inv, d, marked)
 		}
@@ -114,6 +118,32 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 		}
 	}
 
+	// Empty repositories: every layer link goes too, if all are old enough
+	// (a push in progress links its blobs before it puts its manifest).
+	planned := make(map[LayerLink]bool, len(p.LayerLinks))
+	for _, l := range p.LayerLinks {
+		planned[l] = true
+	}
+	for _, r := range emptyCandidates {
+		var extra []LayerLink
+		ok := true
+		for _, l := range r.Layers {
+			ll := LayerLink{Repo: r.Name, Digest: l.Digest}
+			if planned[ll] {
+				continue
+			}
+			if l.Corrupt || l.ModTime.IsZero() || l.ModTime.After(p.Cutoff) {
+				ok = false // age unknown or young: the next run decides
+				break
+			}
+			extra = append(extra, ll)
+		}
+		if ok {
+			p.LayerLinks = append(p.LayerLinks, extra...)
+			p.EmptyRepos = append(p.EmptyRepos, r.Name)
+		}
+	}
+
 	var errs []error
 	if len(graphErrs) > 0 {
 		errs = append(errs, fmt.Errorf("%w; no blob swept: %s", ErrIncompleteGraph, strings.Join(graphErrs, "; ")))
@@ -152,6 +182,7 @@ type repoPlan struct {
 
 	alias     map[storage.Digest][]storage.Digest
 	kept      map[storage.Digest]bool
+	liveTags  int // tags that stay and point somewhere
 	graphErrs []string
 	doubt     string // why untagged revisions are all kept, if they are
 }
@@ -183,7 +214,11 @@ func (rp *repoPlan) run() {
 		d, decided := decisions[t.Name]
 		_, isSig := SignatureSubject(t.Name)
 		switch {
-		case r.Unreadable != nil || rp.opts.Policy == nil:
+		case r.Unreadable != nil:
+		case rp.opts.Compact.Links && t.Current.IsZero() && t.Err == nil:
+			rp.deleteTag(t, TagDecision{Reason: "no current link (an interrupted tag delete)"})
+			continue
+		case rp.opts.Policy == nil:
 		case !decided && isSig:
 			sigTags = append(sigTags, t)
 			continue
@@ -268,6 +303,12 @@ func (rp *repoPlan) run() {
 		rp.doubt = rp.graphErrs[0]
 	}
 
+	rp.liveTags = 0
+	for _, t := range liveTags {
+		if !t.Current.IsZero() || t.Err != nil {
+			rp.liveTags++
+		}
+	}
 	if !rp.opts.DeleteUntagged {
 		return
 	}
@@ -291,6 +332,54 @@ func (rp *repoPlan) run() {
 		rp.p.Revisions = append(rp.p.Revisions, Revision{Repo: r.Name, Digest: l.Digest, TagIndex: indexOf[l.Digest]})
 	}
 	closure()
+}
+
+// compact plans the compaction of one repository, after its tags and
+// revisions are decided: history entries of absent manifests and abandoned
+// uploads. It returns whether the repository keeps no tag, no manifest and
+// no young upload.
+func (rp *repoPlan) compact(liveTags int) (empty bool) {
+	r, c := rp.r, rp.opts.Compact
+	if r.Unreadable != nil || storage.ValidRepoName(r.Name) != nil {
+		return false
+	}
+	revs := make(map[storage.Digest]bool, len(r.Revisions))
+	for _, l := range r.Revisions {
+		revs[l.Digest] = true
+	}
+	deletedTags := map[string]bool{}
+	for _, t := range rp.p.Tags {
+		if t.Repo == r.Name {
+			deletedTags[t.Name] = true
+		}
+	}
+	if c.Links {
+		for _, t := range r.Tags {
+			if deletedTags[t.Name] {
+				continue
+			}
+			for _, d := range t.Index {
+				if !revs[d] {
+					rp.p.OrphanIndex = append(rp.p.OrphanIndex, IndexEntry{Repo: r.Name, Tag: t.Name, Digest: d})
+				}
+			}
+		}
+	}
+	young := 0
+	for _, u := range r.Uploads {
+		if c.Uploads && !u.StartedAt.IsZero() && u.StartedAt.Before(rp.opts.StartedAt.Add(-c.UploadMaxAge)) {
+			rp.p.Uploads = append(rp.p.Uploads, Upload{Repo: r.Name, ID: u.ID, Keys: u.Keys, Size: u.Size})
+		} else {
+			young++
+		}
+	}
+	deletedRevs := 0
+	for _, rev := range rp.p.Revisions {
+		if rev.Repo == r.Name {
+			deletedRevs++
+		}
+	}
+	return liveTags == 0 && deletedRevs == len(r.Revisions) && young == 0
 }
 
 // visit checks one kept manifest and keeps its children and referrers.

@@ -25,7 +25,29 @@ type Options struct {
 	StartedAt time.Time
 	// Policy decides which tags to delete; nil keeps every tag.
 	Policy *Policy
+	// Compact selects the compaction done by the same run.
+	Compact Compact
 }
+
+// Compact selects compaction: the cleaning of what the registry left
+// behind, beside garbage collection proper.
+type Compact struct {
+	// Uploads removes _uploads/<id> started more than UploadMaxAge before
+	// the run (a missing or unreadable startedat counts as young).
+	Uploads      bool
+	UploadMaxAge time.Duration
+	// Repos removes repositories left with no tags, no manifests and no
+	// young upload (their _manifests, _layers, _uploads; never a nested
+	// repository).
+	Repos bool
+	// Links removes tag history entries of manifests the repository no
+	// longer holds, and the history of tags whose current link is gone (an
+	// interrupted tag delete).
+	Links bool
+}
+
+// CompactAll is every compaction, with the registry's own upload purge age.
+var CompactAll = Compact{Uploads: true, UploadMaxAge: 7 * 24 * time.Hour, Repos: true, Links: true}
 
 // Plan is what a run deletes, in the order sweep deletes it, and what it
 // keeps and why. A Plan is consumed by one sweep.
@@ -40,6 +62,11 @@ type Plan struct {
 	Revisions  []Revision
 	LayerLinks []LayerLink
 	Blobs      []Blob
+
+	// Compaction.
+	OrphanIndex []IndexEntry
+	Uploads     []Upload
+	EmptyRepos  []string
 
 	// Kept counts what was kept for a reason other than being reachable.
 	Kept Kept
@@ -75,6 +102,19 @@ type Revision struct {
 	Repo     string
 	Digest   storage.Digest
 	TagIndex []string
+}
+
+// IndexEntry is a tag history entry to delete: its manifest is gone.
+type IndexEntry struct {
+	Repo, Tag string
+	Digest    storage.Digest
+}
+
+// Upload is an abandoned upload to delete.
+type Upload struct {
+	Repo, ID string
+	Keys     []string
+	Size     int64
 }
 
 // LayerLink is a layer link to delete.

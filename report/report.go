@@ -182,6 +182,10 @@ func Text(w io.Writer, r *Report, verbose bool) error {
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "\nwarning: %s\n", warn)
 	}
+	if c.Uploads+c.Repositories > 0 || c.TagIndexEntries > 0 {
+		fmt.Fprintf(w, "\ncompaction (%s): %d uploads (%s), %d tag history entries, %d empty repositories\n",
+			verb, c.Uploads, Bytes(c.UploadBytes), c.TagIndexEntries, c.Repositories)
+	}
 	k := r.Kept
 	if k != (mark.Kept{}) {
 		fmt.Fprintf(w, "\nkept though unreferenced: %d blobs and %d revisions too recent, %d layer links too recent, %d blobs unswept (graph incomplete), %d revisions in doubt, %d objects reachable again at the recheck\n",

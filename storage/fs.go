@@ -265,3 +265,45 @@ func (f *FS) PutIfAbsent(ctx context.Context, key string, data []byte) error {
 	}
 	return nil
 }
+
+var _ DirRemover = (*FS)(nil)
+
+// RemoveEmptyDirs removes the empty folders of dir, deepest first, then dir
+// and its parents while empty. It never removes a file.
+func (f *FS) RemoveEmptyDirs(ctx context.Context, dir string) error {
+	entries, err := f.ReadDir(ctx, dir)
+	if IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type == TypeDir {
+			if err := f.removeEmptyBelow(ctx, dir+"/"+e.Name); err != nil {
+				return err
+			}
+		}
+	}
+	if err := f.remove(dir, true); err != nil {
+		return nil // not empty: a file or a nested repository stays
+	}
+	f.pruneEmpty(path.Dir(dir))
+	return nil
+}
+
+func (f *FS) removeEmptyBelow(ctx context.Context, dir string) error {
+	entries, err := f.ReadDir(ctx, dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if e.Type == TypeDir {
+			if err := f.removeEmptyBelow(ctx, dir+"/"+e.Name); err != nil {
+				return err
+			}
+		}
+	}
+	_ = f.remove(dir, true) // fails, harmlessly, when not empty
+	return nil
+}

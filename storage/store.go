@@ -108,3 +108,14 @@ func (r readOnly) Delete(_ context.Context, keys []string, done func(string, err
 		done(k, fmt.Errorf("delete %s: %w", k, ErrReadOnly))
 	}
 }
+
+// DirRemover is implemented by stores with real folders (a filesystem),
+// where a repository stays listed by the registry's catalog as long as its
+// _manifests folder exists, even empty.
+type DirRemover interface {
+	// RemoveEmptyDirs removes dir and every folder below it that holds no
+	// file, deepest first, and then the folders above dir while they are
+	// empty and not fixed folders of the layout. A folder holding a file
+	// stays, and so do the folders above it.
+	RemoveEmptyDirs(ctx context.Context, dir string) error
+}

@@ -31,6 +31,10 @@ type Counts struct {
 	LayerLinks      int   `json:"layer_links_deleted"`
 	Blobs           int   `json:"blobs_deleted"`
 	Bytes           int64 `json:"bytes_reclaimed"`
+	// Compaction.
+	Uploads      int   `json:"uploads_deleted"`
+	UploadBytes  int64 `json:"upload_bytes_reclaimed"`
+	Repositories int   `json:"repositories_removed"`
 }
 
 // Failure is a key whose delete failed.
@@ -92,7 +96,7 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 		s.store = storage.ReadOnly(store)
 	}
 
-	var tagCurrent, tagIndex, revIndex, revs, layers, blobs []op
+	var tagCurrent, tagIndex, revIndex, revs, layers, uploads, blobs []op
 	for _, t := range plan.Tags {
 		counted := false
 		countTag := func(c *Counts) {
@@ -114,6 +118,19 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 		}
 		revs = append(revs, op{storage.RevisionLinkPath(r.Repo, r.Digest), r.Repo, func(c *Counts) { c.Manifests++ }})
 	}
+	for _, e := range plan.OrphanIndex {
+		revIndex = append(revIndex, op{storage.TagIndexLinkPath(e.Repo, e.Tag, e.Digest), e.Repo, func(c *Counts) { c.TagIndexEntries++ }})
+	}
+	for _, u := range plan.Uploads {
+		for i, k := range u.Keys {
+			count := func(*Counts) {}
+			if i == 0 {
+				size := u.Size
+				count = func(c *Counts) { c.Uploads++; c.UploadBytes += size }
+			}
+			uploads = append(uploads, op{k, u.Repo, count})
+		}
+	}
 	for _, l := range plan.LayerLinks {
 		layers = append(layers, op{storage.LayerLinkPath(l.Repo, l.Digest), l.Repo, func(c *Counts) { c.LayerLinks++ }})
 	}
@@ -121,9 +138,9 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 		size := b.Size
 		blobs = append(blobs, op{storage.BlobDataPath(b.Digest), b.Repo, func(c *Counts) { c.Blobs++; c.Bytes += size }})
 	}
-	ctr.SetMax(int64(len(tagCurrent) + len(tagIndex) + len(revIndex) + len(revs) + len(layers) + len(blobs)))
+	ctr.SetMax(int64(len(tagCurrent) + len(tagIndex) + len(revIndex) + len(revs) + len(layers) + len(uploads) + len(blobs)))
 
-	for _, phase := range [][]op{tagCurrent, tagIndex, revIndex, revs, layers} {
+	for _, phase := range [][]op{tagCurrent, tagIndex, revIndex, revs, layers, uploads} {
 		if err := s.run(ctx, phase); err != nil {
 			return res, err
 		}
@@ -132,7 +149,39 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 		res.BlobsSkipped = len(blobs)
 		return res, nil
 	}
-	return res, s.run(ctx, blobs)
+	if err := s.run(ctx, blobs); err != nil {
+		return res, err
+	}
+	return res, s.removeRepos(ctx, plan.EmptyRepos)
+}
+
+// removeRepos removes the folders of repositories compaction emptied, so the
+// registry's catalog stops listing them. Only a store with real folders has
+// anything left to remove; the keys are gone already. A repository with a
+// failed delete, or holding anything but empty folders (a nested
+// repository), stays.
+func (s *sweeper) removeRepos(ctx context.Context, repos []string) error {
+	if len(repos) == 0 || ctx.Err() != nil || len(s.res.Failed) > 0 {
+		return nil
+	}
+	dr, ok := s.store.(storage.DirRemover)
+	for _, name := range repos {
+		if !s.opts.DryRun && ok {
+			for _, dir := range []string{storage.ManifestsDir(name), storage.LayersDir(name), storage.UploadsDir(name)} {
+				if err := dr.RemoveEmptyDirs(ctx, dir); err != nil {
+					s.res.Failed = append(s.res.Failed, Failure{Key: dir, Err: err.Error()})
+				}
+			}
+			if entries, err := s.store.ReadDir(ctx, storage.RepoDir(name)); err == nil && len(entries) == 0 {
+				_ = dr.RemoveEmptyDirs(ctx, storage.RepoDir(name))
+			}
+		}
+		s.res.Total.Repositories++
+		if c := s.res.Repos[name]; c != nil {
+			c.Repositories++
+		}
+	}
+	return nil
 }
 
 type sweeper struct {

@@ -187,6 +187,7 @@ func (w *walk) classify(fr *flatRepos, o storage.Object) {
 			r.uploads[k.Upload] = u
 		}
 		u.Keys = append(u.Keys, o.Key)
+		u.Size += o.Size
 	}
 }
 

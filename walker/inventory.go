@@ -91,8 +91,9 @@ type Upload struct {
 	// StartedAt is the time in startedat, or zero when it is missing or
 	// unreadable (such an upload counts as young).
 	StartedAt time.Time
-	// Keys are the upload's files.
+	// Keys are the upload's files, Size their total size.
 	Keys []string
+	Size int64
 }
 
 // Problem is something the walk found wrong, with the path it concerns.

@@ -303,6 +303,14 @@ func (w *walk) repo(ctx context.Context, name string) error {
 		if err := w.resolveAlias(ctx, name, &l); err != nil {
 			return err
 		}
+		if len(r.Revisions) == 0 && l.ModTime.IsZero() {
+			// A repository without manifests may be removed whole by
+			// compaction, which needs the age of its links (a push in
+			// progress links blobs before it puts its manifest).
+			if o, err := w.store.Stat(ctx, storage.LayerLinkPath(name, d)); err == nil {
+				l.ModTime = o.ModTime
+			}
+		}
 		r.Layers = append(r.Layers, l)
 	}
 	if err := w.uploads(ctx, r); err != nil {
@@ -423,6 +431,7 @@ func (w *walk) uploads(ctx context.Context, r *Repo) error {
 		u := Upload{ID: e.Name}
 		err := w.store.Walk(ctx, storage.UploadDir(r.Name, e.Name), func(o storage.Object) error {
 			u.Keys = append(u.Keys, o.Key)
+			u.Size += o.Size
 			return nil
 		})
 		if err != nil && !storage.IsNotFound(err) {

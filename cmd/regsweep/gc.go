@@ -36,6 +36,8 @@ type gcFlags struct {
 	loc               locationFlags
 	breakLock         bool
 	registryStopped   bool
+	compact           []string
+	uploadMaxAge      time.Duration
 }
 
 func newGCCommand(stdout, stderr io.Writer) *cobra.Command {
@@ -66,6 +68,8 @@ Stop the registry or make it read-only first.`,
 	fl.IntVar(&f.jobs, "jobs", 0, "storage operations at once (default: 8 per CPU on a filesystem, 64 on S3)")
 	fl.DurationVar(&f.minAge, "min-age", time.Hour, "keep unreferenced blobs and revisions modified less than this before the run started")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress output")
+	fl.StringSliceVar(&f.compact, "compact", []string{"all"}, "compaction to do: any of uploads, repos, links; all; or none")
+	fl.DurationVar(&f.uploadMaxAge, "upload-max-age", 7*24*time.Hour, "remove uploads started longer ago than this (with --compact uploads)")
 	fl.BoolVar(&f.breakLock, "break-lock", false, "remove a lock left by a run that died, then take it")
 	fl.BoolVar(&f.registryStopped, "registry-stopped", false, "with --config: the registry is stopped, so its config need not be in read-only maintenance mode")
 	f.loc.register(fl)
@@ -90,6 +94,10 @@ func runGC(ctx context.Context, loc storage.Location, f gcFlags, stdout, stderr 
 		if loc.Kind == storage.KindS3 {
 			jobs = 64
 		}
+	}
+	compact, err := parseCompact(f.compact, f.uploadMaxAge)
+	if err != nil {
+		return err
 	}
 	// The policy is checked before anything is read from storage.
 	var policy *mark.Policy
@@ -154,7 +162,7 @@ func runGC(ctx context.Context, loc storage.Location, f gcFlags, stdout, stderr 
 	}); err != nil {
 		return err
 	}
-	markOpts := mark.Options{DeleteUntagged: deleteUntagged, MinAge: f.minAge, StartedAt: startedAt, Policy: policy}
+	markOpts := mark.Options{DeleteUntagged: deleteUntagged, MinAge: f.minAge, StartedAt: startedAt, Policy: policy, Compact: compact}
 	var plan *mark.Plan
 	_ = timed("mark", func(storage.Counter) error {
 		plan = mark.Compute(inv, markOpts)
@@ -208,6 +216,34 @@ func runGC(ctx context.Context, loc storage.Location, f gcFlags, stdout, stderr 
 		return fmt.Errorf("%w: %d deletes failed, %d blobs skipped", errIncomplete, len(res.Failed), res.BlobsSkipped)
 	}
 	return nil
+}
+
+// parseCompact reads --compact.
+func parseCompact(kinds []string, uploadMaxAge time.Duration) (mark.Compact, error) {
+	var c mark.Compact
+	if uploadMaxAge < 0 {
+		return c, usageError{fmt.Errorf("--upload-max-age %s: must not be negative", uploadMaxAge)}
+	}
+	for _, k := range kinds {
+		switch k {
+		case "all":
+			c = mark.CompactAll
+		case "none":
+			if len(kinds) > 1 {
+				return c, usageError{fmt.Errorf("--compact none: alone or not at all")}
+			}
+		case "uploads":
+			c.Uploads = true
+		case "repos":
+			c.Repos = true
+		case "links":
+			c.Links = true
+		default:
+			return c, usageError{fmt.Errorf("--compact %q: want uploads, repos, links, all or none", k)}
+		}
+	}
+	c.UploadMaxAge = uploadMaxAge
+	return c, nil
 }
 
 // runID names one run in its lock and report.
