@@ -23,8 +23,9 @@ type Options struct {
 	MinAge time.Duration
 	// StartedAt is when the run started; mark never reads the clock.
 	StartedAt time.Time
-	// Policy decides which tags to delete; nil keeps every tag.
-	Policy *Policy
+	// Policy decides which tags to delete; nil keeps every tag. A plan
+	// file keeps the policy's text instead (PlanFile.PolicyText).
+	Policy *Policy `json:"-"`
 	// Compact selects the compaction done by the same run.
 	Compact Compact
 }
@@ -83,7 +84,7 @@ type Plan struct {
 	// Err is non-nil when the plan is partial: blobs are not swept
 	// (ErrIncompleteGraph) or a repository was left alone. It lists every
 	// path concerned.
-	Err error
+	Err error `json:"-"`
 
 	used bool
 }

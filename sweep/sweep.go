@@ -63,9 +63,11 @@ func (r *Result) Incomplete() bool {
 
 // op is one key to delete and what its deletion counts for.
 type op struct {
-	key   string
-	repo  string
-	count func(*Counts)
+	key    string
+	repo   string
+	count  func(*Counts)
+	size   int64
+	reason string
 }
 
 // Execute deletes what plan selected. Each phase ends before the next
@@ -96,48 +98,8 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 		s.store = storage.ReadOnly(store)
 	}
 
-	var tagCurrent, tagIndex, revIndex, revs, layers, uploads, blobs []op
-	for _, t := range plan.Tags {
-		counted := false
-		countTag := func(c *Counts) {
-			if !counted { // a tag counts once, whichever of its keys goes first
-				counted = true
-				c.Tags++
-			}
-		}
-		if t.HasCurrent {
-			tagCurrent = append(tagCurrent, op{storage.TagCurrentPath(t.Repo, t.Name), t.Repo, countTag})
-		}
-		for _, d := range t.Index {
-			tagIndex = append(tagIndex, op{storage.TagIndexLinkPath(t.Repo, t.Name, d), t.Repo, countTag})
-		}
-	}
-	for _, r := range plan.Revisions {
-		for _, tag := range r.TagIndex {
-			revIndex = append(revIndex, op{storage.TagIndexLinkPath(r.Repo, tag, r.Digest), r.Repo, func(c *Counts) { c.TagIndexEntries++ }})
-		}
-		revs = append(revs, op{storage.RevisionLinkPath(r.Repo, r.Digest), r.Repo, func(c *Counts) { c.Manifests++ }})
-	}
-	for _, e := range plan.OrphanIndex {
-		revIndex = append(revIndex, op{storage.TagIndexLinkPath(e.Repo, e.Tag, e.Digest), e.Repo, func(c *Counts) { c.TagIndexEntries++ }})
-	}
-	for _, u := range plan.Uploads {
-		for i, k := range u.Keys {
-			count := func(*Counts) {}
-			if i == 0 {
-				size := u.Size
-				count = func(c *Counts) { c.Uploads++; c.UploadBytes += size }
-			}
-			uploads = append(uploads, op{k, u.Repo, count})
-		}
-	}
-	for _, l := range plan.LayerLinks {
-		layers = append(layers, op{storage.LayerLinkPath(l.Repo, l.Digest), l.Repo, func(c *Counts) { c.LayerLinks++ }})
-	}
-	for _, b := range plan.Blobs {
-		size := b.Size
-		blobs = append(blobs, op{storage.BlobDataPath(b.Digest), b.Repo, func(c *Counts) { c.Blobs++; c.Bytes += size }})
-	}
+	phases := buildPhases(plan)
+	tagCurrent, tagIndex, revIndex, revs, layers, uploads, blobs := phases[0], phases[1], phases[2], phases[3], phases[4], phases[5], phases[6]
 	ctr.SetMax(int64(len(tagCurrent) + len(tagIndex) + len(revIndex) + len(revs) + len(layers) + len(uploads) + len(blobs)))
 
 	for _, phase := range [][]op{tagCurrent, tagIndex, revIndex, revs, layers, uploads} {
@@ -182,6 +144,79 @@ func (s *sweeper) removeRepos(ctx context.Context, repos []string) error {
 		}
 	}
 	return nil
+}
+
+// Phase names, in the order Execute runs them.
+var phaseNames = [...]string{"tag", "tag", "history", "manifest", "layer link", "upload", "blob"}
+
+// buildPhases turns a plan into the keys of each phase, in order.
+func buildPhases(plan *mark.Plan) [7][]op {
+	var tagCurrent, tagIndex, revIndex, revs, layers, uploads, blobs []op
+	for _, t := range plan.Tags {
+		// A tag counts once, on its first key: the current link if it has
+		// one (the registry stops serving the tag when it goes).
+		first := true
+		count := func() func(*Counts) {
+			if first {
+				first = false
+				return func(c *Counts) { c.Tags++ }
+			}
+			return func(*Counts) {}
+		}
+		if t.HasCurrent {
+			tagCurrent = append(tagCurrent, op{storage.TagCurrentPath(t.Repo, t.Name), t.Repo, count(), 0, t.Reason})
+		}
+		for _, d := range t.Index {
+			tagIndex = append(tagIndex, op{storage.TagIndexLinkPath(t.Repo, t.Name, d), t.Repo, count(), 0, t.Reason})
+		}
+	}
+	for _, r := range plan.Revisions {
+		for _, tag := range r.TagIndex {
+			revIndex = append(revIndex, op{storage.TagIndexLinkPath(r.Repo, tag, r.Digest), r.Repo, func(c *Counts) { c.TagIndexEntries++ }, 0, "history of a deleted manifest"})
+		}
+		revs = append(revs, op{storage.RevisionLinkPath(r.Repo, r.Digest), r.Repo, func(c *Counts) { c.Manifests++ }, 0, "untagged manifest"})
+	}
+	for _, e := range plan.OrphanIndex {
+		revIndex = append(revIndex, op{storage.TagIndexLinkPath(e.Repo, e.Tag, e.Digest), e.Repo, func(c *Counts) { c.TagIndexEntries++ }, 0, "history of a manifest the repository no longer holds"})
+	}
+	for _, u := range plan.Uploads {
+		for i, k := range u.Keys {
+			count := func(*Counts) {}
+			if i == 0 {
+				size := u.Size
+				count = func(c *Counts) { c.Uploads++; c.UploadBytes += size }
+			}
+			uploads = append(uploads, op{k, u.Repo, count, 0, "stale upload " + u.ID})
+		}
+	}
+	for _, l := range plan.LayerLinks {
+		layers = append(layers, op{storage.LayerLinkPath(l.Repo, l.Digest), l.Repo, func(c *Counts) { c.LayerLinks++ }, 0, "link to a blob deleted or gone, or of an empty repository"})
+	}
+	for _, b := range plan.Blobs {
+		size := b.Size
+		blobs = append(blobs, op{storage.BlobDataPath(b.Digest), b.Repo, func(c *Counts) { c.Blobs++; c.Bytes += size }, size, "referenced by no kept manifest"})
+	}
+	return [7][]op{tagCurrent, tagIndex, revIndex, revs, layers, uploads, blobs}
+}
+
+// Entry is one key a plan deletes, for listings.
+type Entry struct {
+	Kind   string `json:"kind"`
+	Key    string `json:"key"`
+	Repo   string `json:"repository,omitempty"`
+	Size   int64  `json:"size,omitempty"`
+	Reason string `json:"reason"`
+}
+
+// Entries lists every key plan deletes, in the order Execute deletes them.
+func Entries(plan *mark.Plan) []Entry {
+	var out []Entry
+	for i, ph := range buildPhases(plan) {
+		for _, o := range ph {
+			out = append(out, Entry{Kind: phaseNames[i], Key: o.key, Repo: o.repo, Size: o.size, Reason: o.reason})
+		}
+	}
+	return out
 }
 
 type sweeper struct {

@@ -75,6 +75,9 @@ signatures: follow-subject
 	}
 	reasons := map[string]string{}
 	for _, repo := range rep.Repositories {
+		if repo.Name == "team-a/app" && repo.Counts.Tags != 4 {
+			t.Errorf("team-a/app: %d tags deleted in the per-repository report, want 4", repo.Counts.Tags)
+		}
 		for _, d := range repo.Tags {
 			reasons[repo.Name+":"+d.Tag] = d.Reason
 		}
