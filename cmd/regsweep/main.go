@@ -44,7 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newGCCommand(stdout, stderr))
+	root.AddCommand(newGCCommand(stdout, stderr), newPlanCommand(stdout, stderr), newApplyCommand(stdout, stderr), newRestoreCommand(stdout, stderr))
 	err := root.ExecuteContext(ctx)
 	switch {
 	case err == nil:

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync/atomic"
 	"time"
@@ -21,13 +22,13 @@ type phaseProgress interface {
 }
 
 // newProgress returns the counter for a stage named name.
-func newProgress(stdout, stderr io.Writer, name string, quiet bool) phaseProgress {
+func newProgress(stdout io.Writer, log *slog.Logger, name string, quiet bool) phaseProgress {
 	if quiet {
 		return &lineProgress{}
 	}
 	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		bar := progressbar.NewOptions64(-1,
-			progressbar.OptionSetWriter(stderr),
+			progressbar.OptionSetWriter(os.Stderr),
 			progressbar.OptionSetDescription(fmt.Sprintf("%-6s", name)),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(),
@@ -37,7 +38,7 @@ func newProgress(stdout, stderr io.Writer, name string, quiet bool) phaseProgres
 		)
 		return &barProgress{bar: bar}
 	}
-	return &lineProgress{w: stderr, name: name, start: time.Now()}
+	return &lineProgress{log: log, name: name, start: time.Now()}
 }
 
 // barProgress adapts a progress bar to storage.Counter.
@@ -49,9 +50,9 @@ func (b *barProgress) Add(n int64)    { _ = b.bar.Add64(n) }
 func (b *barProgress) SetMax(n int64) { b.bar.ChangeMax64(n) }
 func (b *barProgress) Done()          { _ = b.bar.Finish() }
 
-// lineProgress counts and prints one line when the stage ends.
+// lineProgress counts and logs one line when the stage ends.
 type lineProgress struct {
-	w     io.Writer
+	log   *slog.Logger
 	name  string
 	start time.Time
 	n     atomic.Int64
@@ -60,11 +61,7 @@ type lineProgress struct {
 func (l *lineProgress) Add(n int64)  { l.n.Add(n) }
 func (l *lineProgress) SetMax(int64) {}
 func (l *lineProgress) Done() {
-	switch {
-	case l.w == nil:
-	case l.n.Load() == 0:
-		fmt.Fprintf(l.w, "%s: done in %.2fs\n", l.name, time.Since(l.start).Seconds())
-	default:
-		fmt.Fprintf(l.w, "%s: %d objects in %.2fs\n", l.name, l.n.Load(), time.Since(l.start).Seconds())
+	if l.log != nil {
+		l.log.Info("phase done", "phase", l.name, "objects", l.n.Load(), "seconds", time.Since(l.start).Round(time.Millisecond).Seconds())
 	}
 }

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/regsweep/regsweep/mark"
+	"github.com/regsweep/regsweep/report"
+	"github.com/regsweep/regsweep/storage"
+)
+
+// planFlags are the flags that decide what a run deletes: gc and plan take
+// them; apply takes its plan's.
+type planFlags struct {
+	deleteUntagged bool
+	minAge         time.Duration
+	policyFile     string
+	allowDeleteAll bool
+	compact        []string
+	uploadMaxAge   time.Duration
+}
+
+func (p *planFlags) register(fl *pflag.FlagSet) {
+	fl.BoolVar(&p.deleteUntagged, "delete-untagged", false, "also delete manifests no tag reaches (children of kept indexes and referrers of kept manifests stay)")
+	fl.DurationVar(&p.minAge, "min-age", time.Hour, "keep unreferenced blobs and revisions modified less than this before the run started")
+	fl.StringVar(&p.policyFile, "policy", "", "apply the tag retention policy in `FILE` (YAML, see README)")
+	fl.BoolVar(&p.allowDeleteAll, "allow-delete-all", false, "accept a policy rule for every repository (**) that may delete every tag")
+	fl.StringSliceVar(&p.compact, "compact", []string{"all"}, "compaction to do: any of uploads, repos, links; all; or none")
+	fl.DurationVar(&p.uploadMaxAge, "upload-max-age", 7*24*time.Hour, "remove uploads started longer ago than this (with --compact uploads)")
+}
+
+// options validates the plan flags into mark.Options, reading and checking
+// the policy before anything is read from storage. It returns the policy's
+// text too, for plan files.
+func (p *planFlags) options(cmd *cobra.Command, startedAt time.Time) (mark.Options, string, error) {
+	o := mark.Options{DeleteUntagged: p.deleteUntagged, MinAge: p.minAge, StartedAt: startedAt}
+	if p.minAge < 0 {
+		return o, "", usageError{fmt.Errorf("--min-age %s: must not be negative", p.minAge)}
+	}
+	var err error
+	if o.Compact, err = parseCompact(p.compact, p.uploadMaxAge); err != nil {
+		return o, "", err
+	}
+	if p.policyFile == "" {
+		return o, "", nil
+	}
+	data, err := os.ReadFile(p.policyFile)
+	if err != nil {
+		return o, "", usageError{fmt.Errorf("--policy: %w", err)}
+	}
+	if o.Policy, err = mark.ParsePolicy(p.policyFile, data, p.allowDeleteAll); err != nil {
+		return o, "", usageError{err}
+	}
+	// --delete-untagged, when given, wins over the policy's untagged.
+	if !cmd.Flags().Changed("delete-untagged") && o.Policy.Untagged == "delete" {
+		o.DeleteUntagged = true
+	}
+	return o, string(data), nil
+}
+
+// parseCompact reads --compact.
+func parseCompact(kinds []string, uploadMaxAge time.Duration) (mark.Compact, error) {
+	var c mark.Compact
+	if uploadMaxAge < 0 {
+		return c, usageError{fmt.Errorf("--upload-max-age %s: must not be negative", uploadMaxAge)}
+	}
+	for _, k := range kinds {
+		switch k {
+		case "all":
+			c = mark.CompactAll
+		case "none":
+			if len(kinds) > 1 {
+				return c, usageError{fmt.Errorf("--compact none: alone or not at all")}
+			}
+		case "uploads":
+			c.Uploads = true
+		case "repos":
+			c.Repos = true
+		case "links":
+			c.Links = true
+		default:
+			return c, usageError{fmt.Errorf("--compact %q: want uploads, repos, links, all or none", k)}
+		}
+	}
+	c.UploadMaxAge = uploadMaxAge
+	return c, nil
+}
+
+// runFlags are the flags of a run that deletes (gc, apply) or reads (plan).
+type runFlags struct {
+	loc             locationFlags
+	jobs            int
+	quiet           bool
+	verbose         bool
+	reports         []string
+	reportFormats   []string
+	logFormat       string
+	breakLock       bool
+	registryStopped bool
+	archive         string
+}
+
+func (r *runFlags) register(fl *pflag.FlagSet, deletes bool) {
+	r.loc.register(fl)
+	fl.IntVar(&r.jobs, "jobs", 0, "storage operations at once (default: 8 per CPU on a filesystem, 64 on S3)")
+	fl.BoolVarP(&r.quiet, "quiet", "q", false, "no progress output")
+	fl.BoolVarP(&r.verbose, "verbose", "v", false, "list every tag decision of the policy")
+	fl.StringArrayVar(&r.reports, "report", nil, "also write the report to `FILE` (repeatable)")
+	fl.StringArrayVar(&r.reportFormats, "report-format", nil, "format of the matching --report: json, text, markdown or prometheus (default: from the file's extension .json .txt .md .prom, else json)")
+	fl.StringVar(&r.logFormat, "log-format", "text", "log lines as text or json")
+	if deletes {
+		fl.BoolVar(&r.breakLock, "break-lock", false, "remove a lock left by a run that died, then take it")
+		fl.BoolVar(&r.registryStopped, "registry-stopped", false, "with --config: the registry is stopped, so its config need not be in read-only maintenance mode")
+		fl.StringVar(&r.archive, "archive", "", "before deleting, write everything the run deletes into this zstd tar `FILE` (see regsweep restore)")
+	}
+}
+
+// check validates what can be checked before storage is touched.
+func (r *runFlags) check() error {
+	if r.jobs < 0 {
+		return usageError{fmt.Errorf("--jobs %d: must be positive", r.jobs)}
+	}
+	if len(r.reportFormats) > len(r.reports) {
+		return usageError{fmt.Errorf("%d --report-format for %d --report", len(r.reportFormats), len(r.reports))}
+	}
+	for _, f := range r.reportFormats {
+		switch f {
+		case report.FormatJSON, report.FormatText, report.FormatMarkdown, report.FormatPrometheus:
+		default:
+			return usageError{fmt.Errorf("--report-format %q: want json, text, markdown or prometheus", f)}
+		}
+	}
+	if r.logFormat != "text" && r.logFormat != "json" {
+		return usageError{fmt.Errorf("--log-format %q: want text or json", r.logFormat)}
+	}
+	return nil
+}
+
+// jobsFor is --jobs, or the default for the backend: local deletes are
+// disk-bound, S3 requests wait on the network.
+func (r *runFlags) jobsFor(loc storage.Location) int {
+	switch {
+	case r.jobs > 0:
+		return r.jobs
+	case loc.Kind == storage.KindS3:
+		return 64
+	}
+	return 8 * runtime.NumCPU()
+}
+
+// writeReports writes every --report file in its format.
+func (r *runFlags) writeReports(rep *report.Report, now time.Time) error {
+	for i, name := range r.reports {
+		format := report.FormatFor(name)
+		if i < len(r.reportFormats) {
+			format = r.reportFormats[i]
+		}
+		f, err := os.Create(name)
+		if err != nil {
+			return fmt.Errorf("write report: %w", err)
+		}
+		if err := report.Write(f, rep, format, now); err != nil {
+			f.Close()
+			return fmt.Errorf("write report %s: %w", name, err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("write report %s: %w", name, err)
+		}
+	}
+	return nil
+}

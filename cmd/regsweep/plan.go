@@ -1,0 +1,144 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/regsweep/regsweep/mark"
+	"github.com/regsweep/regsweep/report"
+	"github.com/regsweep/regsweep/sweep"
+)
+
+func newPlanCommand(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		pf  planFlags
+		rf  runFlags
+		out string
+	)
+	cmd := &cobra.Command{
+		Use:   "plan -o PLAN [flags] LOCATION | --config config.yml",
+		Short: "Compute what gc would delete and write it to a plan file for review and apply",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if out == "" {
+				return usageError{fmt.Errorf("plan: -o PLAN is required")}
+			}
+			startedAt := time.Now()
+			loc, err := rf.loc.resolve(args)
+			if err != nil {
+				return err
+			}
+			if err := rf.check(); err != nil {
+				return err
+			}
+			opts, policyText, err := pf.options(cmd, startedAt)
+			if err != nil {
+				return err
+			}
+			s, err := openSession(cmd.Context(), loc, &rf, false, "plan", startedAt, stdout, stderr)
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			_, plan, err := s.plan(opts)
+			if err != nil {
+				return err
+			}
+			pfile := &mark.PlanFile{Location: loc.String(), CreatedAt: startedAt, PolicyFile: pf.policyFile, PolicyText: policyText, Plan: plan}
+			if err := writePlan(out, pfile); err != nil {
+				return err
+			}
+			printPlan(stdout, pfile, out, rf.verbose)
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&out, "output", "o", "", "write the plan to `PLAN` (zstd-compressed JSON)")
+	pf.register(cmd.Flags())
+	rf.register(cmd.Flags(), false)
+
+	var verbose bool
+	show := &cobra.Command{
+		Use:   "show PLAN",
+		Short: "Print a plan's summary, and with --verbose every key it deletes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pfile, err := readPlan(args[0])
+			if err != nil {
+				return err
+			}
+			printPlan(stdout, pfile, args[0], verbose)
+			return nil
+		},
+	}
+	show.Flags().BoolVarP(&verbose, "verbose", "v", false, "list every key the plan deletes, with its size and reason")
+	cmd.AddCommand(show)
+	return cmd
+}
+
+func writePlan(name string, pf *mark.PlanFile) error {
+	f, err := os.Create(name)
+	if err != nil {
+		return fmt.Errorf("write plan: %w", err)
+	}
+	if err := mark.WritePlanFile(f, pf); err != nil {
+		f.Close()
+		return fmt.Errorf("write plan %s: %w", name, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write plan %s: %w", name, err)
+	}
+	return nil
+}
+
+func readPlan(name string) (*mark.PlanFile, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, usageError{err}
+	}
+	defer f.Close()
+	pf, err := mark.ReadPlanFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return pf, nil
+}
+
+// printPlan prints what a plan deletes, and every key when verbose.
+func printPlan(w io.Writer, pf *mark.PlanFile, name string, verbose bool) {
+	p := pf.Plan
+	o := p.Options
+	var bytes int64
+	for _, b := range p.Blobs {
+		bytes += b.Size
+	}
+	fmt.Fprintf(w, "plan %s: %s, made %s\n", name, pf.Location, pf.CreatedAt.UTC().Format(time.RFC3339))
+	fmt.Fprintf(w, "options: delete untagged %v, min age %s, compact %+v", o.DeleteUntagged, o.MinAge, o.Compact)
+	if pf.PolicyFile != "" {
+		fmt.Fprintf(w, ", policy %s", pf.PolicyFile)
+	}
+	fmt.Fprintf(w, "\ndeletes: %d tags, %d manifests, %d layer links, %d blobs (%s), %d uploads, %d history entries, %d empty repositories\n",
+		len(p.Tags), len(p.Revisions), len(p.LayerLinks), len(p.Blobs), report.Bytes(bytes), len(p.Uploads), len(p.OrphanIndex), len(p.EmptyRepos))
+	for _, e := range pf.Errors {
+		fmt.Fprintf(w, "error: %s\n", e)
+	}
+	for _, warn := range p.Warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+	if !verbose {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "KIND\tKEY\tSIZE\tREASON\n")
+	for _, e := range sweep.Entries(p) {
+		size := ""
+		if e.Size > 0 {
+			size = report.Bytes(e.Size)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Kind, e.Key, size, e.Reason)
+	}
+	tw.Flush()
+}

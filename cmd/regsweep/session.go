@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"path/filepath"
+
+	"fmt"
+	"github.com/spf13/cobra"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/regsweep/regsweep/mark"
+	"github.com/regsweep/regsweep/report"
+	"github.com/regsweep/regsweep/storage"
+	"github.com/regsweep/regsweep/sweep"
+	"github.com/regsweep/regsweep/walker"
+)
+
+// session is one command's hold on a store: opened, locked when the command
+// deletes, with its progress, log, phase times and warnings.
+type session struct {
+	ctx       context.Context
+	flags     *runFlags
+	loc       storage.Location
+	store     storage.Store
+	release   []func()
+	stdout    io.Writer
+	stderr    io.Writer
+	log       *slog.Logger
+	phases    []report.Phase
+	warnings  []string
+	startedAt time.Time
+	jobs      int
+}
+
+// openSession opens the store of loc and, for a command that deletes, takes
+// the lock. Close releases both.
+func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock bool, command string, startedAt time.Time, stdout, stderr io.Writer) (*session, error) {
+	var h slog.Handler = slog.NewTextHandler(stderr, nil)
+	if rf.logFormat == "json" {
+		h = slog.NewJSONHandler(stderr, nil)
+	}
+	s := &session{ctx: ctx, flags: rf, loc: loc, stdout: stdout, stderr: stderr, log: slog.New(h), startedAt: startedAt, jobs: rf.jobsFor(loc)}
+	store, closeStore, err := open(ctx, loc)
+	if err != nil {
+		return nil, err
+	}
+	s.store = store
+	s.release = append(s.release, closeStore)
+	if !lock {
+		return s, nil
+	}
+	host, _ := os.Hostname()
+	info := storage.LockInfo{Host: host, PID: os.Getpid(), StartedAt: startedAt, RunID: runID(startedAt), Command: command}
+	l, broken, err := storage.AcquireLock(ctx, store, info, rf.breakLock)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if broken != nil {
+		s.warnings = append(s.warnings, "broke the lock held by "+broken.String())
+		s.log.Warn("broke a stale lock", "holder", broken.String())
+	}
+	s.release = append(s.release, func() {
+		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+			s.log.Error("lock not released", "err", err)
+		}
+	})
+	return s, nil
+}
+
+// openSessionForRestore opens a location to write into. A registry being
+// restored into need not hold docker/registry/v2 yet, so a missing
+// filesystem folder layout is created first; the lock is taken as for gc.
+func openSessionForRestore(cmd *cobra.Command, loc storage.Location, rf *runFlags, stdout, stderr io.Writer) (*session, error) {
+	if loc.Kind == storage.KindFilesystem {
+		if err := os.MkdirAll(filepath.Join(loc.Dir, filepath.FromSlash(storage.V2)), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	return openSession(cmd.Context(), loc, rf, true, "restore", time.Now(), stdout, stderr)
+}
+
+// Close releases the lock and the store.
+func (s *session) Close() {
+	for i := len(s.release) - 1; i >= 0; i-- {
+		s.release[i]()
+	}
+	s.release = nil
+}
+
+// timed runs one phase with its progress and records its wall time.
+func (s *session) timed(name string, fn func(storage.Counter) error) error {
+	t := time.Now()
+	p := newProgress(s.stdout, s.log, name, s.flags.quiet)
+	err := fn(p)
+	p.Done()
+	s.phases = append(s.phases, report.Phase{Name: name, Seconds: time.Since(t).Seconds()})
+	return err
+}
+
+// walk lists the store; with recheck, only its repositories again.
+func (s *session) walk(name string, recheck *walker.Inventory) (*walker.Inventory, error) {
+	var inv *walker.Inventory
+	err := s.timed(name, func(c storage.Counter) (err error) {
+		inv, err = walker.Walk(s.ctx, s.store, walker.Options{Jobs: s.jobs, Recheck: recheck}, c)
+		return err
+	})
+	return inv, err
+}
+
+// plan walks and marks.
+func (s *session) plan(opts mark.Options) (*walker.Inventory, *mark.Plan, error) {
+	inv, err := s.walk("walk", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	var plan *mark.Plan
+	_ = s.timed("mark", func(storage.Counter) error {
+		plan = mark.Compute(inv, opts)
+		return nil
+	})
+	return inv, plan, nil
+}
+
+// recheck lists the repositories again just before deleting, and drops from
+// plan whatever became reachable since inv was walked (a push during the
+// run, a tag re-pointed since the plan was made).
+func (s *session) recheck(inv *walker.Inventory, plan *mark.Plan) (*mark.Plan, error) {
+	if len(plan.Tags)+len(plan.Revisions)+len(plan.LayerLinks)+len(plan.Blobs)+len(plan.OrphanIndex)+len(plan.Uploads) == 0 {
+		return plan, nil
+	}
+	again, err := s.walk("recheck", inv)
+	if err != nil {
+		return nil, err
+	}
+	return mark.Intersect(plan, mark.Compute(again, plan.Options)), nil
+}
+
+// execute sweeps plan (dry or not), writes the reports, and returns the
+// error that sets the exit status.
+func (s *session) execute(inv *walker.Inventory, plan *mark.Plan, dryRun bool, policyFile string) error {
+	var res *sweep.Result
+	if err := s.timed("sweep", func(c storage.Counter) (err error) {
+		res, err = sweep.Execute(s.ctx, s.store, plan, sweep.Options{DryRun: dryRun, Jobs: s.jobs}, c)
+		return err
+	}); err != nil {
+		return err
+	}
+	rep := report.New(s.store.String(), plan, res)
+	rep.Phases = s.phases
+	st := inv.Stats
+	rep.Scanned = report.Scanned{Repositories: st.Repos, Tags: st.Tags, Manifests: st.Revisions, LayerLinks: st.LayerLinks, Blobs: st.Blobs, Bytes: st.BlobBytes, Uploads: st.Uploads}
+	for _, p := range inv.Problems {
+		rep.Problems = append(rep.Problems, report.Problem{Path: p.Path, Reason: p.Err.Error()})
+	}
+	rep.Policy = policyFile
+	rep.Warnings = append(s.warnings, rep.Warnings...)
+	if err := report.Text(s.stdout, rep, s.flags.verbose); err != nil {
+		return err
+	}
+	if !dryRun && res.Total.Blobs+res.Total.LayerLinks+res.Total.Manifests+res.Total.Tags > 0 {
+		fmt.Fprint(s.stdout, nextSteps)
+	}
+	if err := s.flags.writeReports(rep, time.Now()); err != nil {
+		return err
+	}
+	switch {
+	case res.Interrupted:
+		return context.Canceled
+	case plan.Err != nil:
+		return fmt.Errorf("%w: %v", errIncomplete, firstLine(plan.Err))
+	case res.Incomplete():
+		return fmt.Errorf("%w: %d deletes failed, %d blobs skipped", errIncomplete, len(res.Failed), res.BlobsSkipped)
+	}
+	return nil
+}
+
+// nextSteps is what an admin does after a real run.
+const nextSteps = `
+next: restart the registry, or flush its blob descriptor cache (storage.cache:
+inmemory is flushed by a restart; redis: delete the registry's keys), or pulls
+of deleted blobs may be answered from a stale cache. Then leave read-only mode.
+`

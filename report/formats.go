@@ -1,0 +1,159 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"google.golang.org/protobuf/proto"
+)
+
+// Formats a report can be written in.
+const (
+	FormatJSON       = "json"
+	FormatText       = "text"
+	FormatMarkdown   = "markdown"
+	FormatPrometheus = "prometheus"
+)
+
+// Write writes r in format; now stamps the Prometheus success metric.
+func Write(w io.Writer, r *Report, format string, now time.Time) error {
+	switch format {
+	case FormatJSON:
+		return JSON(w, r)
+	case FormatText:
+		return Text(w, r, true)
+	case FormatMarkdown:
+		return Markdown(w, r)
+	case FormatPrometheus:
+		return Prometheus(w, r, now)
+	}
+	return fmt.Errorf("report format %q: want json, text, markdown or prometheus", format)
+}
+
+// FormatFor guesses a report format from a file name's extension.
+func FormatFor(name string) string {
+	switch {
+	case strings.HasSuffix(name, ".txt"):
+		return FormatText
+	case strings.HasSuffix(name, ".md"):
+		return FormatMarkdown
+	case strings.HasSuffix(name, ".prom"):
+		return FormatPrometheus
+	}
+	return FormatJSON
+}
+
+// Markdown writes the report as a document an admin can paste into a
+// ticket: a summary, the repositories with deletions, and what went wrong.
+func Markdown(w io.Writer, r *Report) error {
+	mode := "real run"
+	if r.DryRun {
+		mode = "dry run"
+	}
+	fmt.Fprintf(w, "# regsweep gc: %s\n\n", r.Location)
+	fmt.Fprintf(w, "- %s, started %s\n- delete untagged: %v, min age: %s", mode, r.StartedAt.Format(time.RFC3339), r.DeleteUntagged, r.MinAge)
+	if r.Policy != "" {
+		fmt.Fprintf(w, ", policy: `%s`", r.Policy)
+	}
+	fmt.Fprintf(w, "\n- scanned: %d repositories, %d tags, %d manifests, %d blobs (%s)\n\n",
+		r.Scanned.Repositories, r.Scanned.Tags, r.Scanned.Manifests, r.Scanned.Blobs, Bytes(r.Scanned.Bytes))
+	fmt.Fprintf(w, "| repository | tags | manifests | layer links | blobs | reclaimed |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, repo := range r.Repositories {
+		c := repo.Counts
+		if c.Tags+c.Manifests+c.LayerLinks+c.Blobs == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "| `%s` | %d | %d | %d | %d | %s |\n", repo.Name, c.Tags, c.Manifests, c.LayerLinks, c.Blobs, Bytes(c.Bytes))
+	}
+	c := r.Counts
+	fmt.Fprintf(w, "| **total** | %d | %d | %d | %d | **%s** |\n\n", c.Tags, c.Manifests, c.LayerLinks, c.Blobs, Bytes(c.Bytes))
+	fmt.Fprintf(w, "Compaction: %d uploads (%s), %d tag history entries, %d empty repositories.\n\n", c.Uploads, Bytes(c.UploadBytes), c.TagIndexEntries, c.Repositories)
+	section := func(title string, lines []string) {
+		if len(lines) == 0 {
+			return
+		}
+		fmt.Fprintf(w, "## %s\n\n", title)
+		for _, l := range lines {
+			fmt.Fprintf(w, "- %s\n", l)
+		}
+		fmt.Fprintln(w)
+	}
+	var broken, problems, failed []string
+	for _, b := range r.Broken {
+		broken = append(broken, fmt.Sprintf("`%s:%s` (%s): %s", b.Repo, b.Tag, b.Digest, b.Reason))
+	}
+	for _, p := range r.Problems {
+		problems = append(problems, fmt.Sprintf("`%s`: %s", p.Path, p.Reason))
+	}
+	for _, f := range r.Failed {
+		failed = append(failed, fmt.Sprintf("`%s`: %s", f.Key, f.Err))
+	}
+	section("Errors", r.Errors)
+	section("Warnings", r.Warnings)
+	section("Broken images", broken)
+	section("Failed deletes", failed)
+	section("Left alone", problems)
+	section("Kept untagged manifests", r.Doubts)
+	return nil
+}
+
+// Prometheus writes the node_exporter textfile collector's format, so an
+// alert can watch GC as it watches disk space: bytes reclaimed, objects
+// deleted by kind, run time by phase, and the time of the last complete run
+// (left out when the run was incomplete, so the alert sees its age grow).
+func Prometheus(w io.Writer, r *Report, now time.Time) error {
+	gauge := func(name, help string, ms ...*dto.Metric) *dto.MetricFamily {
+		return &dto.MetricFamily{Name: proto.String(name), Help: proto.String(help), Type: dto.MetricType_GAUGE.Enum(), Metric: ms}
+	}
+	m := func(v float64, labels ...string) *dto.Metric {
+		var lp []*dto.LabelPair
+		for i := 0; i+1 < len(labels); i += 2 {
+			lp = append(lp, &dto.LabelPair{Name: proto.String(labels[i]), Value: proto.String(labels[i+1])})
+		}
+		return &dto.Metric{Label: lp, Gauge: &dto.Gauge{Value: proto.Float64(v)}}
+	}
+	dry := "false"
+	if r.DryRun {
+		dry = "true"
+	}
+	c := r.Counts
+	kinds := map[string]int{"tag": c.Tags, "manifest": c.Manifests, "tag_index_entry": c.TagIndexEntries, "layer_link": c.LayerLinks, "blob": c.Blobs, "upload": c.Uploads, "repository": c.Repositories}
+	names := make([]string, 0, len(kinds))
+	for k := range kinds {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var objs []*dto.Metric
+	for _, k := range names {
+		objs = append(objs, m(float64(kinds[k]), "kind", k, "dry_run", dry))
+	}
+	var phases []*dto.Metric
+	total := 0.0
+	for _, p := range r.Phases {
+		phases = append(phases, m(p.Seconds, "phase", p.Name))
+		total += p.Seconds
+	}
+	phases = append(phases, m(total, "phase", "total"))
+	fams := []*dto.MetricFamily{
+		gauge("regsweep_bytes_reclaimed", "Bytes of blob data the last run deleted (or would delete, dry).", m(float64(c.Bytes), "dry_run", dry)),
+		gauge("regsweep_upload_bytes_reclaimed", "Bytes of stale uploads the last run deleted.", m(float64(c.UploadBytes), "dry_run", dry)),
+		gauge("regsweep_objects_deleted", "Objects the last run deleted, by kind.", objs...),
+		gauge("regsweep_run_duration_seconds", "Wall time of the last run, by phase.", phases...),
+		gauge("regsweep_broken_images", "Kept images that cannot be served whole.", m(float64(len(r.Broken)))),
+		gauge("regsweep_failed_deletes", "Deletes of the last run that failed.", m(float64(len(r.Failed)))),
+	}
+	if len(r.Errors) == 0 && len(r.Failed) == 0 && !r.Interrupted && !r.DryRun {
+		fams = append(fams, gauge("regsweep_last_success_timestamp_seconds", "Unix time the last complete real run ended.", m(float64(now.Unix()))))
+	}
+	for _, f := range fams {
+		if _, err := expfmt.MetricFamilyToText(w, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
