@@ -183,8 +183,8 @@ func Text(w io.Writer, r *Report, verbose bool) error {
 		fmt.Fprintf(w, "\nwarning: %s\n", warn)
 	}
 	if c.Uploads+c.Repositories > 0 || c.TagIndexEntries > 0 {
-		fmt.Fprintf(w, "\ncompaction (%s): %d uploads (%s), %d tag history entries, %d empty repositories\n",
-			verb, c.Uploads, Bytes(c.UploadBytes), c.TagIndexEntries, c.Repositories)
+		fmt.Fprintf(w, "\nalso %s: %d tag history entries; compaction: %d stale uploads (%s), %d empty repositories\n",
+			verb, c.TagIndexEntries, c.Uploads, Bytes(c.UploadBytes), c.Repositories)
 	}
 	k := r.Kept
 	if k != (mark.Kept{}) {

@@ -90,7 +90,10 @@ func newRestoreCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "restored %d of the %d objects %s listed into %s (the others were already gone when it was written)\n", files, len(idx.Keys), args[0], s.store)
+			fmt.Fprintf(stdout, "restored %d objects from %s into %s\n", files, args[0], s.store)
+			if files < len(idx.Keys) {
+				fmt.Fprintf(stdout, "(%d of the keys it lists were already gone when it was written)\n", len(idx.Keys)-files)
+			}
 			return nil
 		},
 	}

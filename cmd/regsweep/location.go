@@ -63,15 +63,23 @@ func (l *locationFlags) resolve(args []string) (storage.Location, error) {
 	return loc, nil
 }
 
+// wrapStore, when set, wraps every store a command opens. It is for the
+// fault-injection tests (storagetest.Faulty), which run one at a time.
+var wrapStore func(storage.Store) storage.Store
+
 // open opens the store of loc; the returned func releases it.
 func open(ctx context.Context, loc storage.Location) (storage.Store, func(), error) {
 	s, err := storage.Open(ctx, loc)
 	if err != nil {
 		return nil, nil, err
 	}
-	return s, func() {
+	release := func() {
 		if c, ok := s.(io.Closer); ok {
 			c.Close()
 		}
-	}, nil
+	}
+	if wrapStore != nil {
+		return wrapStore(s), release, nil
+	}
+	return s, release, nil
 }

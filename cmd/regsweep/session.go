@@ -38,9 +38,14 @@ type session struct {
 // openSession opens the store of loc and, for a command that deletes, takes
 // the lock. Close releases both.
 func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock bool, command string, startedAt time.Time, stdout, stderr io.Writer) (*session, error) {
-	var h slog.Handler = slog.NewTextHandler(stderr, nil)
+	// -q leaves warnings and errors only.
+	hopts := &slog.HandlerOptions{}
+	if rf.quiet {
+		hopts.Level = slog.LevelWarn
+	}
+	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
 	if rf.logFormat == "json" {
-		h = slog.NewJSONHandler(stderr, nil)
+		h = slog.NewJSONHandler(stderr, hopts)
 	}
 	s := &session{ctx: ctx, flags: rf, loc: loc, stdout: stdout, stderr: stderr, log: slog.New(h), startedAt: startedAt, jobs: rf.jobsFor(loc)}
 	store, closeStore, err := open(ctx, loc)
