@@ -25,7 +25,7 @@ var old = now.Add(-30 * 24 * time.Hour)
 func (v *inv) blob() storage.Digest {
 	v.n++
 	d, _ := storage.DigestFromHex("sha256", fmt.Sprintf("%x", sha256.Sum256(fmt.Appendf(nil, "%d", v.n))))
-	v.Blobs[d] = walker.Blob{Size: 100, ModTime: old}
+	v.Blobs[d] = walker.Blob{Size: 100, ModTime: walker.TimeOf(old)}
 	return d
 }
 
@@ -38,7 +38,7 @@ func (v *inv) repo(name string) *walker.Repo {
 func (v *inv) manifest(r *walker.Repo, refs storage.Refs) storage.Digest {
 	d := v.blob()
 	v.Manifests[d] = &walker.Manifest{Refs: refs, Size: 100}
-	r.Revisions = append(r.Revisions, walker.Link{Digest: d, ModTime: old})
+	r.Revisions = append(r.Revisions, walker.Link{Digest: d, ModTime: walker.TimeOf(old)})
 	for _, b := range refs.Blobs {
 		r.Layers = append(r.Layers, walker.Link{Digest: b})
 	}

@@ -21,7 +21,6 @@ import (
 func Compute(inv *walker.Inventory, opts Options) *Plan {
 	p := &Plan{Options: opts, Cutoff: opts.StartedAt.Add(-opts.MinAge)}
 	marked := make(map[storage.Digest]bool, len(inv.Blobs))
-	linkedBy := make(map[storage.Digest]string) // first repository linking a blob
 	var graphErrs []string
 	var emptyCandidates []*walker.Repo
 
@@ -30,8 +29,8 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 	alias := make(map[storage.Digest][]storage.Digest)
 	for _, r := range inv.Repos {
 		for _, l := range r.Layers {
-			if !l.Target.IsZero() {
-				alias[l.Digest] = append(alias[l.Digest], l.Target)
+			if l.Target != nil {
+				alias[l.Digest] = append(alias[l.Digest], *l.Target)
 			}
 		}
 	}
@@ -48,16 +47,6 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 		graphErrs = append(graphErrs, rp.graphErrs...)
 		if rp.doubt != "" && opts.DeleteUntagged {
 			p.Doubts = append(p.Doubts, fmt.Sprintf("untagged manifests of %s kept: %s", r.Name, rp.doubt))
-		}
-		for _, l := range r.Revisions {
-			if _, ok := linkedBy[l.Digest]; !ok {
-				linkedBy[l.Digest] = r.Name
-			}
-		}
-		for _, l := range r.Layers {
-			if _, ok := linkedBy[l.Digest]; !ok {
-				linkedBy[l.Digest] = r.Name
-			}
 		}
 	}
 
@@ -85,10 +74,27 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 			p.Kept.BlobsUnswept++
 		default:
 			deleted[d] = true
-			p.Blobs = append(p.Blobs, Blob{Digest: d, Size: b.Size, Repo: linkedBy[d]})
+			p.Blobs = append(p.Blobs, Blob{Digest: d, Size: b.Size})
 		}
 	}
 	sort.Slice(p.Blobs, func(i, j int) bool { return p.Blobs[i].Digest.Compare(p.Blobs[j].Digest) < 0 })
+	// Attribute each deleted blob to the first repository (by name) that
+	// linked it, for the per-repository report.
+	if len(p.Blobs) > 0 {
+		at := make(map[storage.Digest]int, len(p.Blobs))
+		for i, b := range p.Blobs {
+			at[b.Digest] = i
+		}
+		for _, r := range inv.Repos {
+			for _, links := range [][]walker.Link{r.Revisions, r.Layers} {
+				for _, l := range links {
+					if i, ok := at[l.Digest]; ok && p.Blobs[i].Repo == "" {
+						p.Blobs[i].Repo = r.Name
+					}
+				}
+			}
+		}
+	}
 
 	// Layer links: to blobs this run deletes, or to blobs already gone.
 	for _, r := range inv.Repos {
@@ -100,9 +106,9 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 			switch {
 			case l.Corrupt:
 				continue
-			case !l.Target.IsZero():
+			case l.Target != nil:
 				// An alias goes with its blob, never while it stays.
-				if _, ok := inv.Blobs[l.Target]; ok && !deleted[l.Target] || marked[l.Digest] {
+				if _, ok := inv.Blobs[*l.Target]; ok && !deleted[*l.Target] || marked[l.Digest] {
 					continue
 				}
 			case deleted[l.Digest]:
@@ -252,7 +258,9 @@ func (rp *repoPlan) run() {
 		switch {
 		case !rp.opts.DeleteUntagged, l.Corrupt:
 			keep(l.Digest)
-			keep(l.Target)
+			if l.Target != nil {
+				keep(*l.Target)
+			}
 		case l.ModTime.After(rp.p.Cutoff):
 			if !rp.kept[l.Digest] {
 				rp.p.Kept.RevisionsTooRecent++

@@ -97,7 +97,7 @@ func TestComputeReachabilityIsPerRepository(t *testing.T) {
 	v := newInv()
 	a, b := v.repo("a"), v.repo("b")
 	img := v.image(a, 1)
-	b.Revisions = append(b.Revisions, walker.Link{Digest: img, ModTime: old})
+	b.Revisions = append(b.Revisions, walker.Link{Digest: img, ModTime: walker.TimeOf(old)})
 	b.Layers = append(b.Layers, a.Layers...)
 	v.tag(b, "stable", img, old)
 	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
@@ -164,9 +164,9 @@ func TestComputeKeepsWhatIsTooRecent(t *testing.T) {
 	r := v.repo("app")
 	v.tag(r, "latest", v.image(r, 1), old)
 	v.image(r, 1) // untagged and fresh
-	r.Revisions[len(r.Revisions)-1].ModTime = now.Add(-time.Minute)
+	r.Revisions[len(r.Revisions)-1].ModTime = walker.TimeOf(now.Add(-time.Minute))
 	b := v.blob()
-	v.Blobs[b] = walker.Blob{Size: 1, ModTime: now.Add(-time.Minute)}
+	v.Blobs[b] = walker.Blob{Size: 1, ModTime: walker.TimeOf(now.Add(-time.Minute))}
 	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now, MinAge: time.Hour})
 	if len(p.Revisions) != 0 || len(p.Blobs) != 0 {
 		t.Fatalf("deleted %v %v", p.Revisions, p.Blobs)

@@ -98,7 +98,7 @@ func (w *walk) flatBlobPrefix(ctx context.Context, dir string) error {
 			problems = append(problems, Problem{Path: o.Key, Err: fmt.Errorf("%w: left alone", err)})
 			return nil
 		}
-		found[k.Digest] = Blob{Size: o.Size, ModTime: o.ModTime}
+		found[k.Digest] = Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)}
 		return nil
 	})
 	if err != nil {
@@ -159,15 +159,16 @@ func (w *walk) classify(fr *flatRepos, o storage.Object) {
 		w.problem(o.Key, fmt.Errorf("%w: left alone", err))
 		return
 	}
+	w.noteLinkETag(k, o)
 	r := fr.get(k.Repo)
 	switch k.Kind {
 	case storage.KeyRevisionLink:
-		r.repo.Revisions = append(r.repo.Revisions, Link{Digest: k.Digest, ModTime: o.ModTime})
+		r.repo.Revisions = append(r.repo.Revisions, Link{Digest: k.Digest, ModTime: TimeOf(o.ModTime)})
 		if o.ETag != linkETag(k.Digest) {
 			r.suspect = append(r.suspect, len(r.repo.Revisions)-1)
 		}
 	case storage.KeyLayerLink:
-		r.repo.Layers = append(r.repo.Layers, Link{Digest: k.Digest, ModTime: o.ModTime})
+		r.repo.Layers = append(r.repo.Layers, Link{Digest: k.Digest, ModTime: TimeOf(o.ModTime)})
 	case storage.KeyTagCurrent, storage.KeyTagIndex:
 		t := r.tags[k.Tag]
 		if t == nil {
@@ -236,7 +237,7 @@ func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
 				}
 				if err != nil {
 					w.problem(p, fmt.Errorf("%w: revision kept", err))
-					l.Corrupt, l.Target = true, got
+					l.Corrupt, l.Target = true, targetOf(got)
 				}
 				return nil
 			})

@@ -36,7 +36,33 @@ type Stats struct {
 // Blob is a blob's data file.
 type Blob struct {
 	Size    int64
-	ModTime time.Time
+	ModTime Time
+}
+
+// Time is a modification time in Unix nanoseconds, 8 bytes where a
+// time.Time takes 24: an inventory holds one per object.
+type Time int64
+
+// TimeOf converts t; the zero time.Time gives the zero Time (unknown).
+func TimeOf(t time.Time) Time {
+	if t.IsZero() {
+		return 0
+	}
+	return Time(t.UnixNano())
+}
+
+// IsZero reports whether the time is unknown.
+func (t Time) IsZero() bool { return t == 0 }
+
+// After reports whether t is after u.
+func (t Time) After(u time.Time) bool { return t != 0 && time.Unix(0, int64(t)).After(u) }
+
+// Time returns t as a time.Time.
+func (t Time) Time() time.Time {
+	if t == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(t))
 }
 
 // Manifest is a manifest the walk read.
@@ -76,13 +102,13 @@ type Tag struct {
 type Link struct {
 	Digest storage.Digest
 	// ModTime is the link file's, or zero where the walk did not need it.
-	ModTime time.Time
+	ModTime Time
 	// Corrupt is set for a link that is empty, garbage, or names another
 	// digest than its path; Target is the digest it names, if any. A layer
 	// link of a sha512 digest naming a sha256 blob is an alias, not corrupt:
-	// Target is that blob.
+	// Target is that blob. Both are rare, so Target is a pointer.
 	Corrupt bool
-	Target  storage.Digest
+	Target  *storage.Digest
 }
 
 // Upload is an upload folder in _uploads.

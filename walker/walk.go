@@ -26,6 +26,11 @@ type Options struct {
 	// and manifests it read are not read again. A run rechecks its tags
 	// and revisions this way just before it deletes anything.
 	Recheck *Inventory
+	// ReadLinks reads every layer link and tag history entry too (a walk
+	// knows them by their paths alone) and reports those whose content is
+	// missing, empty, garbage or another digest as Problems (see
+	// verify.go). The rest of the inventory is the same.
+	ReadLinks bool
 }
 
 // maxLinkSize bounds link and startedat files: "sha512:" and 128 hex digits
@@ -40,6 +45,8 @@ type walk struct {
 
 	mu  sync.Mutex
 	inv *Inventory
+	// linkETags are the listed ETags of links, for ReadLinks on a flat store.
+	linkETags map[string]string
 }
 
 // Walk lists the repository tree and the blob tree of store concurrently,
@@ -61,6 +68,9 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 		},
 	}
 	jobs := max(opts.Jobs, 1)
+	if opts.ReadLinks && store.FlatListing() {
+		w.linkETags = make(map[string]string)
+	}
 	if old := opts.Recheck; old != nil {
 		w.inv.Blobs = old.Blobs
 		w.inv.Stats.Blobs, w.inv.Stats.BlobBytes = old.Stats.Blobs, old.Stats.BlobBytes
@@ -101,6 +111,11 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 	}
 	if err := w.statOrphanLayerLinks(ctx, jobs); err != nil {
 		return nil, fmt.Errorf("walk %s: %w", store, err)
+	}
+	if opts.ReadLinks {
+		if err := w.readLinks(ctx, jobs); err != nil {
+			return nil, fmt.Errorf("walk %s: %w", store, err)
+		}
 	}
 	sort.Slice(w.inv.Problems, func(i, j int) bool { return w.inv.Problems[i].Path < w.inv.Problems[j].Path })
 	return w.inv, nil
@@ -167,7 +182,7 @@ func (w *walk) blobPrefix(ctx context.Context, alg storage.Algorithm, prefix str
 			w.problem(storage.BlobDir(d), fmt.Errorf("blob folder without readable data: %w", err))
 			continue
 		}
-		found[d] = Blob{Size: o.Size, ModTime: o.ModTime}
+		found[d] = Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)}
 		n++
 	}
 	w.mu.Lock()
@@ -286,9 +301,9 @@ func (w *walk) repo(ctx context.Context, name string) error {
 			// Corrupt: kept whatever the policy, and what either digest
 			// references stays.
 			w.problem(p, fmt.Errorf("%w: revision kept", err))
-			r.Revisions = append(r.Revisions, Link{Digest: d, ModTime: mt, Target: got, Corrupt: true})
+			r.Revisions = append(r.Revisions, Link{Digest: d, ModTime: TimeOf(mt), Target: targetOf(got), Corrupt: true})
 		default:
-			r.Revisions = append(r.Revisions, Link{Digest: d, ModTime: mt})
+			r.Revisions = append(r.Revisions, Link{Digest: d, ModTime: TimeOf(mt)})
 		}
 	}
 	if err := w.tags(ctx, r); err != nil {
@@ -308,7 +323,7 @@ func (w *walk) repo(ctx context.Context, name string) error {
 			// compaction, which needs the age of its links (a push in
 			// progress links blobs before it puts its manifest).
 			if o, err := w.store.Stat(ctx, storage.LayerLinkPath(name, d)); err == nil {
-				l.ModTime = o.ModTime
+				l.ModTime = TimeOf(o.ModTime)
 			}
 		}
 		r.Layers = append(r.Layers, l)
@@ -457,20 +472,28 @@ func (w *walk) resolveAlias(ctx context.Context, repo string, l *Link) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	l.ModTime = mt
+	l.ModTime = TimeOf(mt)
 	if err != nil {
 		w.problem(p, fmt.Errorf("%w: layer link kept", err))
 		l.Corrupt = true
 		return nil
 	}
 	if d != l.Digest {
-		l.Target = d
+		l.Target = &d
 	}
 	return nil
 }
 
 // readStartedAt reads an upload's start time; zero when it is missing or
 // unreadable (such an upload counts as young).
+// targetOf is the digest a corrupt link names, nil when it names none.
+func targetOf(d storage.Digest) *storage.Digest {
+	if d.IsZero() {
+		return nil
+	}
+	return &d
+}
+
 func readStartedAt(ctx context.Context, store storage.Store, p string) time.Time {
 	b, _, err := store.ReadFile(ctx, p, maxLinkSize)
 	if err != nil {
@@ -500,7 +523,9 @@ func (w *walk) readManifests(ctx context.Context, jobs int) error {
 	for _, r := range w.inv.Repos {
 		for _, l := range r.Revisions {
 			want(l.Digest)
-			want(l.Target)
+			if l.Target != nil {
+				want(*l.Target)
+			}
 		}
 		for _, t := range r.Tags {
 			want(t.Current)
@@ -590,7 +615,7 @@ func (w *walk) statOrphanLayerLinks(ctx context.Context, jobs int) error {
 					w.problem(path.Join(storage.LayerLinkPath(r.Name, l.Digest)), err)
 					return nil
 				}
-				l.ModTime = o.ModTime
+				l.ModTime = TimeOf(o.ModTime)
 				return nil
 			})
 		}
