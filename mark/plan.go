@@ -34,7 +34,9 @@ type Options struct {
 // behind, beside garbage collection proper.
 type Compact struct {
 	// Uploads removes _uploads/<id> started more than UploadMaxAge before
-	// the run (a missing or unreadable startedat counts as young).
+	// the run (a missing or unreadable startedat counts as young), and on
+	// S3 aborts the incomplete multipart uploads under the layout that
+	// began more than UploadMaxAge before it.
 	Uploads      bool
 	UploadMaxAge time.Duration
 	// Repos removes repositories left with no tags, no manifests and no
@@ -67,6 +69,7 @@ type Plan struct {
 	// Compaction.
 	OrphanIndex []IndexEntry
 	Uploads     []Upload
+	Multipart   []storage.MultipartUpload
 	EmptyRepos  []string
 
 	// Kept counts what was kept for a reason other than being reachable.

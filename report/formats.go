@@ -122,7 +122,7 @@ func Prometheus(w io.Writer, r *Report, now time.Time) error {
 		dry = "true"
 	}
 	c := r.Counts
-	kinds := map[string]int{"tag": c.Tags, "manifest": c.Manifests, "tag_index_entry": c.TagIndexEntries, "layer_link": c.LayerLinks, "blob": c.Blobs, "upload": c.Uploads, "repository": c.Repositories}
+	kinds := map[string]int{"tag": c.Tags, "manifest": c.Manifests, "tag_index_entry": c.TagIndexEntries, "layer_link": c.LayerLinks, "blob": c.Blobs, "upload": c.Uploads, "multipart_upload": c.Multipart, "repository": c.Repositories}
 	names := make([]string, 0, len(kinds))
 	for k := range kinds {
 		names = append(names, k)

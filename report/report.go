@@ -182,9 +182,9 @@ func Text(w io.Writer, r *Report, verbose bool) error {
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "\nwarning: %s\n", warn)
 	}
-	if c.Uploads+c.Repositories > 0 || c.TagIndexEntries > 0 {
-		fmt.Fprintf(w, "\nalso %s: %d tag history entries; compaction: %d stale uploads (%s), %d empty repositories\n",
-			verb, c.TagIndexEntries, c.Uploads, Bytes(c.UploadBytes), c.Repositories)
+	if c.Uploads+c.Repositories+c.Multipart > 0 || c.TagIndexEntries > 0 {
+		fmt.Fprintf(w, "\nalso %s: %d tag history entries; compaction: %d stale uploads (%s), %d multipart uploads aborted, %d empty repositories\n",
+			verb, c.TagIndexEntries, c.Uploads, Bytes(c.UploadBytes), c.Multipart, c.Repositories)
 	}
 	k := r.Kept
 	if k != (mark.Kept{}) {

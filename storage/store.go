@@ -119,3 +119,16 @@ type DirRemover interface {
 	// stays, and so do the folders above it.
 	RemoveEmptyDirs(ctx context.Context, dir string) error
 }
+
+// MultipartStore is implemented by stores with multipart uploads (S3): the
+// registry's S3 driver writes _uploads/<id>/data as one, invisible to
+// listings and billed until aborted.
+type MultipartStore interface {
+	// WalkMultipartUploads calls fn for every incomplete multipart upload
+	// whose key starts with prefix.
+	WalkMultipartUploads(ctx context.Context, prefix string, fn func(MultipartUpload) error) error
+	// AbortMultipartUpload aborts one; an upload already gone is no error.
+	AbortMultipartUpload(ctx context.Context, u MultipartUpload) error
+}
+
+var _ MultipartStore = (*S3)(nil)

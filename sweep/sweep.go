@@ -34,6 +34,7 @@ type Counts struct {
 	// Compaction.
 	Uploads      int   `json:"uploads_deleted"`
 	UploadBytes  int64 `json:"upload_bytes_reclaimed"`
+	Multipart    int   `json:"multipart_uploads_aborted"`
 	Repositories int   `json:"repositories_removed"`
 }
 
@@ -111,10 +112,44 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 		res.BlobsSkipped = len(blobs)
 		return res, nil
 	}
+	s.abortMultipart(ctx, plan.Multipart)
 	if err := s.run(ctx, blobs); err != nil {
 		return res, err
 	}
 	return res, s.removeRepos(ctx, plan.EmptyRepos)
+}
+
+// abortMultipart aborts the stale multipart uploads of plan, Jobs at once.
+func (s *sweeper) abortMultipart(ctx context.Context, ups []storage.MultipartUpload) {
+	ms, ok := s.store.(storage.MultipartStore)
+	if len(ups) == 0 || !ok && !s.opts.DryRun {
+		return
+	}
+	g := new(errgroup.Group)
+	g.SetLimit(max(s.opts.Jobs, 1))
+	for _, u := range ups {
+		if ctx.Err() != nil {
+			s.mu.Lock()
+			s.res.Interrupted = true
+			s.mu.Unlock()
+			break
+		}
+		g.Go(func() error {
+			var err error
+			if !s.opts.DryRun {
+				err = ms.AbortMultipartUpload(context.WithoutCancel(ctx), u)
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if err != nil {
+				s.res.Failed = append(s.res.Failed, Failure{Key: u.Key + " (multipart upload " + u.ID + ")", Err: err.Error()})
+				return nil
+			}
+			s.res.Total.Multipart++
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // removeRepos removes the folders of repositories compaction emptied, so the

@@ -19,6 +19,9 @@ type Inventory struct {
 	// Manifests holds the parsed references of every manifest read: the
 	// revisions of every repository, tag targets, and index children.
 	Manifests map[storage.Digest]*Manifest
+	// Multipart are the incomplete multipart uploads under the layout, on
+	// stores that have them.
+	Multipart []storage.MultipartUpload
 	// Problems are what the walk could not make sense of: foreign names,
 	// corrupt links, unreadable folders. Nothing they concern is deleted.
 	Problems []Problem

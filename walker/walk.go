@@ -83,6 +83,19 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 			}
 		}
 	}
+	if ms, ok := store.(storage.MultipartStore); ok && opts.Recheck == nil {
+		w.pool.Go(func(ctx context.Context) error {
+			var ups []storage.MultipartUpload
+			err := ms.WalkMultipartUploads(ctx, storage.V2, func(u storage.MultipartUpload) error {
+				ups = append(ups, u)
+				return nil
+			})
+			w.mu.Lock()
+			w.inv.Multipart = ups
+			w.mu.Unlock()
+			return err
+		})
+	}
 	if store.FlatListing() {
 		fr := &flatRepos{repos: map[string]*flatRepo{}}
 		if opts.Recheck == nil {

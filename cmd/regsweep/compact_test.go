@@ -4,8 +4,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/regsweep/regsweep/storage/storagetest"
 )
@@ -109,5 +113,40 @@ func TestGCCompaction(t *testing.T) {
 	}
 	if !r2.State().Uploads["a/"+id] || len(r2.Catalog()) != 1 {
 		t.Error("--compact none removed an upload or a repository")
+	}
+}
+
+func TestGCAbortsStaleMultipartUploadsOnS3(t *testing.T) {
+	f := newFixtureOn(t, onS3)
+	bucket := strings.TrimPrefix(f.where[len(f.where)-1], "s3://")
+	bucket, root, _ := strings.Cut(bucket, "/")
+	c := storagetest.S3Client(t)
+	key := root + "/docker/registry/v2/repositories/team/app/_uploads/abandoned/data"
+	up, err := c.CreateMultipartUpload(t.Context(), &s3.CreateMultipartUploadInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.UploadPart(t.Context(), &s3.UploadPartInput{Bucket: aws.String(bucket), Key: aws.String(key), UploadId: up.UploadId, PartNumber: aws.Int32(1), Body: strings.NewReader("part")}); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		out, err := c.ListMultipartUploads(t.Context(), &s3.ListMultipartUploadsInput{Bucket: aws.String(bucket)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(out.Uploads)
+	}
+	// Younger than --upload-max-age: kept.
+	if code, _, rep := gc(t, append([]string{"--dry-run"}, f.where...)...); code != 0 || rep.Multipart != 0 {
+		t.Fatalf("a young multipart upload: exit %d, %d aborted", code, rep.Multipart)
+	}
+	if code, _, rep := gc(t, append([]string{"--dry-run", "--upload-max-age", "0s"}, f.where...)...); code != 0 || rep.Multipart != 1 || count() != 1 {
+		t.Fatalf("dry run: exit %d, %d would be aborted, %d left", code, rep.Multipart, count())
+	}
+	if code, _, rep := gc(t, append([]string{"--upload-max-age", "0s"}, f.where...)...); code != 0 || rep.Multipart != 1 {
+		t.Fatalf("gc: exit %d, %d aborted", code, rep.Multipart)
+	}
+	if n := count(); n != 0 {
+		t.Errorf("%d multipart uploads left", n)
 	}
 }
