@@ -5,10 +5,18 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/regsweep/regsweep/storage"
 	"github.com/regsweep/regsweep/walker"
 )
+
+// timeSlack widens the grace period by what file times lag behind the
+// clock the run's start is read from: Linux stamps files from a coarse clock
+// (up to a few milliseconds behind), S3 truncates LastModified to the second.
+// Without it, a layer uploaded just after a --min-age 0 run started may look
+// older than the run, and be deleted under the manifest pushed after it.
+const timeSlack = time.Second
 
 // Compute decides what to delete in inv. Reachability is per repository
 // (a repository serves only what it links), blob marking is global (a blob
@@ -19,7 +27,7 @@ import (
 // children of kept indexes and manifest lists, and referrers (manifests
 // whose subject is kept). Revisions modified after the cutoff are kept too.
 func Compute(inv *walker.Inventory, opts Options) *Plan {
-	p := &Plan{Options: opts, Cutoff: opts.StartedAt.Add(-opts.MinAge)}
+	p := &Plan{Options: opts, Cutoff: opts.StartedAt.Add(-opts.MinAge - timeSlack)}
 	marked := make(map[storage.Digest]bool, len(inv.Blobs))
 	var graphErrs []string
 	var emptyCandidates []*walker.Repo
@@ -121,6 +129,14 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 				continue
 			}
 			p.LayerLinks = append(p.LayerLinks, LayerLink{Repo: r.Name, Digest: l.Digest})
+		}
+	}
+
+	if opts.Compact.Uploads {
+		for _, u := range inv.Multipart {
+			if u.Initiated.Before(opts.StartedAt.Add(-opts.Compact.UploadMaxAge)) {
+				p.Multipart = append(p.Multipart, u)
+			}
 		}
 	}
 
