@@ -51,6 +51,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newGCCommand(stdout, stderr), newPlanCommand(stdout, stderr), newApplyCommand(stdout, stderr), newRestoreCommand(stdout, stderr))
+	root.AddCommand(newAuditCommand(stdout, stderr))
 	err := root.ExecuteContext(ctx)
 	switch {
 	case err == nil:
