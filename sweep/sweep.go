@@ -77,9 +77,10 @@ type op struct {
 //
 //  1. tags (current link, then history), so no tag points anywhere new;
 //  2. tag history entries of deleted manifests, then their revision links;
-//  3. layer links to blobs about to go (or gone);
-//  4. blobs, only if phases 1 and 2 completed: a revision left standing by
-//     a failed delete may still need its blobs.
+//  3. layer links to blobs about to go (or gone), then stale uploads;
+//  4. if every delete so far succeeded (a revision left standing by a
+//     failed delete may still need its blobs): stale multipart uploads,
+//     then blobs, then the folders of repositories compaction emptied.
 //
 // Per-key failures are recorded in Result.Failed and the sweep goes on:
 // leftover garbage is safe, and the next run retries it.
@@ -270,12 +271,7 @@ func (s *sweeper) run(ctx context.Context, ops []op) error {
 		s.res.Interrupted = true
 		return nil
 	}
-	byKey := make(map[string]op, len(ops))
-	for _, o := range ops {
-		byKey[o.key] = o
-	}
-	done := func(key string, err error) {
-		o := byKey[key]
+	done := func(o op, err error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if err != nil {
@@ -283,7 +279,7 @@ func (s *sweeper) run(ctx context.Context, ops []op) error {
 				s.res.Interrupted = true
 				return
 			}
-			s.res.Failed = append(s.res.Failed, Failure{Key: key, Err: err.Error()})
+			s.res.Failed = append(s.res.Failed, Failure{Key: o.key, Err: err.Error()})
 			return
 		}
 		o.count(&s.res.Total)
@@ -306,18 +302,26 @@ func (s *sweeper) run(ctx context.Context, ops []op) error {
 			break
 		}
 		batch := ops[start:min(start+size, len(ops))]
-		keys := make([]string, len(batch))
-		for i, o := range batch {
-			keys[i] = o.key
-		}
 		g.Go(func() error {
 			if s.opts.DryRun {
-				for _, k := range keys {
-					done(k, nil)
+				for _, o := range batch {
+					done(o, nil)
 				}
 				return nil
 			}
-			s.store.Delete(context.WithoutCancel(ctx), keys, done)
+			keys := make([]string, len(batch))
+			byKey := make(map[string]op, len(batch))
+			for i, o := range batch {
+				keys[i] = o.key
+				byKey[o.key] = o
+			}
+			s.store.Delete(context.WithoutCancel(ctx), keys, func(key string, err error) {
+				o, ok := byKey[key]
+				if !ok { // a store answering for a key it was not given
+					o = op{key: key, count: func(*Counts) {}}
+				}
+				done(o, err)
+			})
 			return nil
 		})
 	}
