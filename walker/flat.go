@@ -59,34 +59,10 @@ func linkETag(d storage.Digest) string {
 	return `"` + hex.EncodeToString(sum[:]) + `"`
 }
 
-// flatBlobTree lists the blob tree prefix by prefix.
-func (w *walk) flatBlobTree(ctx context.Context) error {
-	algs, err := w.store.ReadDir(ctx, storage.BlobsDir())
-	if storage.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, a := range algs {
-		alg, ok := storage.AlgorithmFromString(a.Name)
-		if a.Type != storage.TypeDir || !ok {
-			w.problem(storage.BlobsDir()+"/"+a.Name, errors.New("not a digest algorithm folder: left alone"))
-			continue
-		}
-		prefixes, err := w.store.ReadDir(ctx, storage.BlobAlgDir(alg))
-		if err != nil {
-			return err
-		}
-		for _, p := range prefixes {
-			dir := storage.BlobAlgDir(alg) + "/" + p.Name
-			w.pool.Go(func(ctx context.Context) error { return w.flatBlobPrefix(ctx, dir) })
-		}
-	}
-	return nil
-}
-
-func (w *walk) flatBlobPrefix(ctx context.Context, dir string) error {
+// flatBlobPrefix lists one blob prefix folder flat: data files come with
+// their size and age.
+func (w *walk) flatBlobPrefix(ctx context.Context, alg storage.Algorithm, prefix string) error {
+	dir := storage.BlobPrefixDir(alg, prefix)
 	found := map[storage.Digest]Blob{}
 	var problems []Problem
 	err := w.store.Walk(ctx, dir, func(o storage.Object) error {

@@ -99,7 +99,7 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 	if store.FlatListing() {
 		fr := &flatRepos{repos: map[string]*flatRepo{}}
 		if opts.Recheck == nil {
-			w.pool.Go(w.flatBlobTree)
+			w.pool.Go(w.blobTree(w.flatBlobPrefix))
 		}
 		w.pool.Go(func(ctx context.Context) error { return w.flatRepoTree(ctx, fr) })
 		if err := w.pool.Run(ctx, jobs); err != nil {
@@ -110,7 +110,7 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 		}
 	} else {
 		if opts.Recheck == nil {
-			w.pool.Go(w.blobTree)
+			w.pool.Go(w.blobTree(w.blobPrefix))
 		}
 		w.pool.Go(func(ctx context.Context) error { return w.repoDir(ctx, "") })
 		if err := w.pool.Run(ctx, jobs); err != nil {
@@ -140,34 +140,38 @@ func (w *walk) problem(p string, err error) {
 	w.mu.Unlock()
 }
 
-// blobTree lists blobs/<alg>/ and queues one task per two-digit prefix.
-func (w *walk) blobTree(ctx context.Context) error {
-	algs, err := w.store.ReadDir(ctx, storage.BlobsDir())
-	if storage.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	for _, a := range algs {
-		alg, ok := storage.AlgorithmFromString(a.Name)
-		if a.Type != storage.TypeDir || !ok {
-			w.problem(storage.BlobsDir()+"/"+a.Name, errors.New("not a digest algorithm folder: left alone"))
-			continue
+// blobTree lists blobs/<alg>/ and queues, for each two-digit prefix
+// folder, list(alg, prefix) as a task: both strategies split the blob tree
+// this way.
+func (w *walk) blobTree(list func(ctx context.Context, alg storage.Algorithm, prefix string) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		algs, err := w.store.ReadDir(ctx, storage.BlobsDir())
+		if storage.IsNotFound(err) {
+			return nil
 		}
-		prefixes, err := w.store.ReadDir(ctx, storage.BlobAlgDir(alg))
 		if err != nil {
 			return err
 		}
-		for _, p := range prefixes {
-			if p.Type != storage.TypeDir || len(p.Name) != 2 {
-				w.problem(storage.BlobAlgDir(alg)+"/"+p.Name, errors.New("not a blob prefix folder: left alone"))
+		for _, a := range algs {
+			alg, ok := storage.AlgorithmFromString(a.Name)
+			if a.Type != storage.TypeDir || !ok {
+				w.problem(storage.BlobsDir()+"/"+a.Name, errors.New("not a digest algorithm folder: left alone"))
 				continue
 			}
-			w.pool.Go(func(ctx context.Context) error { return w.blobPrefix(ctx, alg, p.Name) })
+			prefixes, err := w.store.ReadDir(ctx, storage.BlobAlgDir(alg))
+			if err != nil {
+				return err
+			}
+			for _, p := range prefixes {
+				if p.Type != storage.TypeDir || len(p.Name) != 2 {
+					w.problem(storage.BlobAlgDir(alg)+"/"+p.Name, errors.New("not a blob prefix folder: left alone"))
+					continue
+				}
+				w.pool.Go(func(ctx context.Context) error { return list(ctx, alg, p.Name) })
+			}
 		}
+		return nil
 	}
-	return nil
 }
 
 // blobPrefix lists the blobs of one prefix folder and stats their data.

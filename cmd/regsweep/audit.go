@@ -81,18 +81,11 @@ drill on a restored copy.`,
 // serve an image whole or a blob is damaged.
 func runAudit(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, verify bool, format string, stdout, stderr io.Writer) error {
 	ctx := cmd.Context()
-	startedAt := time.Now()
-	loc, err := rf.loc.resolve(args)
+	p, err := prepare(cmd, args, pf, rf)
 	if err != nil {
 		return err
 	}
-	if err := rf.check(); err != nil {
-		return err
-	}
-	opts, _, err := pf.options(cmd, startedAt)
-	if err != nil {
-		return err
-	}
+	loc, opts, startedAt := p.loc, p.opts, p.startedAt
 	s, err := openSession(ctx, loc, rf, false, "audit", startedAt, stdout, stderr)
 	if err != nil {
 		return err

@@ -41,29 +41,20 @@ Stop the registry or make it read-only first.`,
 // runGC validates the flags, then walks, marks, rechecks, sweeps and
 // reports.
 func runGC(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, dryRun bool, stdout, stderr io.Writer) error {
-	ctx := cmd.Context()
-	startedAt := time.Now()
-	loc, err := rf.loc.resolve(args)
+	p, err := prepare(cmd, args, pf, rf)
 	if err != nil {
 		return err
 	}
-	if err := rf.check(); err != nil {
-		return err
-	}
-	opts, _, err := pf.options(cmd, startedAt)
-	if err != nil {
-		return err
-	}
-	if err := checkLive(rf, loc.ReadOnlyMaintenance, dryRun); err != nil {
+	if err := checkLive(rf, p.loc.ReadOnlyMaintenance, dryRun); err != nil {
 		return err
 	}
 	// Dry runs delete nothing and take no lock.
-	s, err := openSession(ctx, loc, rf, !dryRun, "gc", startedAt, stdout, stderr)
+	s, err := openSession(cmd.Context(), p.loc, rf, !dryRun, "gc", p.startedAt, stdout, stderr)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	inv, plan, err := s.plan(opts)
+	inv, plan, err := s.plan(p.opts)
 	if err != nil {
 		return err
 	}

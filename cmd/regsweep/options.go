@@ -174,3 +174,27 @@ func (r *runFlags) writeReports(rep *report.Report, now time.Time) error {
 	}
 	return nil
 }
+
+// prepared is a command line checked before storage is touched: where, with
+// which plan options, since when.
+type prepared struct {
+	loc        storage.Location
+	opts       mark.Options
+	policyText string
+	startedAt  time.Time
+}
+
+// prepare resolves the location and validates the run and plan flags; the
+// policy is parsed here, before anything is read from storage.
+func prepare(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags) (prepared, error) {
+	p := prepared{startedAt: time.Now()}
+	var err error
+	if p.loc, err = rf.loc.resolve(args); err != nil {
+		return p, err
+	}
+	if err := rf.check(); err != nil {
+		return p, err
+	}
+	p.opts, p.policyText, err = pf.options(cmd, p.startedAt)
+	return p, err
+}

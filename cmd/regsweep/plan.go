@@ -27,28 +27,20 @@ func newPlanCommand(stdout, stderr io.Writer) *cobra.Command {
 			if out == "" {
 				return usageError{fmt.Errorf("plan: -o PLAN is required")}
 			}
-			startedAt := time.Now()
-			loc, err := rf.loc.resolve(args)
+			p, err := prepare(cmd, args, &pf, &rf)
 			if err != nil {
 				return err
 			}
-			if err := rf.check(); err != nil {
-				return err
-			}
-			opts, policyText, err := pf.options(cmd, startedAt)
-			if err != nil {
-				return err
-			}
-			s, err := openSession(cmd.Context(), loc, &rf, false, "plan", startedAt, stdout, stderr)
+			s, err := openSession(cmd.Context(), p.loc, &rf, false, "plan", p.startedAt, stdout, stderr)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			_, plan, err := s.plan(opts)
+			_, plan, err := s.plan(p.opts)
 			if err != nil {
 				return err
 			}
-			pfile := &mark.PlanFile{Location: loc.String(), CreatedAt: startedAt, PolicyFile: pf.policyFile, PolicyText: policyText, Plan: plan}
+			pfile := &mark.PlanFile{Location: p.loc.String(), CreatedAt: p.startedAt, PolicyFile: pf.policyFile, PolicyText: p.policyText, Plan: plan}
 			if err := writePlan(out, pfile); err != nil {
 				return err
 			}
