@@ -405,26 +405,47 @@ func (w *walk) readLinkDigest(ctx context.Context, p string) (storage.Digest, ti
 	return d, o.ModTime, nil
 }
 
+// subdirs lists the folders in dir (none if dir is missing); any other
+// entry is recorded as a problem, not "what" folder, and left alone.
+func (w *walk) subdirs(ctx context.Context, dir, what string) ([]string, error) {
+	entries, err := w.store.ReadDir(ctx, dir)
+	if storage.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		if e.Type != storage.TypeDir {
+			w.problem(dir+"/"+e.Name, fmt.Errorf("not a%s %s folder: left alone", article(what), what))
+			continue
+		}
+		names = append(names, e.Name)
+	}
+	return names, nil
+}
+
+func article(w string) string {
+	if strings.ContainsRune("aeiou", rune(w[0])) {
+		return "n"
+	}
+	return ""
+}
+
 // tags lists the tags of r, reading current/link and listing index/.
 func (w *walk) tags(ctx context.Context, r *Repo) error {
 	dir := storage.TagsDir(r.Name)
-	entries, err := w.store.ReadDir(ctx, dir)
-	if storage.IsNotFound(err) {
-		return nil
-	}
+	names, err := w.subdirs(ctx, dir, "tag")
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if e.Type != storage.TypeDir {
-			w.problem(dir+"/"+e.Name, errors.New("not a tag folder: left alone"))
-			continue
+	for _, name := range names {
+		t := Tag{Name: name}
+		if err := storage.ValidTag(name); err != nil {
+			w.problem(dir+"/"+name, fmt.Errorf("%w: kept as it is", err))
 		}
-		t := Tag{Name: e.Name}
-		if err := storage.ValidTag(e.Name); err != nil {
-			w.problem(dir+"/"+e.Name, fmt.Errorf("%w: kept as it is", err))
-		}
-		cur := storage.TagCurrentPath(r.Name, e.Name)
+		cur := storage.TagCurrentPath(r.Name, name)
 		d, mt, err := w.readLinkDigest(ctx, cur)
 		switch {
 		case storage.IsNotFound(err):
@@ -436,7 +457,7 @@ func (w *walk) tags(ctx context.Context, r *Repo) error {
 		default:
 			t.Current, t.PushedAt = d, mt
 		}
-		t.Index, err = w.linkDigests(ctx, storage.TagIndexDir(r.Name, e.Name))
+		t.Index, err = w.linkDigests(ctx, storage.TagIndexDir(r.Name, name))
 		if err != nil {
 			return err
 		}
@@ -447,21 +468,13 @@ func (w *walk) tags(ctx context.Context, r *Repo) error {
 
 // uploads lists _uploads/<id>/ folders and reads their startedat.
 func (w *walk) uploads(ctx context.Context, r *Repo) error {
-	dir := storage.UploadsDir(r.Name)
-	entries, err := w.store.ReadDir(ctx, dir)
-	if storage.IsNotFound(err) {
-		return nil
-	}
+	names, err := w.subdirs(ctx, storage.UploadsDir(r.Name), "upload")
 	if err != nil {
 		return err
 	}
-	for _, e := range entries {
-		if e.Type != storage.TypeDir {
-			w.problem(dir+"/"+e.Name, errors.New("not an upload folder: left alone"))
-			continue
-		}
-		u := Upload{ID: e.Name}
-		err := w.store.Walk(ctx, storage.UploadDir(r.Name, e.Name), func(o storage.Object) error {
+	for _, name := range names {
+		u := Upload{ID: name}
+		err := w.store.Walk(ctx, storage.UploadDir(r.Name, name), func(o storage.Object) error {
 			u.Keys = append(u.Keys, o.Key)
 			u.Size += o.Size
 			return nil
@@ -469,7 +482,7 @@ func (w *walk) uploads(ctx context.Context, r *Repo) error {
 		if err != nil && !storage.IsNotFound(err) {
 			return err
 		}
-		u.StartedAt = readStartedAt(ctx, w.store, storage.UploadStartedAtPath(r.Name, e.Name))
+		u.StartedAt = readStartedAt(ctx, w.store, storage.UploadStartedAtPath(r.Name, name))
 		r.Uploads = append(r.Uploads, u)
 	}
 	return nil
