@@ -52,6 +52,11 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 		for d := range rp.kept {
 			markManifest(inv, d, marked)
 		}
+		if storage.ValidRepoName(r.Name) != nil {
+			for _, l := range r.Layers {
+				marked[l.Digest] = true // kept whole, with what it links
+			}
+		}
 		graphErrs = append(graphErrs, rp.graphErrs...)
 		if rp.doubt != "" && opts.DeleteUntagged {
 			p.Doubts = append(p.Doubts, fmt.Sprintf("untagged manifests of %s kept: %s", r.Name, rp.doubt))
@@ -106,7 +111,7 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 
 	// Layer links: to blobs this run deletes, or to blobs already gone.
 	for _, r := range inv.Repos {
-		if r.Unreadable != nil {
+		if r.Unreadable != nil || storage.ValidRepoName(r.Name) != nil {
 			continue
 		}
 		for _, l := range r.Layers {
@@ -223,6 +228,11 @@ func (rp *repoPlan) run() {
 	if r.Unreadable != nil {
 		rp.doubt = r.Unreadable.Error()
 	}
+	// A name the registry would not write: kept whole, as found.
+	foreign := storage.ValidRepoName(r.Name)
+	if foreign != nil && rp.doubt == "" {
+		rp.doubt = foreign.Error()
+	}
 	// Tags: delete what the policy says, keep the rest. Signature tags
 	// that follow their subject are decided after the closure.
 	decisions := map[string]TagDecision{}
@@ -236,7 +246,7 @@ func (rp *repoPlan) run() {
 		d, decided := decisions[t.Name]
 		_, isSig := SignatureSubject(t.Name)
 		switch {
-		case r.Unreadable != nil:
+		case r.Unreadable != nil || foreign != nil:
 		case rp.opts.Compact.Links && t.Current.IsZero() && t.Err == nil:
 			rp.deleteTag(t, TagDecision{Reason: "no current link (an interrupted tag delete)"})
 			continue

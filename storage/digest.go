@@ -83,6 +83,12 @@ func DigestFromHex(alg, hx string) (Digest, error) {
 	if size > 32 {
 		d.rest = string(raw[32:size])
 	}
+	if d.IsZero() {
+		// sha256:000...0 would read as no digest at all: a tag whose
+		// current link holds it as a tag without one. No content hashes
+		// to it; it is garbage.
+		return Digest{}, fmt.Errorf("invalid digest %s:%.16s...: all zeros", alg, hx)
+	}
 	return d, nil
 }
 

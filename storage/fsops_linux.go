@@ -71,7 +71,7 @@ func modeOf(st *unix.Stat_t) fs.FileMode {
 func (f *FS) fastStat(key string) (size int64, mtime time.Time, mode fs.FileMode, err error) {
 	fd, err := beneath(f.dirfd, key, unix.O_PATH)
 	if err != nil {
-		return 0, time.Time{}, 0, osErr(err)
+		return 0, time.Time{}, 0, readErr(err)
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
@@ -86,7 +86,7 @@ func (f *FS) fastStat(key string) (size int64, mtime time.Time, mode fs.FileMode
 func (f *FS) fastRead(key string, limit int64) (b []byte, size int64, mtime time.Time, mode fs.FileMode, err error) {
 	fd, err := beneath(f.dirfd, key, unix.O_RDONLY)
 	if err != nil {
-		return nil, 0, time.Time{}, 0, osErr(err)
+		return nil, 0, time.Time{}, 0, readErr(err)
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
@@ -117,7 +117,7 @@ func (f *FS) fastRead(key string, limit int64) (b []byte, size int64, mtime time
 func (f *FS) fastOpenDir(key string) (*os.File, error) {
 	fd, err := beneath(f.dirfd, key, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
-		return nil, osErr(err)
+		return nil, readErr(err)
 	}
 	return os.NewFile(uintptr(fd), key), nil
 }
@@ -134,6 +134,17 @@ func (f *FS) fastRemove(key string, dir bool) error {
 		flags = unix.AT_REMOVEDIR
 	}
 	return osErr(unix.Unlinkat(pfd, path.Base(key), flags))
+}
+
+// readErr is osErr for reads and listings, where a file in place of a
+// folder of the path (ENOTDIR) is damage, not a missing key: a tags folder
+// replaced by a file must not read as "no tags". os.Root, the fallback,
+// does not map ENOTDIR to fs.ErrNotExist either.
+func readErr(err error) error {
+	if err == unix.ENOTDIR {
+		return errors.New("a file where the layout has a folder")
+	}
+	return osErr(err)
 }
 
 // osErr maps errno values to the fs errors callers test for.

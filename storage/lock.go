@@ -65,8 +65,10 @@ func AcquireLock(ctx context.Context, s Store, info LockInfo, breakLock bool) (*
 		return nil, nil, fmt.Errorf("%w: held by %s; if that run is gone, pass --break-lock", ErrLocked, holder)
 	}
 	// A server that ignores If-None-Match lets both writes through: the
-	// last one wins, and the other run sees it here.
-	if holder, err := ReadLock(ctx, s); err != nil || holder.RunID != info.RunID {
+	// last one wins, and the other run sees it here. The lock is written:
+	// an interrupt now must not fail the check and leave it behind, with no
+	// Lock to release it.
+	if holder, err := ReadLock(context.WithoutCancel(ctx), s); err != nil || holder.RunID != info.RunID {
 		if err != nil {
 			return nil, nil, fmt.Errorf("take lock: read back: %w", err)
 		}

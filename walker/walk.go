@@ -242,7 +242,15 @@ func (w *walk) repoDir(ctx context.Context, rel string) error {
 			continue
 		}
 		if e.Type == storage.TypeOther {
-			w.problem(dir+"/"+e.Name, errors.New("symlink or special file in the repository tree: not followed, left alone"))
+			// The registry follows a symlink, to a repository that may
+			// reference any blob: unknown, like a folder we cannot list.
+			err := errors.New("symlink or special file in the repository tree: not followed, left alone")
+			w.problem(dir+"/"+e.Name, err)
+			name := e.Name
+			if rel != "" {
+				name = rel + "/" + e.Name
+			}
+			w.addRepo(&Repo{Name: name, Unreadable: fmt.Errorf("%s/%s: %w", dir, e.Name, err)}, true)
 			continue
 		}
 		if e.Type != storage.TypeDir {
@@ -375,6 +383,10 @@ func (w *walk) linkDigests(ctx context.Context, dir string) ([]storage.Digest, e
 			return nil, err
 		}
 		for _, e := range entries {
+			if e.Type == storage.TypeOther {
+				// A revision, tag or link the registry would follow.
+				return nil, fmt.Errorf("%s/%s/%s: symlink or special file: not followed", dir, a.Name, e.Name)
+			}
 			d, err := storage.DigestFromHex(a.Name, e.Name)
 			if err == nil && e.Type != storage.TypeDir {
 				err = errors.New("not a link folder")
@@ -417,6 +429,10 @@ func (w *walk) subdirs(ctx context.Context, dir, what string) ([]string, error) 
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
+		if e.Type == storage.TypeOther {
+			// A tag (or upload) the registry would follow, anywhere.
+			return nil, fmt.Errorf("%s/%s: symlink or special file: not followed", dir, e.Name)
+		}
 		if e.Type != storage.TypeDir {
 			w.problem(dir+"/"+e.Name, fmt.Errorf("not a%s %s folder: left alone", article(what), what))
 			continue

@@ -63,9 +63,9 @@ func (l *locationFlags) resolve(args []string) (storage.Location, error) {
 	return loc, nil
 }
 
-// wrapStore, when set, wraps every store a command opens. It is for the
-// fault-injection tests (storagetest.Faulty), which run one at a time.
-var wrapStore func(storage.Store) storage.Store
+// wrapStore, when set, wraps every store a command opens, given its
+// location. It is for the fault-injection tests (storagetest.Faulty).
+var wrapStore func(storage.Location, storage.Store) storage.Store
 
 // open opens the store of loc; the returned func releases it.
 func open(ctx context.Context, loc storage.Location) (storage.Store, func(), error) {
@@ -79,7 +79,7 @@ func open(ctx context.Context, loc storage.Location) (storage.Store, func(), err
 		}
 	}
 	if wrapStore != nil {
-		return wrapStore(s), release, nil
+		return wrapStore(loc, s), release, nil
 	}
 	return s, release, nil
 }

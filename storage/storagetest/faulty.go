@@ -1,0 +1,256 @@
+package storagetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/regsweep/regsweep/storage"
+)
+
+// Op is a kind of storage.Store operation that Faulty counts and fails.
+type Op uint8
+
+// The operations Faulty counts. Delete counts every key on its own, however
+// the caller batches them.
+const (
+	OpReadDir Op = iota
+	OpWalk
+	OpStat
+	OpReadFile
+	OpDelete
+	OpPutIfAbsent
+	OpRemoveEmptyDirs
+	numOps
+)
+
+var opNames = [numOps]string{"ReadDir", "Walk", "Stat", "ReadFile", "Delete", "PutIfAbsent", "RemoveEmptyDirs"}
+
+func (o Op) String() string {
+	if o < numOps {
+		return opNames[o]
+	}
+	return fmt.Sprintf("Op(%d)", o)
+}
+
+// ReadOps are the operations a walk makes.
+var ReadOps = []Op{OpReadDir, OpWalk, OpStat, OpReadFile}
+
+// ErrInjected is wrapped by every error Faulty makes up.
+var ErrInjected = errors.New("injected fault")
+
+// Fault says which operation fails: the Nth (1-based) of kind Op, counting
+// only the keys Faulty.Counted selects. With Stop, that operation and every
+// later one, of any kind and any key, fail too (a process that died, a
+// backend gone), and Faulty.OnStop is called once. Err, when set, is the
+// error returned (wrapped with the key); otherwise one wrapping ErrInjected.
+type Fault struct {
+	Op   Op
+	N    int
+	Stop bool
+	Err  error
+}
+
+// Faulty is a storage.Store that injects faults into another, as kopia's
+// FaultyStorage does: it fails the Nth operation of chosen kinds, or stops
+// working altogether from there on. It counts what it is asked, so that a
+// test can first count the operations of a clean run and then fail each one
+// in turn. It is safe for concurrent use.
+type Faulty struct {
+	storage.Store
+
+	// Counted selects the keys (and folders) whose operations count and
+	// may fail; nil counts them all. Set before the first call.
+	Counted func(key string) bool
+	// OnStop is called once, when a Stop fault fires, for example to cancel
+	// the context of the run under test. Set before the first call.
+	OnStop func()
+	// Record keeps every counted call, for Calls. Set before the first call.
+	Record bool
+	// Before, when set, is called before every counted operation that no
+	// fault fails, from the goroutine making it, so that a test can act (push
+	// an image, say) at a chosen instant of a run. Set before the first call.
+	Before func(Call)
+
+	mu      sync.Mutex
+	faults  []Fault
+	counts  [numOps]int
+	stopped bool
+	fired   []string // keys of the injected failures, in order
+	calls   []Call
+}
+
+// Call is one counted operation: the Nth of its kind, on Key.
+type Call struct {
+	Op  Op
+	N   int
+	Key string
+}
+
+var (
+	_ storage.Store      = (*Faulty)(nil)
+	_ storage.DirRemover = (*Faulty)(nil)
+)
+
+// NewFaulty wraps s with the given faults; with none it only counts.
+func NewFaulty(s storage.Store, faults ...Fault) *Faulty {
+	return &Faulty{Store: s, faults: faults}
+}
+
+// UnderV2 is a Faulty.Counted that selects the registry's own keys (under
+// docker/registry/v2), leaving out regsweep's lock at the storage root.
+func UnderV2(key string) bool {
+	return key == storage.V2 || strings.HasPrefix(key, storage.V2+"/")
+}
+
+// Count returns how many operations of kind op were counted so far.
+func (f *Faulty) Count(op Op) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts[op]
+}
+
+// Calls returns the counted calls so far, in order, when Record is set.
+func (f *Faulty) Calls() []Call {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Call(nil), f.calls...)
+}
+
+// Stopped reports whether a Stop fault fired.
+func (f *Faulty) Stopped() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stopped
+}
+
+// Fired returns the keys whose operation failed by injection, in order;
+// after a stop, only the key that stopped it.
+func (f *Faulty) Fired() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.fired...)
+}
+
+// check counts one operation on key and returns the error to inject, if any.
+func (f *Faulty) check(op Op, key string) error {
+	f.mu.Lock()
+	if f.stopped {
+		f.mu.Unlock()
+		return fmt.Errorf("%s %s: %w: storage stopped", op, key, ErrInjected)
+	}
+	if f.Counted != nil && !f.Counted(key) {
+		f.mu.Unlock()
+		return nil
+	}
+	f.counts[op]++
+	n := f.counts[op]
+	if f.Record {
+		f.calls = append(f.calls, Call{Op: op, N: n, Key: key})
+	}
+	var stop func()
+	var err error
+	var before func(Call)
+	for _, ft := range f.faults {
+		if ft.Op != op || ft.N != n {
+			continue
+		}
+		cause := ft.Err
+		if cause == nil {
+			cause = ErrInjected
+		}
+		err = fmt.Errorf("%s %s: %w (%s #%d)", op, key, cause, op, n)
+		if !errors.Is(err, ErrInjected) {
+			err = fmt.Errorf("%w [%w]", err, ErrInjected)
+		}
+		f.fired = append(f.fired, key)
+		if ft.Stop {
+			f.stopped = true
+			stop = f.OnStop
+		}
+		break
+	}
+	if err == nil {
+		before = f.Before
+	}
+	f.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	if before != nil {
+		before(Call{Op: op, N: n, Key: key})
+	}
+	return err
+}
+
+// ReadDir lists dir unless a fault says otherwise.
+func (f *Faulty) ReadDir(ctx context.Context, dir string) ([]storage.Entry, error) {
+	if err := f.check(OpReadDir, dir); err != nil {
+		return nil, err
+	}
+	return f.Store.ReadDir(ctx, dir)
+}
+
+// Walk lists prefix unless a fault says otherwise; the walk counts as one
+// operation.
+func (f *Faulty) Walk(ctx context.Context, prefix string, fn func(storage.Object) error) error {
+	if err := f.check(OpWalk, prefix); err != nil {
+		return err
+	}
+	return f.Store.Walk(ctx, prefix, fn)
+}
+
+// Stat stats key unless a fault says otherwise.
+func (f *Faulty) Stat(ctx context.Context, key string) (storage.Object, error) {
+	if err := f.check(OpStat, key); err != nil {
+		return storage.Object{}, err
+	}
+	return f.Store.Stat(ctx, key)
+}
+
+// ReadFile reads key unless a fault says otherwise.
+func (f *Faulty) ReadFile(ctx context.Context, key string, limit int64) ([]byte, storage.Object, error) {
+	if err := f.check(OpReadFile, key); err != nil {
+		return nil, storage.Object{}, err
+	}
+	return f.Store.ReadFile(ctx, key, limit)
+}
+
+// PutIfAbsent writes key unless a fault says otherwise.
+func (f *Faulty) PutIfAbsent(ctx context.Context, key string, data []byte) error {
+	if err := f.check(OpPutIfAbsent, key); err != nil {
+		return err
+	}
+	return f.Store.PutIfAbsent(ctx, key, data)
+}
+
+// Delete counts every key; the keys no fault hits go to the wrapped store
+// as one batch, in their order, and the others fail. After a stop, nothing
+// more is deleted.
+func (f *Faulty) Delete(ctx context.Context, keys []string, done func(string, error)) {
+	pass := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if err := f.check(OpDelete, k); err != nil {
+			done(k, err)
+			continue
+		}
+		pass = append(pass, k)
+	}
+	if len(pass) > 0 {
+		f.Store.Delete(ctx, pass, done)
+	}
+}
+
+// RemoveEmptyDirs forwards to the wrapped store when it has real folders,
+// and does nothing otherwise (as on a store without folders).
+func (f *Faulty) RemoveEmptyDirs(ctx context.Context, dir string) error {
+	if err := f.check(OpRemoveEmptyDirs, dir); err != nil {
+		return err
+	}
+	if dr, ok := f.Store.(storage.DirRemover); ok {
+		return dr.RemoveEmptyDirs(ctx, dir)
+	}
+	return nil
+}
