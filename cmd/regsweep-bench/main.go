@@ -7,6 +7,7 @@
 //	regsweep-bench generate --root DIR --blobs N [--seed S] [--repos R] [--expect FILE]
 //	regsweep-bench upstream-gc [--delete-untagged] [--dry-run] ROOT
 //	regsweep-bench check --root DIR --expect FILE --mode keep_untagged|delete_untagged
+//	regsweep-bench compare --blobs N [--rounds R] [--delete-untagged] [--dry-run] [--backend fs|s3] [--delay D] ...
 package main
 
 import (
@@ -34,8 +35,9 @@ type command struct {
 
 var commands = []command{
 	{"generate", "write a synthetic registry (and what must survive GC) into DIR", runGenerate},
-	{"upstream-gc", "run distribution v3.1.2's garbage collector over ROOT and time it", runUpstreamGC},
+	{"upstream-gc", "run distribution v3.1.2's garbage collector over ROOT (or s3://BUCKET/ROOT) and time it", runUpstreamGC},
 	{"check", "compare the blobs, revisions and layer links in DIR with an --expect file", runCheck},
+	{"compare", "run upstream's GC and regsweep on copies of one generated registry and tabulate time, CPU, memory, requests", runCompare},
 }
 
 func usage(w io.Writer) {

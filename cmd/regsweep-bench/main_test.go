@@ -56,6 +56,11 @@ func TestUsage(t *testing.T) {
 		{"upstream-gc"},
 		{"upstream-gc", "a", "b"},
 		{"generate", "--no-such-flag"},
+		{"compare"},
+		{"compare", "--blobs", "10", "--backend", "gcs"},
+		{"compare", "--blobs", "10", "--delay", "20ms"},
+		{"compare", "--blobs", "10", "--rounds", "0"},
+		{"compare", "--blobs", "10", "extra"},
 	} {
 		if _, err := runCLI(t, args...); exitCode(err, io.Discard) != 2 {
 			t.Errorf("%q: exit %d (%v), want 2", args, exitCode(err, io.Discard), err)

@@ -16,9 +16,16 @@ import (
 // factory.Create of the filesystem driver, storage.NewRegistry with no
 // options, then storage.MarkAndSweep.
 func UpstreamGC(ctx context.Context, root string, opts storage.GCOpts) error {
-	d, err := factory.Create(ctx, "filesystem", map[string]any{"rootdirectory": root})
+	return UpstreamGCDriver(ctx, "filesystem", map[string]any{"rootdirectory": root}, opts)
+}
+
+// UpstreamGCDriver is UpstreamGC over any storage driver registered with
+// distribution's factory (the caller imports it), built from the parameters
+// of a config.yml storage section, as `registry garbage-collect` builds it.
+func UpstreamGCDriver(ctx context.Context, driver string, params map[string]any, opts storage.GCOpts) error {
+	d, err := factory.Create(ctx, driver, params)
 	if err != nil {
-		return fmt.Errorf("upstream gc: construct filesystem driver: %w", err)
+		return fmt.Errorf("upstream gc: construct %s driver: %w", driver, err)
 	}
 	reg, err := storage.NewRegistry(ctx, d)
 	if err != nil {
