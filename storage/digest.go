@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"strings"
@@ -119,7 +120,7 @@ func (d Digest) Compare(o Digest) int {
 		}
 		return 1
 	}
-	if c := strings.Compare(string(d.sum[:]), string(o.sum[:])); c != 0 {
+	if c := bytes.Compare(d.sum[:], o.sum[:]); c != 0 {
 		return c
 	}
 	return strings.Compare(d.rest, o.rest)

@@ -299,7 +299,20 @@ func (s *S3) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
 // "/") are not files and are skipped. A prefix with nothing under it is
 // ErrNotFound, as a missing folder is for FS.
 func (s *S3) Walk(ctx context.Context, prefix string, fn func(Object) error) error {
-	bp := s.dirPrefix(prefix)
+	return s.walk(ctx, s.dirPrefix(prefix), fn)
+}
+
+// WalkKeys calls fn for every object whose key starts with prefix, a plain
+// string rather than a folder: "docker/registry/v2/blobs/sha256/a" lists
+// the blobs of the sixteen folders a0 to af in one flat listing.
+func (s *S3) WalkKeys(ctx context.Context, prefix string, fn func(Object) error) error {
+	if err := s.walk(ctx, s.key(prefix), fn); err != nil && !IsNotFound(err) {
+		return err
+	}
+	return nil
+}
+
+func (s *S3) walk(ctx context.Context, bp string, fn func(Object) error) error {
 	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{
 		Bucket:  aws.String(s.bucket),
 		Prefix:  aws.String(bp),

@@ -132,3 +132,13 @@ type MultipartStore interface {
 }
 
 var _ MultipartStore = (*S3)(nil)
+
+// KeyWalker is implemented by stores that list by plain key prefix (S3),
+// so that a walker can split a listing however it likes.
+type KeyWalker interface {
+	// WalkKeys calls fn for every file whose key starts with prefix, with
+	// its size, modification time and ETag. No file is not an error.
+	WalkKeys(ctx context.Context, prefix string, fn func(Object) error) error
+}
+
+var _ KeyWalker = (*S3)(nil)

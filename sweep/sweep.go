@@ -289,7 +289,12 @@ func (s *sweeper) run(ctx context.Context, ops []op) error {
 		s.ctr.Add(1)
 	}
 	jobs := max(s.opts.Jobs, 1)
-	size := min(max(s.store.BatchSize(), 1), max(1, (len(ops)+jobs-1)/jobs))
+	size := max(s.store.BatchSize(), 1)
+	if !s.store.FlatListing() {
+		// One system call a key: spread the keys over every job. A store
+		// with request batches (S3) gets full batches, fewer requests.
+		size = min(size, max(1, (len(ops)+jobs-1)/jobs))
+	}
 	// Keys run to the store through a context that outlives the caller's,
 	// so that a delete in flight completes; no new batch starts after ctx ends.
 	g := new(errgroup.Group)

@@ -59,13 +59,46 @@ func linkETag(d storage.Digest) string {
 	return `"` + hex.EncodeToString(sum[:]) + `"`
 }
 
+// flatBlobKeys lists the blob tree of each algorithm in sixteen flat
+// listings by the first hex digit, on stores that list by key prefix: a
+// thousand keys a request whatever the registry's size, and sixteen
+// streams at once, where a listing per two-digit folder would cost 256
+// requests however few the blobs.
+func (w *walk) flatBlobKeys(kw storage.KeyWalker) func(context.Context) error {
+	return func(ctx context.Context) error {
+		algs, err := w.store.ReadDir(ctx, storage.BlobsDir())
+		if storage.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, a := range algs {
+			alg, ok := storage.AlgorithmFromString(a.Name)
+			if a.Type != storage.TypeDir || !ok {
+				w.problem(storage.BlobsDir()+"/"+a.Name, errors.New("not a digest algorithm folder: left alone"))
+				continue
+			}
+			for _, h := range "0123456789abcdef" {
+				prefix := storage.BlobAlgDir(alg) + "/" + string(h)
+				w.pool.Go(func(ctx context.Context) error { return w.flatBlobs(ctx, prefix, kw.WalkKeys) })
+			}
+		}
+		return nil
+	}
+}
+
 // flatBlobPrefix lists one blob prefix folder flat: data files come with
 // their size and age.
 func (w *walk) flatBlobPrefix(ctx context.Context, alg storage.Algorithm, prefix string) error {
-	dir := storage.BlobPrefixDir(alg, prefix)
+	return w.flatBlobs(ctx, storage.BlobPrefixDir(alg, prefix), w.store.Walk)
+}
+
+// flatBlobs records the blob data files a flat listing of prefix gives.
+func (w *walk) flatBlobs(ctx context.Context, prefix string, list func(context.Context, string, func(storage.Object) error) error) error {
 	found := map[storage.Digest]Blob{}
 	var problems []Problem
-	err := w.store.Walk(ctx, dir, func(o storage.Object) error {
+	err := list(ctx, prefix, func(o storage.Object) error {
 		k, err := storage.ParseKey(o.Key)
 		if err != nil || k.Kind != storage.KeyBlobData {
 			if err == nil {

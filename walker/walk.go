@@ -98,7 +98,9 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 	}
 	if store.FlatListing() {
 		fr := &flatRepos{repos: map[string]*flatRepo{}}
-		if opts.Recheck == nil {
+		if kw, ok := store.(storage.KeyWalker); ok && opts.Recheck == nil {
+			w.pool.Go(w.flatBlobKeys(kw))
+		} else if opts.Recheck == nil {
 			w.pool.Go(w.blobTree(w.flatBlobPrefix))
 		}
 		w.pool.Go(func(ctx context.Context) error { return w.flatRepoTree(ctx, fr) })

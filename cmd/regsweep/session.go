@@ -137,6 +137,10 @@ func (s *session) recheck(inv *walker.Inventory, plan *mark.Plan) (*mark.Plan, e
 	if len(plan.Tags)+len(plan.Revisions)+len(plan.LayerLinks)+len(plan.Blobs)+len(plan.OrphanIndex)+len(plan.Uploads) == 0 {
 		return plan, nil
 	}
+	// The plan holds what it needs of the first walk's repositories: let
+	// them go before the second walk lists them again (the blobs and the
+	// parsed manifests are shared, and stay).
+	inv.Repos = nil
 	again, err := s.walk("recheck", inv)
 	if err != nil {
 		return nil, err
