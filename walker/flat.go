@@ -66,19 +66,11 @@ func linkETag(d storage.Digest) string {
 // requests however few the blobs.
 func (w *walk) flatBlobKeys(kw storage.KeyWalker) func(context.Context) error {
 	return func(ctx context.Context) error {
-		algs, err := w.store.ReadDir(ctx, storage.BlobsDir())
-		if storage.IsNotFound(err) {
-			return nil
-		}
+		algs, err := w.blobAlgs(ctx)
 		if err != nil {
 			return err
 		}
-		for _, a := range algs {
-			alg, ok := storage.AlgorithmFromString(a.Name)
-			if a.Type != storage.TypeDir || !ok {
-				w.problem(storage.BlobsDir()+"/"+a.Name, errors.New("not a digest algorithm folder: left alone"))
-				continue
-			}
+		for _, alg := range algs {
 			for _, h := range "0123456789abcdef" {
 				prefix := storage.BlobAlgDir(alg) + "/" + string(h)
 				w.pool.Go(func(ctx context.Context) error { return w.flatBlobs(ctx, prefix, kw.WalkKeys) })

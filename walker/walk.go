@@ -142,24 +142,38 @@ func (w *walk) problem(p string, err error) {
 	w.mu.Unlock()
 }
 
+// blobAlgs lists the algorithm folders of the blob tree (none if it is
+// missing); anything else there is a problem, left alone.
+func (w *walk) blobAlgs(ctx context.Context) ([]storage.Algorithm, error) {
+	entries, err := w.store.ReadDir(ctx, storage.BlobsDir())
+	if storage.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var algs []storage.Algorithm
+	for _, a := range entries {
+		alg, ok := storage.AlgorithmFromString(a.Name)
+		if a.Type != storage.TypeDir || !ok {
+			w.problem(storage.BlobsDir()+"/"+a.Name, errors.New("not a digest algorithm folder: left alone"))
+			continue
+		}
+		algs = append(algs, alg)
+	}
+	return algs, nil
+}
+
 // blobTree lists blobs/<alg>/ and queues, for each two-digit prefix
-// folder, list(alg, prefix) as a task: both strategies split the blob tree
-// this way.
+// folder, list(alg, prefix) as a task: both strategies can split the blob
+// tree this way.
 func (w *walk) blobTree(list func(ctx context.Context, alg storage.Algorithm, prefix string) error) func(context.Context) error {
 	return func(ctx context.Context) error {
-		algs, err := w.store.ReadDir(ctx, storage.BlobsDir())
-		if storage.IsNotFound(err) {
-			return nil
-		}
+		algs, err := w.blobAlgs(ctx)
 		if err != nil {
 			return err
 		}
-		for _, a := range algs {
-			alg, ok := storage.AlgorithmFromString(a.Name)
-			if a.Type != storage.TypeDir || !ok {
-				w.problem(storage.BlobsDir()+"/"+a.Name, errors.New("not a digest algorithm folder: left alone"))
-				continue
-			}
+		for _, alg := range algs {
 			prefixes, err := w.store.ReadDir(ctx, storage.BlobAlgDir(alg))
 			if err != nil {
 				return err
