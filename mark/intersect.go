@@ -19,66 +19,32 @@ func Intersect(a, b *Plan) *Plan {
 	dropped := 0
 
 	type tagKey struct{ repo, name string }
-	bt := map[tagKey]bool{}
-	for _, t := range b.Tags {
-		bt[tagKey{t.Repo, t.Name}] = true
-	}
-	out.Tags = slices.DeleteFunc(slices.Clone(a.Tags), func(t Tag) bool {
-		drop := !bt[tagKey{t.Repo, t.Name}]
-		if drop {
-			dropped++
-		}
-		return drop
-	})
+	out.Tags = keepIn(a.Tags, b.Tags, func(t Tag) tagKey { return tagKey{t.Repo, t.Name} }, &dropped)
 
 	type revKey struct {
 		repo string
 		d    storage.Digest
 	}
-	br := map[revKey]Revision{}
+	out.Revisions = keepIn(a.Revisions, b.Revisions, func(r Revision) revKey { return revKey{r.Repo, r.Digest} }, &dropped)
+	// History entries: those of either walk (a tag may have been re-pointed
+	// through a manifest in between).
+	later := map[revKey][]string{}
 	for _, r := range b.Revisions {
-		br[revKey{r.Repo, r.Digest}] = r
+		later[revKey{r.Repo, r.Digest}] = r.TagIndex
 	}
-	out.Revisions = nil
-	for _, r := range a.Revisions {
-		rb, ok := br[revKey{r.Repo, r.Digest}]
-		if !ok {
-			dropped++
-			continue
-		}
-		// History entries: those of either walk (a tag may have been
-		// re-pointed through this manifest in between).
-		for _, t := range rb.TagIndex {
+	for i, r := range out.Revisions {
+		for _, t := range later[revKey{r.Repo, r.Digest}] {
 			if !slices.Contains(r.TagIndex, t) {
-				r.TagIndex = append(slices.Clone(r.TagIndex), t)
+				out.Revisions[i].TagIndex = append(slices.Clone(out.Revisions[i].TagIndex), t)
 			}
 		}
-		out.Revisions = append(out.Revisions, r)
 	}
-
-	bl := map[revKey]bool{}
-	for _, l := range b.LayerLinks {
-		bl[revKey{l.Repo, l.Digest}] = true
-	}
-	out.LayerLinks = slices.DeleteFunc(slices.Clone(a.LayerLinks), func(l LayerLink) bool {
-		drop := !bl[revKey{l.Repo, l.Digest}]
-		if drop {
-			dropped++
-		}
-		return drop
-	})
-
-	bb := map[storage.Digest]bool{}
-	for _, x := range b.Blobs {
-		bb[x.Digest] = true
-	}
-	out.Blobs = slices.DeleteFunc(slices.Clone(a.Blobs), func(x Blob) bool {
-		drop := !bb[x.Digest]
-		if drop {
-			dropped++
-		}
-		return drop
-	})
+	out.LayerLinks = keepIn(a.LayerLinks, b.LayerLinks, func(l LayerLink) LayerLink { return l }, &dropped)
+	out.Blobs = keepIn(a.Blobs, b.Blobs, func(x Blob) storage.Digest { return x.Digest }, &dropped)
+	out.OrphanIndex = keepIn(a.OrphanIndex, b.OrphanIndex, func(e IndexEntry) IndexEntry { return e }, &dropped)
+	out.Uploads = keepIn(a.Uploads, b.Uploads, func(u Upload) string { return u.Repo + "/" + u.ID }, &dropped)
+	out.Multipart = keepIn(a.Multipart, b.Multipart, func(u storage.MultipartUpload) string { return u.ID }, &dropped)
+	out.EmptyRepos = keepIn(a.EmptyRepos, b.EmptyRepos, func(r string) string { return r }, &dropped)
 	out.Kept.ChangedDuringRun += dropped
 	out.Broken = b.Broken
 	out.Err = errors.Join(a.Err, b.Err)
@@ -86,4 +52,22 @@ func Intersect(a, b *Plan) *Plan {
 		out.Err = a.Err
 	}
 	return &out
+}
+
+// keepIn returns the items of a whose key some item of b has too, adding
+// the number it drops to *dropped.
+func keepIn[T any, K comparable](a, b []T, key func(T) K, dropped *int) []T {
+	in := make(map[K]bool, len(b))
+	for _, x := range b {
+		in[key(x)] = true
+	}
+	var out []T
+	for _, x := range a {
+		if in[key(x)] {
+			out = append(out, x)
+		} else {
+			*dropped++
+		}
+	}
+	return out
 }

@@ -4,13 +4,10 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"time"
@@ -219,15 +216,7 @@ func spool(r io.Reader, size int64) (io.ReadSeeker, func(), error) {
 
 // checkDigest hashes a seekable content and rewinds it.
 func checkDigest(d Digest, r io.ReadSeeker) error {
-	var h hash.Hash
-	switch d.Algorithm() {
-	case SHA384:
-		h = sha512.New384()
-	case SHA512:
-		h = sha512.New()
-	default:
-		h = sha256.New()
-	}
+	h := d.Algorithm().Hash()
 	if _, err := io.Copy(h, r); err != nil {
 		return err
 	}

@@ -2,8 +2,11 @@ package storage
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
+	"hash"
 	"strings"
 )
 
@@ -29,6 +32,24 @@ var algorithms = [...]struct {
 
 // String returns the algorithm's name as it appears in paths and digests.
 func (a Algorithm) String() string { return algorithms[a].name }
+
+// Hash returns a new hash of the algorithm.
+func (a Algorithm) Hash() hash.Hash {
+	switch a {
+	case SHA384:
+		return sha512.New384()
+	case SHA512:
+		return sha512.New()
+	}
+	return sha256.New()
+}
+
+// Matches reports whether b hashes to d.
+func (d Digest) Matches(b []byte) bool {
+	h := d.alg.Hash()
+	h.Write(b)
+	return hex.EncodeToString(h.Sum(nil)) == d.Hex()
+}
 
 // AlgorithmFromString parses an algorithm name such as "sha256".
 func AlgorithmFromString(s string) (Algorithm, bool) {

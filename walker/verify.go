@@ -2,12 +2,9 @@ package walker
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"sort"
 	"sync"
@@ -141,7 +138,7 @@ func verifyBlob(ctx context.Context, op opener, d storage.Digest, buf []byte, ct
 		return storage.Digest{}, 0, err
 	}
 	defer rc.Close()
-	h := newHash(d.Algorithm())
+	h := d.Algorithm().Hash()
 	cr := &countingReader{ctx: ctx, r: rc, ctr: ctr}
 	_, err = io.CopyBuffer(h, cr, buf)
 	if err != nil {
@@ -155,16 +152,6 @@ func verifyBlob(ctx context.Context, op opener, d storage.Digest, buf []byte, ct
 		return storage.Digest{}, cr.n, nil
 	}
 	return got, cr.n, nil
-}
-
-func newHash(a storage.Algorithm) hash.Hash {
-	switch a {
-	case storage.SHA384:
-		return sha512.New384()
-	case storage.SHA512:
-		return sha512.New()
-	}
-	return sha256.New()
 }
 
 // countingReader adds what it reads to a progress counter and stops at the

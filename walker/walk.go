@@ -3,11 +3,8 @@ package walker
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
 	"errors"
 	"fmt"
-	"hash"
 	"path"
 	"sort"
 	"strings"
@@ -73,6 +70,7 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 	}
 	if old := opts.Recheck; old != nil {
 		w.inv.Blobs = old.Blobs
+		w.inv.Multipart = old.Multipart // listed with the blobs, not rechecked
 		w.inv.Stats.Blobs, w.inv.Stats.BlobBytes = old.Stats.Blobs, old.Stats.BlobBytes
 		for d, m := range old.Manifests {
 			w.inv.Manifests[d] = m
@@ -627,7 +625,7 @@ func (w *walk) readManifest(ctx context.Context, d storage.Digest) error {
 		return ctx.Err()
 	case err != nil:
 		m.Err = err
-	case !digestMatches(d, b):
+	case !d.Matches(b):
 		m.Err = fmt.Errorf("read %s: content does not match its digest", p)
 	default:
 		m.Refs, err = storage.ParseManifest(b)
@@ -641,21 +639,6 @@ func (w *walk) readManifest(ctx context.Context, d storage.Digest) error {
 	w.mu.Unlock()
 	w.ctr.Add(1)
 	return nil
-}
-
-func digestMatches(d storage.Digest, b []byte) bool {
-	var h hash.Hash
-	switch d.Algorithm() {
-	case storage.SHA256:
-		h = sha256.New()
-	case storage.SHA384:
-		h = sha512.New384()
-	case storage.SHA512:
-		h = sha512.New()
-	}
-	h.Write(b)
-	got, err := storage.DigestFromHex(d.Algorithm().String(), fmt.Sprintf("%x", h.Sum(nil)))
-	return err == nil && got == d
 }
 
 // statOrphanLayerLinks stats the layer links whose blob is gone: they are

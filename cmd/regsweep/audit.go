@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/regsweep/regsweep/mark"
 	"github.com/regsweep/regsweep/report"
@@ -155,16 +153,8 @@ func newByteProgress(stdout io.Writer, log *slog.Logger, name string, quiet bool
 	if quiet {
 		return &lineProgress{}
 	}
-	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		bar := progressbar.NewOptions64(-1,
-			progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription(fmt.Sprintf("%-6s", name)),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionShowCount(),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-		return &barProgress{bar: bar}
+	if bar := newBar(stdout, name, progressbar.OptionShowBytes(true)); bar != nil {
+		return bar
 	}
 	return newByteLines(log, name, 30*time.Second)
 }

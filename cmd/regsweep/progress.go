@@ -26,19 +26,27 @@ func newProgress(stdout io.Writer, log *slog.Logger, name string, quiet bool) ph
 	if quiet {
 		return &lineProgress{}
 	}
-	if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		bar := progressbar.NewOptions64(-1,
-			progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription(fmt.Sprintf("%-6s", name)),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("objects"),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish(),
-		)
-		return &barProgress{bar: bar}
+	if bar := newBar(stdout, name, progressbar.OptionShowIts(), progressbar.OptionSetItsString("objects")); bar != nil {
+		return bar
 	}
 	return &lineProgress{log: log, name: name, start: time.Now()}
+}
+
+// newBar returns a progress bar on stderr when stdout is a terminal, nil
+// otherwise.
+func newBar(stdout io.Writer, name string, opts ...progressbar.Option) *barProgress {
+	f, ok := stdout.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return nil
+	}
+	opts = append([]progressbar.Option{
+		progressbar.OptionSetWriter(os.Stderr),
+		progressbar.OptionSetDescription(fmt.Sprintf("%-6s", name)),
+		progressbar.OptionShowCount(),
+		progressbar.OptionThrottle(100 * time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	}, opts...)
+	return &barProgress{bar: progressbar.NewOptions64(-1, opts...)}
 }
 
 // barProgress adapts a progress bar to storage.Counter.
