@@ -9,14 +9,78 @@ import (
 	"github.com/regsweep/regsweep/walker"
 )
 
-// inv builds inventories by hand: mark is pure, so its tests need no storage.
+// inv builds inventories by hand: mark is pure, so its tests need no
+// storage. Tests shape it by digest, as a walk would find the store; build
+// gives the walker.Inventory of it, with IDs.
 type inv struct {
-	*walker.Inventory
-	n int
+	Blobs     map[storage.Digest]walker.Blob
+	Manifests map[storage.Digest]*manifest
+	Repos     []*repo
+	n         int
+}
+
+type manifest struct {
+	Refs storage.Refs
+	Err  error
+}
+
+type repo struct {
+	Name       string
+	Tags       []tag
+	Revisions  []link
+	Layers     []link
+	Unreadable error
+}
+
+type link struct {
+	Digest  storage.Digest
+	ModTime walker.Time
+	Corrupt bool
+	Target  storage.Digest
+}
+
+type tag struct {
+	Name     string
+	Current  storage.Digest
+	PushedAt time.Time
+	Index    []storage.Digest
+	Err      error
 }
 
 func newInv() *inv {
-	return &inv{Inventory: &walker.Inventory{Blobs: map[storage.Digest]walker.Blob{}, Manifests: map[storage.Digest]*walker.Manifest{}}}
+	return &inv{Blobs: map[storage.Digest]walker.Blob{}, Manifests: map[storage.Digest]*manifest{}}
+}
+
+// build returns the inventory as a walk would.
+func (v *inv) build() *walker.Inventory {
+	t := walker.NewDigests(v.Blobs)
+	out := &walker.Inventory{Digests: t, Manifests: map[walker.ID]*walker.Manifest{}}
+	for d, m := range v.Manifests {
+		wm := &walker.Manifest{Err: m.Err, Size: 100}
+		if m.Err == nil {
+			wm = walker.NewManifest(t, m.Refs, 100)
+		}
+		out.Manifests[t.Intern(d)] = wm
+	}
+	links := func(ls []link) []walker.Link {
+		var out []walker.Link
+		for _, l := range ls {
+			out = append(out, walker.Link{ID: t.Intern(l.Digest), ModTime: l.ModTime, Corrupt: l.Corrupt, Target: t.Intern(l.Target)})
+		}
+		return out
+	}
+	for _, r := range v.Repos {
+		wr := &walker.Repo{Name: r.Name, Revisions: links(r.Revisions), Layers: links(r.Layers), Unreadable: r.Unreadable}
+		for _, tg := range r.Tags {
+			wt := walker.Tag{Name: tg.Name, Current: t.Intern(tg.Current), PushedAt: tg.PushedAt, Err: tg.Err}
+			for _, d := range tg.Index {
+				wt.Index = append(wt.Index, t.Intern(d))
+			}
+			wr.Tags = append(wr.Tags, wt)
+		}
+		out.Repos = append(out.Repos, wr)
+	}
+	return out
 }
 
 var old = now.Add(-30 * 24 * time.Hour)
@@ -29,24 +93,24 @@ func (v *inv) blob() storage.Digest {
 	return d
 }
 
-func (v *inv) repo(name string) *walker.Repo {
-	r := &walker.Repo{Name: name}
+func (v *inv) repo(name string) *repo {
+	r := &repo{Name: name}
 	v.Repos = append(v.Repos, r)
 	return r
 }
 
-func (v *inv) manifest(r *walker.Repo, refs storage.Refs) storage.Digest {
+func (v *inv) manifest(r *repo, refs storage.Refs) storage.Digest {
 	d := v.blob()
-	v.Manifests[d] = &walker.Manifest{Refs: refs, Size: 100}
-	r.Revisions = append(r.Revisions, walker.Link{Digest: d, ModTime: walker.TimeOf(old)})
+	v.Manifests[d] = &manifest{Refs: refs}
+	r.Revisions = append(r.Revisions, link{Digest: d, ModTime: walker.TimeOf(old)})
 	for _, b := range refs.Blobs {
-		r.Layers = append(r.Layers, walker.Link{Digest: b})
+		r.Layers = append(r.Layers, link{Digest: b})
 	}
 	return d
 }
 
 // image adds an image manifest with a config and n layers to r.
-func (v *inv) image(r *walker.Repo, n int) storage.Digest {
+func (v *inv) image(r *repo, n int) storage.Digest {
 	refs := storage.Refs{MediaType: storage.MediaTypeOCIManifest, Blobs: []storage.Digest{v.blob()}}
 	for range n {
 		refs.Blobs = append(refs.Blobs, v.blob())
@@ -54,15 +118,15 @@ func (v *inv) image(r *walker.Repo, n int) storage.Digest {
 	return v.manifest(r, refs)
 }
 
-func (v *inv) index(r *walker.Repo, children ...storage.Digest) storage.Digest {
+func (v *inv) index(r *repo, children ...storage.Digest) storage.Digest {
 	return v.manifest(r, storage.Refs{MediaType: storage.MediaTypeOCIIndex, Manifests: children})
 }
 
-func (v *inv) referrer(r *walker.Repo, subject storage.Digest) storage.Digest {
+func (v *inv) referrer(r *repo, subject storage.Digest) storage.Digest {
 	return v.manifest(r, storage.Refs{MediaType: storage.MediaTypeOCIManifest, Blobs: []storage.Digest{v.blob()}, Subject: subject})
 }
 
-func (v *inv) tag(r *walker.Repo, name string, d storage.Digest, pushed time.Time) {
+func (v *inv) tag(r *repo, name string, d storage.Digest, pushed time.Time) {
 	for i := range r.Tags {
 		if r.Tags[i].Name == name {
 			r.Tags[i].Current, r.Tags[i].PushedAt = d, pushed
@@ -70,7 +134,7 @@ func (v *inv) tag(r *walker.Repo, name string, d storage.Digest, pushed time.Tim
 			return
 		}
 	}
-	r.Tags = append(r.Tags, walker.Tag{Name: name, Current: d, PushedAt: pushed, Index: []storage.Digest{d}})
+	r.Tags = append(r.Tags, tag{Name: name, Current: d, PushedAt: pushed, Index: []storage.Digest{d}})
 }
 
 // cosign returns the fallback tag name of a signature of d.

@@ -1,9 +1,10 @@
 package mark
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,34 +28,35 @@ const timeSlack = time.Second
 // children of kept indexes and manifest lists, and referrers (manifests
 // whose subject is kept). Revisions modified after the cutoff are kept too.
 func Compute(inv *walker.Inventory, opts Options) *Plan {
-	p := &Plan{Options: opts, Cutoff: opts.StartedAt.Add(-opts.MinAge - timeSlack)}
-	marked := make(map[storage.Digest]bool, len(inv.Blobs))
+	t := inv.Digests
+	p := &Plan{Options: opts, Cutoff: opts.StartedAt.Add(-opts.MinAge - timeSlack), Digests: t}
+	marked := newBitset(t.Len())
 	var graphErrs []string
-	var emptyCandidates []*walker.Repo
+	var emptyCandidates []int
 
 	// Aliases: a blob pushed under a sha512 digest is stored under its
 	// sha256 digest; marking the one must keep the other.
-	alias := make(map[storage.Digest][]storage.Digest)
+	alias := make(map[walker.ID][]walker.ID)
 	for _, r := range inv.Repos {
 		for _, l := range r.Layers {
-			if l.Target != nil {
-				alias[l.Digest] = append(alias[l.Digest], *l.Target)
+			if l.Target != 0 && !l.Corrupt {
+				alias[l.ID] = append(alias[l.ID], l.Target)
 			}
 		}
 	}
-	for _, r := range inv.Repos {
+	for i, r := range inv.Repos {
 		p.Repos = append(p.Repos, r.Name)
-		rp := repoPlan{inv: inv, r: r, p: p, opts: opts, alias: alias}
+		rp := repoPlan{inv: inv, r: r, p: p, ri: RepoIndex(i), opts: opts, alias: alias}
 		rp.run()
 		if rp.compact(rp.liveTags) && opts.Compact.Repos {
-			emptyCandidates = append(emptyCandidates, r)
+			emptyCandidates = append(emptyCandidates, i)
 		}
-		for d := range rp.kept {
-			markManifest(inv, d, marked)
+		for id := range rp.kept {
+			markManifest(inv, id, marked)
 		}
 		if storage.ValidRepoName(r.Name) != nil {
 			for _, l := range r.Layers {
-				marked[l.Digest] = true // kept whole, with what it links
+				marked.set(l.ID) // kept whole, with what it links
 			}
 		}
 		graphErrs = append(graphErrs, rp.graphErrs...)
@@ -63,9 +65,11 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 		}
 	}
 
-	for d := range marked {
-		for _, t := range alias[d] {
-			marked[t] = true
+	for id, targets := range alias {
+		if marked.has(id) {
+			for _, a := range targets {
+				marked.set(a)
+			}
 		}
 	}
 
@@ -76,33 +80,31 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 		}
 	}
 
-	// Blobs: unmarked and old enough.
-	deleted := make(map[storage.Digest]bool)
-	for d, b := range inv.Blobs {
+	// Blobs: unmarked and old enough, in digest order.
+	deleted := newBitset(t.Len())
+	for id, b := range t.StoredBlobs() {
 		switch {
-		case marked[d]:
+		case marked.has(id):
 		case b.ModTime.After(p.Cutoff):
 			p.Kept.BlobsTooRecent++
 		case !sweepBlobs:
 			p.Kept.BlobsUnswept++
 		default:
-			deleted[d] = true
-			p.Blobs = append(p.Blobs, Blob{Digest: d, Size: b.Size})
+			deleted.set(id)
+			p.Blobs = append(p.Blobs, Blob{ID: id, Repo: NoRepo})
 		}
 	}
-	sort.Slice(p.Blobs, func(i, j int) bool { return p.Blobs[i].Digest.Compare(p.Blobs[j].Digest) < 0 })
 	// Attribute each deleted blob to the first repository (by name) that
-	// linked it, for the per-repository report.
+	// linked it, for the per-repository report. p.Blobs is in ID order.
 	if len(p.Blobs) > 0 {
-		at := make(map[storage.Digest]int, len(p.Blobs))
-		for i, b := range p.Blobs {
-			at[b.Digest] = i
-		}
-		for _, r := range inv.Repos {
+		for i, r := range inv.Repos {
 			for _, links := range [][]walker.Link{r.Revisions, r.Layers} {
 				for _, l := range links {
-					if i, ok := at[l.Digest]; ok && p.Blobs[i].Repo == "" {
-						p.Blobs[i].Repo = r.Name
+					if !deleted.has(l.ID) {
+						continue
+					}
+					if j, ok := slices.BinarySearchFunc(p.Blobs, l.ID, func(b Blob, id walker.ID) int { return cmp.Compare(b.ID, id) }); ok && p.Blobs[j].Repo == NoRepo {
+						p.Blobs[j].Repo = RepoIndex(i)
 					}
 				}
 			}
@@ -110,22 +112,22 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 	}
 
 	// Layer links: to blobs this run deletes, or to blobs already gone.
-	for _, r := range inv.Repos {
+	for i, r := range inv.Repos {
 		if r.Unreadable != nil || storage.ValidRepoName(r.Name) != nil {
 			continue
 		}
 		for _, l := range r.Layers {
-			_, present := inv.Blobs[l.Digest]
+			present := t.Stored(l.ID)
 			switch {
 			case l.Corrupt:
 				continue
-			case l.Target != nil:
+			case l.Target != 0:
 				// An alias goes with its blob, never while it stays.
-				if _, ok := inv.Blobs[*l.Target]; ok && !deleted[*l.Target] || marked[l.Digest] {
+				if t.Stored(l.Target) && !deleted.has(l.Target) || marked.has(l.ID) {
 					continue
 				}
-			case deleted[l.Digest]:
-			case present || marked[l.Digest]:
+			case deleted.has(l.ID):
+			case present || marked.has(l.ID):
 				continue
 			case l.ModTime.IsZero():
 				continue // age unknown (its stat failed): keep
@@ -133,7 +135,7 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 				p.Kept.LayerLinksTooRecent++
 				continue
 			}
-			p.LayerLinks = append(p.LayerLinks, LayerLink{Repo: r.Name, Digest: l.Digest})
+			p.LayerLinks = append(p.LayerLinks, LayerLink{Repo: RepoIndex(i), ID: l.ID})
 		}
 	}
 
@@ -147,15 +149,18 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 
 	// Empty repositories: every layer link goes too, if all are old enough
 	// (a push in progress links its blobs before it puts its manifest).
-	planned := make(map[LayerLink]bool, len(p.LayerLinks))
+	planned := make(map[LayerLink]bool)
 	for _, l := range p.LayerLinks {
-		planned[l] = true
+		if slices.Contains(emptyCandidates, int(l.Repo)) {
+			planned[l] = true
+		}
 	}
-	for _, r := range emptyCandidates {
+	for _, i := range emptyCandidates {
+		r := inv.Repos[i]
 		var extra []LayerLink
 		ok := true
 		for _, l := range r.Layers {
-			ll := LayerLink{Repo: r.Name, Digest: l.Digest}
+			ll := LayerLink{Repo: RepoIndex(i), ID: l.ID}
 			if planned[ll] {
 				continue
 			}
@@ -186,29 +191,38 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 
 // markManifest marks a kept manifest's own blob and what it references.
 // Children are kept manifests in their own right and marked as such.
-func markManifest(inv *walker.Inventory, d storage.Digest, marked map[storage.Digest]bool) {
-	marked[d] = true
-	m := inv.Manifests[d]
+func markManifest(inv *walker.Inventory, id walker.ID, marked bitset) {
+	marked.set(id)
+	m := inv.Manifests[id]
 	if m == nil {
 		return
 	}
-	for _, b := range m.Refs.Blobs {
-		marked[b] = true
+	for _, b := range m.Blobs() {
+		marked.set(b)
 	}
-	for _, b := range m.Refs.Foreign {
-		marked[b] = true
+	for _, b := range m.Foreign() {
+		marked.set(b)
 	}
 }
+
+// bitset is a set of IDs: a bit each, where a map would take 50 bytes.
+type bitset []uint64
+
+func newBitset(maxID int) bitset { return make(bitset, maxID/64+1) }
+
+func (b bitset) set(id walker.ID)      { b[id/64] |= 1 << (id % 64) }
+func (b bitset) has(id walker.ID) bool { return b[id/64]&(1<<(id%64)) != 0 }
 
 // repoPlan computes the kept manifests and the deletions of one repository.
 type repoPlan struct {
 	inv  *walker.Inventory
 	r    *walker.Repo
+	ri   RepoIndex
 	p    *Plan
 	opts Options
 
-	alias     map[storage.Digest][]storage.Digest
-	kept      map[storage.Digest]bool
+	alias     map[walker.ID][]walker.ID
+	kept      map[walker.ID]bool
 	liveTags  int // tags that stay and point somewhere
 	graphErrs []string
 	doubt     string // why untagged revisions are all kept, if they are
@@ -216,12 +230,12 @@ type repoPlan struct {
 
 func (rp *repoPlan) run() {
 	r, inv := rp.r, rp.inv
-	rp.kept = make(map[storage.Digest]bool)
-	var work []storage.Digest
-	keep := func(d storage.Digest) {
-		if !d.IsZero() && !rp.kept[d] {
-			rp.kept[d] = true
-			work = append(work, d)
+	rp.kept = make(map[walker.ID]bool)
+	var work []walker.ID
+	keep := func(id walker.ID) {
+		if id != 0 && !rp.kept[id] {
+			rp.kept[id] = true
+			work = append(work, id)
 		}
 	}
 
@@ -247,7 +261,7 @@ func (rp *repoPlan) run() {
 		_, isSig := SignatureSubject(t.Name)
 		switch {
 		case r.Unreadable != nil || foreign != nil:
-		case rp.opts.Compact.Links && t.Current.IsZero() && t.Err == nil:
+		case rp.opts.Compact.Links && t.Current == 0 && t.Err == nil:
 			rp.deleteTag(t, TagDecision{Reason: "no current link (an interrupted tag delete)"})
 			continue
 		case rp.opts.Policy == nil:
@@ -268,30 +282,28 @@ func (rp *repoPlan) run() {
 
 	// Revisions: roots when untagged content is kept, when in doubt, when
 	// corrupt (kept whatever: we cannot tell what they are) or too recent.
-	subjects := make(map[storage.Digest][]storage.Digest)
+	subjects := make(map[walker.ID][]walker.ID)
 	for _, l := range r.Revisions {
-		m := inv.Manifests[l.Digest]
-		if m != nil && m.Err == nil && !m.Refs.Subject.IsZero() {
-			subjects[m.Refs.Subject] = append(subjects[m.Refs.Subject], l.Digest)
+		m := inv.Manifests[l.ID]
+		if m != nil && m.Err == nil && m.Subject != 0 {
+			subjects[m.Subject] = append(subjects[m.Subject], l.ID)
 		}
 		if m != nil && m.Err != nil && !storage.IsNotFound(m.Err) && rp.opts.DeleteUntagged {
 			// An untagged manifest we cannot parse may be a referrer of a kept
 			// one: keep every untagged revision of this repository.
-			rp.doubt = fmt.Sprintf("manifest %s of %s: %v", l.Digest, r.Name, m.Err)
+			rp.doubt = fmt.Sprintf("manifest %s of %s: %v", inv.Digests.Digest(l.ID), r.Name, m.Err)
 		}
 	}
 	for _, l := range r.Revisions {
 		switch {
 		case !rp.opts.DeleteUntagged, l.Corrupt:
-			keep(l.Digest)
-			if l.Target != nil {
-				keep(*l.Target)
-			}
+			keep(l.ID)
+			keep(l.Target)
 		case l.ModTime.After(rp.p.Cutoff):
-			if !rp.kept[l.Digest] {
+			if !rp.kept[l.ID] {
 				rp.p.Kept.RevisionsTooRecent++
 			}
-			keep(l.Digest)
+			keep(l.ID)
 		}
 	}
 
@@ -313,7 +325,7 @@ func (rp *repoPlan) run() {
 		for _, t := range sigTags {
 			subj, _ := SignatureSubject(t.Name)
 			sd, err := storage.ParseDigest(subj)
-			if err == nil && rp.kept[sd] {
+			if err == nil && rp.kept[inv.Digests.Lookup(sd)] {
 				rp.keepTag(t, TagDecision{Keep: true, Reason: "signature of kept subject " + subj})
 				liveTags = append(liveTags, t)
 				keep(t.Current)
@@ -339,7 +351,7 @@ func (rp *repoPlan) run() {
 
 	rp.liveTags = 0
 	for _, t := range liveTags {
-		if !t.Current.IsZero() || t.Err != nil {
+		if t.Current != 0 || t.Err != nil {
 			rp.liveTags++
 		}
 	}
@@ -347,23 +359,23 @@ func (rp *repoPlan) run() {
 		return
 	}
 	// Untagged revisions: deleted unless kept or in doubt.
-	indexOf := make(map[storage.Digest][]string)
+	indexOf := make(map[walker.ID][]string)
 	for _, t := range liveTags {
-		for _, d := range t.Index {
-			indexOf[d] = append(indexOf[d], t.Name)
+		for _, id := range t.Index {
+			indexOf[id] = append(indexOf[id], t.Name)
 		}
 	}
 	for _, l := range r.Revisions {
-		if rp.kept[l.Digest] {
+		if rp.kept[l.ID] {
 			continue
 		}
 		if rp.doubt != "" {
 			// It stays, so what it references stays too.
 			rp.p.Kept.RevisionsInDoubt++
-			keep(l.Digest)
+			keep(l.ID)
 			continue
 		}
-		rp.p.Revisions = append(rp.p.Revisions, Revision{Repo: r.Name, Digest: l.Digest, TagIndex: indexOf[l.Digest]})
+		rp.p.Revisions = append(rp.p.Revisions, Revision{Repo: rp.ri, ID: l.ID, TagIndex: indexOf[l.ID]})
 	}
 	closure()
 }
@@ -377,9 +389,9 @@ func (rp *repoPlan) compact(liveTags int) (empty bool) {
 	if r.Unreadable != nil || storage.ValidRepoName(r.Name) != nil {
 		return false
 	}
-	revs := make(map[storage.Digest]bool, len(r.Revisions))
+	revs := make(map[walker.ID]bool, len(r.Revisions))
 	for _, l := range r.Revisions {
-		revs[l.Digest] = true
+		revs[l.ID] = true
 	}
 	deletedTags := map[string]bool{}
 	for _, t := range rp.p.Tags {
@@ -392,9 +404,9 @@ func (rp *repoPlan) compact(liveTags int) (empty bool) {
 			if deletedTags[t.Name] {
 				continue
 			}
-			for _, d := range t.Index {
-				if !revs[d] {
-					rp.p.OrphanIndex = append(rp.p.OrphanIndex, IndexEntry{Repo: r.Name, Tag: t.Name, Digest: d})
+			for _, id := range t.Index {
+				if !revs[id] {
+					rp.p.OrphanIndex = append(rp.p.OrphanIndex, IndexEntry{Repo: r.Name, Tag: t.Name, Digest: rp.inv.Digests.Digest(id)})
 				}
 			}
 		}
@@ -408,34 +420,33 @@ func (rp *repoPlan) compact(liveTags int) (empty bool) {
 		}
 	}
 	deletedRevs := 0
-	for _, rev := range rp.p.Revisions {
-		if rev.Repo == r.Name {
-			deletedRevs++
-		}
+	for i := len(rp.p.Revisions) - 1; i >= 0 && rp.p.Revisions[i].Repo == rp.ri; i-- {
+		deletedRevs++
 	}
 	return liveTags == 0 && deletedRevs == len(r.Revisions) && young == 0
 }
 
 // visit checks one kept manifest and keeps its children and referrers.
-func (rp *repoPlan) visit(d storage.Digest, subjects map[storage.Digest][]storage.Digest, keep func(storage.Digest)) {
-	for _, s := range subjects[d] {
+func (rp *repoPlan) visit(id walker.ID, subjects map[walker.ID][]walker.ID, keep func(walker.ID)) {
+	for _, s := range subjects[id] {
 		keep(s)
 	}
-	m := rp.inv.Manifests[d]
+	t := rp.inv.Digests
+	m := rp.inv.Manifests[id]
 	switch {
 	case m == nil || storage.IsNotFound(m.Err):
-		rp.broken(d, "manifest blob missing from the blob store")
+		rp.broken(id, "manifest blob missing from the blob store")
 		return
 	case m.Err != nil:
-		rp.graphErrs = append(rp.graphErrs, fmt.Sprintf("%s@%s: %v", rp.r.Name, d, m.Err))
+		rp.graphErrs = append(rp.graphErrs, fmt.Sprintf("%s@%s: %v", rp.r.Name, t.Digest(id), m.Err))
 		return
 	}
-	for _, c := range m.Refs.Manifests {
+	for _, c := range m.Children() {
 		keep(c)
 	}
-	for _, b := range m.Refs.Blobs {
-		if _, ok := rp.inv.Blobs[b]; !ok && len(rp.alias[b]) == 0 {
-			rp.broken(d, "references missing blob "+b.String())
+	for _, b := range m.Blobs() {
+		if !t.Stored(b) && len(rp.alias[b]) == 0 {
+			rp.broken(id, "references missing blob "+t.Digest(b).String())
 		}
 	}
 }
@@ -444,7 +455,11 @@ func (rp *repoPlan) visit(d storage.Digest, subjects map[storage.Digest][]storag
 func (rp *repoPlan) deleteTag(t walker.Tag, d TagDecision) {
 	d.Repo, d.Tag, d.Keep = rp.r.Name, t.Name, false
 	rp.p.Decisions = append(rp.p.Decisions, d)
-	rp.p.Tags = append(rp.p.Tags, Tag{Repo: rp.r.Name, Name: t.Name, HasCurrent: !t.Current.IsZero(), Index: t.Index, Reason: d.Reason})
+	index := make([]storage.Digest, len(t.Index))
+	for i, id := range t.Index {
+		index[i] = rp.inv.Digests.Digest(id)
+	}
+	rp.p.Tags = append(rp.p.Tags, Tag{Repo: rp.r.Name, Name: t.Name, HasCurrent: t.Current != 0, Index: index, Reason: d.Reason})
 }
 
 // keepTag records why tag t stays, when a policy decided.
@@ -461,10 +476,11 @@ func (rp *repoPlan) keepTag(t walker.Tag, d TagDecision) {
 
 // broken records a kept manifest that cannot be served whole, naming the
 // tags that point at it.
-func (rp *repoPlan) broken(d storage.Digest, reason string) {
+func (rp *repoPlan) broken(id walker.ID, reason string) {
+	d := rp.inv.Digests.Digest(id)
 	tagged := false
 	for _, t := range rp.r.Tags {
-		if t.Current == d {
+		if t.Current == id {
 			rp.p.Broken = append(rp.p.Broken, Broken{Repo: rp.r.Name, Tag: t.Name, Digest: d.String(), Reason: reason})
 			tagged = true
 		}

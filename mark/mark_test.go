@@ -13,7 +13,7 @@ import (
 func blobSet(p *Plan) map[storage.Digest]bool {
 	out := map[storage.Digest]bool{}
 	for _, b := range p.Blobs {
-		out[b.Digest] = true
+		out[p.Digest(b.ID)] = true
 	}
 	return out
 }
@@ -21,7 +21,7 @@ func blobSet(p *Plan) map[storage.Digest]bool {
 func revSet(p *Plan) map[string]bool {
 	out := map[string]bool{}
 	for _, r := range p.Revisions {
-		out[r.Repo+"@"+r.Digest.String()] = true
+		out[p.Repo(r.Repo)+"@"+p.Digest(r.ID).String()] = true
 	}
 	return out
 }
@@ -33,15 +33,15 @@ func TestComputeKeepsEveryManifestWithoutDeleteUntagged(t *testing.T) {
 	v.tag(r, "latest", img, old)
 	v.image(r, 1) // untagged
 	orphan := v.blob()
-	r.Layers = append(r.Layers, walker.Link{Digest: orphan})
-	p := Compute(v.Inventory, Options{StartedAt: now})
+	r.Layers = append(r.Layers, link{Digest: orphan})
+	p := Compute(v.build(), Options{StartedAt: now})
 	if p.Err != nil {
 		t.Fatal(p.Err)
 	}
 	if len(p.Revisions) != 0 || len(p.Blobs) != 1 || !blobSet(p)[orphan] {
 		t.Fatalf("plan deletes revisions %v, blobs %v; want only the orphan", p.Revisions, p.Blobs)
 	}
-	if len(p.LayerLinks) != 1 || p.LayerLinks[0].Digest != orphan {
+	if len(p.LayerLinks) != 1 || p.Digest(p.LayerLinks[0].ID) != orphan {
 		t.Fatalf("layer links %v", p.LayerLinks)
 	}
 
@@ -63,7 +63,7 @@ func TestComputeDeleteUntagged(t *testing.T) {
 	v.tag(r, "latest", now1, old) // re-pointed: gone is untagged, in latest's history
 	goneSig := v.referrer(r, gone)
 
-	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	p := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now})
 	if p.Err != nil {
 		t.Fatal(p.Err)
 	}
@@ -87,7 +87,7 @@ func TestComputeDeleteUntagged(t *testing.T) {
 		t.Error("a layer a kept manifest shares was deleted")
 	}
 	for _, rev := range p.Revisions {
-		if rev.Digest == gone && (len(rev.TagIndex) != 1 || rev.TagIndex[0] != "latest") {
+		if p.Digest(rev.ID) == gone && (len(rev.TagIndex) != 1 || rev.TagIndex[0] != "latest") {
 			t.Errorf("history entries of %s: %v, want [latest]", gone, rev.TagIndex)
 		}
 	}
@@ -97,10 +97,10 @@ func TestComputeReachabilityIsPerRepository(t *testing.T) {
 	v := newInv()
 	a, b := v.repo("a"), v.repo("b")
 	img := v.image(a, 1)
-	b.Revisions = append(b.Revisions, walker.Link{Digest: img, ModTime: walker.TimeOf(old)})
+	b.Revisions = append(b.Revisions, link{Digest: img, ModTime: walker.TimeOf(old)})
 	b.Layers = append(b.Layers, a.Layers...)
 	v.tag(b, "stable", img, old)
-	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	p := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now})
 	if revs := revSet(p); !revs["a@"+img.String()] || revs["b@"+img.String()] {
 		t.Errorf("revisions deleted %v: want a's only", revs)
 	}
@@ -114,9 +114,9 @@ func TestComputeUnreadableManifestStopsTheBlobSweep(t *testing.T) {
 	r := v.repo("app")
 	img := v.image(r, 1)
 	v.tag(r, "latest", img, old)
-	v.Manifests[img] = &walker.Manifest{Err: storage.ErrUnknownMediaType}
+	v.Manifests[img] = &manifest{Err: storage.ErrUnknownMediaType}
 	v.blob() // an orphan
-	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	p := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now})
 	if !errors.Is(p.Err, ErrIncompleteGraph) || !strings.Contains(p.Err.Error(), img.String()) {
 		t.Fatalf("Err = %v, want ErrIncompleteGraph naming %s", p.Err, img)
 	}
@@ -130,8 +130,8 @@ func TestComputeUntaggedUnparsableManifestKeepsItsRepository(t *testing.T) {
 	r := v.repo("app")
 	v.tag(r, "latest", v.image(r, 1), old)
 	bad := v.image(r, 1)
-	v.Manifests[bad] = &walker.Manifest{Err: errors.New("manifest is not valid JSON")}
-	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	v.Manifests[bad] = &manifest{Err: errors.New("manifest is not valid JSON")}
+	p := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now})
 	if len(p.Revisions) != 0 || p.Kept.RevisionsInDoubt != 1 || len(p.Doubts) != 1 {
 		t.Fatalf("revisions %v, in doubt %d, doubts %v", p.Revisions, p.Kept.RevisionsInDoubt, p.Doubts)
 	}
@@ -147,7 +147,7 @@ func TestComputeMissingLayerIsABrokenImage(t *testing.T) {
 	v.tag(r, "latest", img, old)
 	delete(v.Blobs, v.Manifests[img].Refs.Blobs[1])
 	orphan := v.blob()
-	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	p := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now})
 	if p.Err != nil {
 		t.Fatal(p.Err)
 	}
@@ -167,7 +167,7 @@ func TestComputeKeepsWhatIsTooRecent(t *testing.T) {
 	r.Revisions[len(r.Revisions)-1].ModTime = walker.TimeOf(now.Add(-time.Minute))
 	b := v.blob()
 	v.Blobs[b] = walker.Blob{Size: 1, ModTime: walker.TimeOf(now.Add(-time.Minute))}
-	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now, MinAge: time.Hour})
+	p := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now, MinAge: time.Hour})
 	if len(p.Revisions) != 0 || len(p.Blobs) != 0 {
 		t.Fatalf("deleted %v %v", p.Revisions, p.Blobs)
 	}
@@ -175,7 +175,7 @@ func TestComputeKeepsWhatIsTooRecent(t *testing.T) {
 		t.Errorf("kept %+v", p.Kept)
 	}
 
-	if p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now.Add(2 * time.Hour), MinAge: time.Hour}); len(p.Revisions) != 1 || len(p.Blobs) != 4 { // the image (manifest, config, layer) and the blob
+	if p := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now.Add(2 * time.Hour), MinAge: time.Hour}); len(p.Revisions) != 1 || len(p.Blobs) != 4 { // the image (manifest, config, layer) and the blob
 		t.Errorf("an hour later: revisions %v, blobs %d", p.Revisions, len(p.Blobs))
 	}
 }
@@ -187,7 +187,7 @@ func TestComputeLeavesAnUnreadableRepositoryAlone(t *testing.T) {
 	v.image(r, 1)
 	v.blob()
 	r.Unreadable = errors.New("permission denied")
-	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	p := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now})
 	if len(p.Revisions)+len(p.Blobs)+len(p.LayerLinks)+len(p.Tags) != 0 {
 		t.Fatalf("plan touches an unreadable repository: %+v", p)
 	}
@@ -201,7 +201,7 @@ func TestComputeCorruptRevisionIsKept(t *testing.T) {
 	r := v.repo("app")
 	img := v.image(r, 1)
 	r.Revisions[0].Corrupt = true
-	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	p := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now})
 	if len(p.Revisions) != 0 || blobSet(p)[img] {
 		t.Fatalf("a corrupt revision was planned for deletion: %v", p.Revisions)
 	}
@@ -218,7 +218,7 @@ func TestComputeSignaturesFollowTheirSubject(t *testing.T) {
 	v.tag(r, cosign(keep, "sig"), sigKeep, old)
 	v.tag(r, cosign(drop, "sig"), sigDrop, old)
 	pol := mustPolicy(t, "rules:\n  - repositories: [app]\n    keep: {newest: 1}\nsignatures: follow-subject\n")
-	p := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now, Policy: pol})
+	p := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now, Policy: pol})
 	deleted := map[string]string{}
 	for _, tg := range p.Tags {
 		deleted[tg.Name] = tg.Reason
@@ -231,7 +231,7 @@ func TestComputeSignaturesFollowTheirSubject(t *testing.T) {
 	}
 	// as-tags: the rule decides the signature tags too.
 	pol.SignaturesFollowSubject = false
-	p = Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now, Policy: pol})
+	p = Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now, Policy: pol})
 	if len(p.Tags) != 3 {
 		t.Errorf("as-tags deleted %d tags, want 3", len(p.Tags))
 	}
@@ -245,7 +245,7 @@ func TestComputeWarnsWhenEveryTagOfARepositoryGoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := Compute(v.Inventory, Options{StartedAt: now, Policy: pol})
+	p := Compute(v.build(), Options{StartedAt: now, Policy: pol})
 	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "every tag of ci/cache") {
 		t.Errorf("warnings %v", p.Warnings)
 	}
@@ -257,12 +257,12 @@ func TestIntersectDropsWhatARecheckFindsReachable(t *testing.T) {
 	v.tag(r, "latest", v.image(r, 1), old)
 	late := v.image(r, 1) // untagged at the first walk
 	orphan := v.blob()
-	first := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	first := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now})
 	if !revSet(first)["app@"+late.String()] {
 		t.Fatal("the first plan keeps the untagged image")
 	}
 	v.tag(r, "pushed-during-run", late, now) // a push tags it before the sweep
-	again := Compute(v.Inventory, Options{DeleteUntagged: true, StartedAt: now})
+	again := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now})
 	p := Intersect(first, again)
 	if revSet(p)["app@"+late.String()] || blobSet(p)[late] || blobSet(p)[v.Manifests[late].Refs.Blobs[0]] {
 		t.Errorf("the image tagged during the run is still planned for deletion: %+v", p)

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/regsweep/regsweep/storage"
+	"github.com/regsweep/regsweep/walker"
 )
 
 // ErrIncompleteGraph is wrapped by Plan.Err when a manifest that a kept root
@@ -58,8 +59,11 @@ type Plan struct {
 	Options Options
 	// Cutoff is StartedAt - MinAge: objects modified after it are kept.
 	Cutoff time.Time
-	// Repos names every repository walked, sorted.
+	// Repos names every repository walked, sorted: a RepoIndex indexes it.
 	Repos []string
+	// Digests resolves the IDs of Revisions, LayerLinks and Blobs: the
+	// inventory's table, or one read from a plan file.
+	Digests *walker.Digests `json:"-"`
 
 	Tags       []Tag
 	Revisions  []Revision
@@ -100,11 +104,19 @@ type Tag struct {
 	Reason     string
 }
 
+// RepoIndex is a repository's index in Plan.Repos; -1 is none. The lists
+// of a plan hold a million items on a large registry: an index and an ID
+// take 8 bytes where a name and a digest take 72.
+type RepoIndex int32
+
+// NoRepo is the RepoIndex of no repository.
+const NoRepo RepoIndex = -1
+
 // Revision is a manifest revision link to delete, with the history entries
 // of the tags that once pointed at it.
 type Revision struct {
-	Repo     string
-	Digest   storage.Digest
+	Repo     RepoIndex
+	ID       walker.ID
 	TagIndex []string
 }
 
@@ -123,16 +135,33 @@ type Upload struct {
 
 // LayerLink is a layer link to delete.
 type LayerLink struct {
-	Repo   string
-	Digest storage.Digest
+	Repo RepoIndex
+	ID   walker.ID
 }
 
-// Blob is a blob to delete. Repo is the first repository (by name) that
-// linked it, for per-repository reports; empty for a blob nothing linked.
+// Blob is a blob to delete; Plan.Digests has its size. Repo is the first
+// repository (by name) that linked it, for per-repository reports; NoRepo
+// for a blob nothing linked.
 type Blob struct {
-	Digest storage.Digest
-	Size   int64
-	Repo   string
+	ID   walker.ID
+	Repo RepoIndex
+}
+
+// Repo returns the name of repository i, "" for NoRepo.
+func (p *Plan) Repo(i RepoIndex) string {
+	if i < 0 || int(i) >= len(p.Repos) {
+		return ""
+	}
+	return p.Repos[i]
+}
+
+// Digest returns the digest id names.
+func (p *Plan) Digest(id walker.ID) storage.Digest { return p.Digests.Digest(id) }
+
+// Size returns the size of the blob id names, 0 if it is not stored.
+func (p *Plan) Size(id walker.ID) int64 {
+	b, _ := p.Digests.Blob(id)
+	return b.Size
 }
 
 // Kept counts objects that were kept though nothing reaches them.

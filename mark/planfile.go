@@ -1,6 +1,7 @@
 package mark
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/regsweep/regsweep/storage"
+	"github.com/regsweep/regsweep/walker"
 )
 
 // PlanFileVersion is the format of plan files this build reads and writes.
@@ -77,4 +80,101 @@ func ReadPlanFile(r io.Reader) (*PlanFile, error) {
 		f.Plan.Err = errors.New(strings.Join(f.Errors, "\n"))
 	}
 	return &f, nil
+}
+
+// The plan's lists of IDs are written with their digests and repository
+// names, as a reader without the inventory needs them.
+type (
+	planWire     Plan // Plan without its methods
+	revisionWire struct {
+		Repo     string
+		Digest   storage.Digest
+		TagIndex []string
+	}
+	layerLinkWire struct {
+		Repo   string
+		Digest storage.Digest
+	}
+	blobWire struct {
+		Digest storage.Digest
+		Size   int64
+		Repo   string
+	}
+	planJSON struct {
+		*planWire
+		Revisions  []revisionWire
+		LayerLinks []layerLinkWire
+		Blobs      []blobWire
+	}
+)
+
+// MarshalJSON writes the plan with digests and names for IDs and indexes.
+func (p *Plan) MarshalJSON() ([]byte, error) {
+	w := planJSON{planWire: (*planWire)(p)}
+	w.Revisions = make([]revisionWire, len(p.Revisions))
+	for i, r := range p.Revisions {
+		w.Revisions[i] = revisionWire{p.Repo(r.Repo), p.Digest(r.ID), r.TagIndex}
+	}
+	w.LayerLinks = make([]layerLinkWire, len(p.LayerLinks))
+	for i, l := range p.LayerLinks {
+		w.LayerLinks[i] = layerLinkWire{p.Repo(l.Repo), p.Digest(l.ID)}
+	}
+	w.Blobs = make([]blobWire, len(p.Blobs))
+	for i, b := range p.Blobs {
+		w.Blobs[i] = blobWire{p.Digest(b.ID), p.Size(b.ID), p.Repo(b.Repo)}
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote, building the plan's own
+// digest table. Unknown fields are an error.
+func (p *Plan) UnmarshalJSON(b []byte) error {
+	w := planJSON{planWire: (*planWire)(p)}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return err
+	}
+	repoOf := make(map[string]RepoIndex, len(p.Repos))
+	for i, name := range p.Repos {
+		repoOf[name] = RepoIndex(i)
+	}
+	repo := func(name string) (RepoIndex, error) {
+		if name == "" {
+			return NoRepo, nil
+		}
+		if i, ok := repoOf[name]; ok {
+			return i, nil
+		}
+		return NoRepo, fmt.Errorf("repository %q is not among the plan's repositories", name)
+	}
+	blobs := make(map[storage.Digest]walker.Blob, len(w.Blobs))
+	for _, x := range w.Blobs {
+		blobs[x.Digest] = walker.Blob{Size: x.Size}
+	}
+	t := walker.NewDigests(blobs)
+	p.Digests = t
+	var err error
+	p.Revisions = make([]Revision, len(w.Revisions))
+	for i, r := range w.Revisions {
+		p.Revisions[i] = Revision{ID: t.Intern(r.Digest), TagIndex: r.TagIndex}
+		if p.Revisions[i].Repo, err = repo(r.Repo); err != nil {
+			return err
+		}
+	}
+	p.LayerLinks = make([]LayerLink, len(w.LayerLinks))
+	for i, l := range w.LayerLinks {
+		p.LayerLinks[i] = LayerLink{ID: t.Intern(l.Digest)}
+		if p.LayerLinks[i].Repo, err = repo(l.Repo); err != nil {
+			return err
+		}
+	}
+	p.Blobs = make([]Blob, len(w.Blobs))
+	for i, x := range w.Blobs {
+		p.Blobs[i] = Blob{ID: t.Lookup(x.Digest)}
+		if p.Blobs[i].Repo, err = repo(x.Repo); err != nil {
+			return err
+		}
+	}
+	return nil
 }

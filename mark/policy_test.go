@@ -191,7 +191,7 @@ func TestDecisionsGolden(t *testing.T) {
 untagged: delete
 signatures: follow-subject
 `)
-	plan := Compute(inv.Inventory, Options{DeleteUntagged: true, StartedAt: now, Policy: p})
+	plan := Compute(inv.build(), Options{DeleteUntagged: true, StartedAt: now, Policy: p})
 	type line struct {
 		Tag    string `json:"tag"`
 		Keep   bool   `json:"keep"`

@@ -314,165 +314,245 @@ func compactString(c mark.Compact) string {
 	return strings.Join(kinds, ",")
 }
 
-// auditGraph answers what manifests need, over one inventory.
+// auditGraph answers what manifests need, over one inventory. It works on
+// the inventory's IDs, converting to digests only for output: its sets are
+// bitsets over IDs, a bit per digest of the inventory.
 type auditGraph struct {
 	inv *walker.Inventory
-	// alias maps a digest a blob was pushed under (sha512) to the digest
-	// it is stored under (sha256), from the alias layer links.
-	alias map[storage.Digest]storage.Digest
+	ids *walker.Digests
+	// alias maps the ID of a digest a blob was pushed under (sha512) to
+	// the ID of the digest it is stored under (sha256), from the alias
+	// layer links: they are rare.
+	alias map[walker.ID]walker.ID
 	// corrupt holds the paths of corrupt links, from the walk's problems.
 	corrupt map[string]bool
 	// interest lists, for missing and bad blobs, the tags reaching them
 	// and the manifests referencing them.
-	interest map[storage.Digest]*users
-	// repoReach is what each repository's manifests need, by the index of
-	// the repository in the inventory (usage fills it).
-	repoReach []*reach
+	interest map[walker.ID]*users
+	// repoReach are the stored blobs each repository's manifests need, by
+	// the index of the repository in the inventory (usage fills it).
+	repoReach [][]walker.ID
+	// blobMark and seenMark hold the blobs and manifests of the reach
+	// being walked, revMark and layerMark the revision and layer links of
+	// the repository whose images are checked: each is empty again once
+	// that is done.
+	blobMark, seenMark, revMark, layerMark bitset
 }
 
 type users struct{ tags, manifests []string }
 
 func newAuditGraph(inv *walker.Inventory) *auditGraph {
-	g := &auditGraph{inv: inv, alias: map[storage.Digest]storage.Digest{}, corrupt: map[string]bool{}, interest: map[storage.Digest]*users{}}
+	n := inv.Digests.Len() + 1
+	g := &auditGraph{inv: inv, ids: inv.Digests, alias: map[walker.ID]walker.ID{}, corrupt: map[string]bool{}, interest: map[walker.ID]*users{},
+		blobMark: newBitset(n), seenMark: newBitset(n), revMark: newBitset(n), layerMark: newBitset(n)}
 	for _, r := range inv.Repos {
 		for _, l := range r.Layers {
-			if l.Target != nil {
-				g.alias[l.Digest] = *l.Target
+			if l.Target != 0 {
+				g.alias[l.ID] = l.Target
 			}
 		}
 	}
 	return g
 }
 
-// stored returns the digest d's content is stored under, and whether the
-// blob store has it.
-func (g *auditGraph) stored(d storage.Digest) (storage.Digest, bool) {
-	if _, ok := g.inv.Blobs[d]; ok {
-		return d, true
+// digest returns the digest id names.
+func (g *auditGraph) digest(id walker.ID) storage.Digest { return g.ids.Digest(id) }
+
+// size returns the size of the stored blob id names.
+func (g *auditGraph) size(id walker.ID) int64 {
+	b, _ := g.ids.Blob(id)
+	return b.Size
+}
+
+// stored returns the ID of the digest id's content is stored under, and
+// whether the blob store has it.
+func (g *auditGraph) stored(id walker.ID) (walker.ID, bool) {
+	if g.ids.Stored(id) {
+		return id, true
 	}
-	if t, ok := g.alias[d]; ok {
-		if _, ok := g.inv.Blobs[t]; ok {
-			return t, true
-		}
+	if t, ok := g.alias[id]; ok && g.ids.Stored(t) {
+		return t, true
 	}
-	return storage.Digest{}, false
+	return 0, false
+}
+
+// isCorrupt reports whether the link at path p (built only when some link
+// is corrupt) is.
+func (g *auditGraph) isCorrupt(p func(string, storage.Digest) string, repo string, id walker.ID) bool {
+	return len(g.corrupt) > 0 && g.corrupt[p(repo, g.digest(id))]
+}
+
+// bitset is a set of IDs, a bit each.
+type bitset []uint64
+
+// newBitset returns a set for the IDs below n.
+func newBitset(n int) bitset { return make(bitset, (n+63)/64) }
+
+func (b bitset) has(id walker.ID) bool {
+	i := int(id >> 6)
+	return i < len(b) && b[i]&(1<<(id&63)) != 0
+}
+
+func (b *bitset) set(id walker.ID) {
+	i := int(id >> 6)
+	if i >= len(*b) {
+		*b = append(*b, make(bitset, i+1-len(*b))...)
+	}
+	(*b)[i] |= 1 << (id & 63)
+}
+
+func (b bitset) unset(id walker.ID) {
+	if i := int(id >> 6); i < len(b) {
+		b[i] &^= 1 << (id & 63)
+	}
 }
 
 // reach is what a walk of the graph from some roots found.
 type reach struct {
-	// blobs are the stored blobs needed, by their stored digest.
-	blobs map[storage.Digest]bool
-	seen  map[storage.Digest]bool
+	// blobs are the stored blobs needed, by the ID they are stored under,
+	// each once.
+	blobs []walker.ID
+	// seen are the manifests visited, while the walk runs.
+	seen []walker.ID
 	// defects say why the roots cannot be served whole, in order found.
 	defects []string
 	// missing are needed digests the blob store lacks, with the manifest
-	// referencing each (zero for a root).
+	// referencing each (0 for a root).
 	missing []missingRef
 	// links, when set, also checks that the repository links what it
 	// serves (a revision link per manifest, a layer link per blob): the
-	// registry refuses to serve what a repository does not link.
+	// registry refuses to serve what a repository does not link. Its links
+	// are in revMark and layerMark.
 	links *repoLinks
 }
 
-type missingRef struct{ d, by storage.Digest }
+type missingRef struct{ id, by walker.ID }
 
-type repoLinks struct {
-	name   string
-	revs   map[storage.Digest]bool
-	layers map[storage.Digest]bool
+type repoLinks struct{ name string }
+
+// walk walks the graph from roots. links, when set, are the repository's
+// (markLinks).
+func (g *auditGraph) walk(links *repoLinks, roots ...walker.ID) *reach {
+	rc := &reach{links: links}
+	for _, id := range roots {
+		g.visit(rc, id, 0)
+	}
+	for _, id := range rc.blobs {
+		g.blobMark.unset(id)
+	}
+	for _, id := range rc.seen {
+		g.seenMark.unset(id)
+	}
+	rc.seen = nil
+	return rc
 }
 
-func newReach(links *repoLinks) *reach {
-	return &reach{blobs: map[storage.Digest]bool{}, seen: map[storage.Digest]bool{}, links: links}
-}
-
-func newRepoLinks(r *walker.Repo) *repoLinks {
-	rl := &repoLinks{name: r.Name, revs: map[storage.Digest]bool{}, layers: map[storage.Digest]bool{}}
+// markLinks marks r's links in revMark and layerMark, for walks checking
+// that r links what it serves; unmarkLinks clears them.
+func (g *auditGraph) markLinks(r *walker.Repo) *repoLinks {
 	for _, l := range r.Revisions {
-		rl.revs[l.Digest] = true
+		g.revMark.set(l.ID)
 	}
 	for _, l := range r.Layers {
 		if !l.Corrupt {
-			rl.layers[l.Digest] = true
+			g.layerMark.set(l.ID)
 		}
 	}
-	return rl
+	return &repoLinks{name: r.Name}
+}
+
+func (g *auditGraph) unmarkLinks(r *walker.Repo) {
+	for _, l := range r.Revisions {
+		g.revMark.unset(l.ID)
+	}
+	for _, l := range r.Layers {
+		g.layerMark.unset(l.ID)
+	}
+}
+
+// need adds stored blob s to rc.
+func (g *auditGraph) need(rc *reach, s walker.ID) {
+	if !g.blobMark.has(s) {
+		g.blobMark.set(s)
+		rc.blobs = append(rc.blobs, s)
+	}
 }
 
 // visit walks manifest d and what it needs: its blobs, present foreign
 // layers, and child manifests, recursively.
-func (g *auditGraph) visit(rc *reach, d, by storage.Digest) {
-	if rc.seen[d] {
+func (g *auditGraph) visit(rc *reach, d, by walker.ID) {
+	if g.seenMark.has(d) {
 		return
 	}
-	rc.seen[d] = true
+	g.seenMark.set(d)
+	rc.seen = append(rc.seen, d)
 	what := "manifest"
-	if !by.IsZero() {
+	if by != 0 {
 		what = "child manifest"
 	}
 	s, ok := g.stored(d)
 	if !ok {
-		rc.defects = append(rc.defects, fmt.Sprintf("%s %s missing from the blob store", what, d))
+		rc.defects = append(rc.defects, fmt.Sprintf("%s %s missing from the blob store", what, g.digest(d)))
 		rc.missing = append(rc.missing, missingRef{d, by})
 		return
 	}
-	rc.blobs[s] = true
+	g.need(rc, s)
 	switch {
 	case rc.links == nil:
-	case g.corrupt[storage.RevisionLinkPath(rc.links.name, d)]:
-		rc.defects = append(rc.defects, fmt.Sprintf("revision link of %s %s is corrupt", what, d))
-	case !rc.links.revs[d]:
-		rc.defects = append(rc.defects, fmt.Sprintf("%s %s has no revision link in the repository", what, d))
+	case g.isCorrupt(storage.RevisionLinkPath, rc.links.name, d):
+		rc.defects = append(rc.defects, fmt.Sprintf("revision link of %s %s is corrupt", what, g.digest(d)))
+	case !g.revMark.has(d):
+		rc.defects = append(rc.defects, fmt.Sprintf("%s %s has no revision link in the repository", what, g.digest(d)))
 	}
 	m := g.inv.Manifests[d]
 	switch {
 	case m == nil:
 		return
 	case storage.IsNotFound(m.Err):
-		rc.defects = append(rc.defects, fmt.Sprintf("%s %s missing from the blob store", what, d))
+		rc.defects = append(rc.defects, fmt.Sprintf("%s %s missing from the blob store", what, g.digest(d)))
 		rc.missing = append(rc.missing, missingRef{d, by})
 		return
 	case m.Err != nil:
-		rc.defects = append(rc.defects, fmt.Sprintf("%s %s unreadable: %v", what, d, m.Err))
+		rc.defects = append(rc.defects, fmt.Sprintf("%s %s unreadable: %v", what, g.digest(d), m.Err))
 		return
 	}
-	for _, b := range m.Refs.Blobs {
+	for _, b := range m.Blobs() {
 		s, ok := g.stored(b)
 		if !ok {
-			rc.defects = append(rc.defects, "references missing blob "+b.String())
+			rc.defects = append(rc.defects, "references missing blob "+g.digest(b).String())
 			rc.missing = append(rc.missing, missingRef{b, d})
 			continue
 		}
-		rc.blobs[s] = true
+		g.need(rc, s)
 		switch {
 		case rc.links == nil:
-		case g.corrupt[storage.LayerLinkPath(rc.links.name, b)]:
-			rc.defects = append(rc.defects, fmt.Sprintf("layer link of blob %s is corrupt", b))
-		case !rc.links.layers[b]:
-			rc.defects = append(rc.defects, fmt.Sprintf("blob %s has no layer link in the repository", b))
+		case g.isCorrupt(storage.LayerLinkPath, rc.links.name, b):
+			rc.defects = append(rc.defects, fmt.Sprintf("layer link of blob %s is corrupt", g.digest(b)))
+		case !g.layerMark.has(b):
+			rc.defects = append(rc.defects, fmt.Sprintf("blob %s has no layer link in the repository", g.digest(b)))
 		}
 	}
-	for _, b := range m.Refs.Foreign {
+	for _, b := range m.Foreign() {
 		if s, ok := g.stored(b); ok {
-			rc.blobs[s] = true
+			g.need(rc, s)
 		}
 	}
-	for _, c := range m.Refs.Manifests {
+	for _, c := range m.Children() {
 		g.visit(rc, c, d)
 	}
 }
 
 // repoRoots are the manifests a repository holds or its tags name.
-func repoRoots(r *walker.Repo) []storage.Digest {
-	var out []storage.Digest
+func repoRoots(r *walker.Repo) []walker.ID {
+	var out []walker.ID
 	for _, l := range r.Revisions {
-		out = append(out, l.Digest)
-		if l.Target != nil {
-			out = append(out, *l.Target)
+		out = append(out, l.ID)
+		if l.Target != 0 {
+			out = append(out, l.Target)
 		}
 	}
 	for _, t := range r.Tags {
-		if !t.Current.IsZero() {
+		if t.Current != 0 {
 			out = append(out, t.Current)
 		}
 	}
@@ -532,33 +612,39 @@ func (g *auditGraph) problems(a *Audit) {
 // usage sums, per repository, the blobs its manifests need, and which of
 // them no other repository needs.
 func (g *auditGraph) usage(a *Audit, gc *sweep.Result) {
-	sets := make([]*reach, len(g.inv.Repos))
-	g.repoReach = sets
-	count := map[storage.Digest]int{}
+	g.repoReach = make([][]walker.ID, len(g.inv.Repos))
+	// referenced are the blobs some repository needs, shared those more
+	// than one does.
+	n := g.ids.Len() + 1
+	referenced, shared := newBitset(n), newBitset(n)
+	s := &a.Storage
 	for i, r := range g.inv.Repos {
-		rc := newReach(nil)
-		for _, d := range repoRoots(r) {
-			g.visit(rc, d, storage.Digest{})
-		}
-		sets[i] = rc
-		for d := range rc.blobs {
-			count[d]++
+		rc := g.walk(nil, repoRoots(r)...)
+		g.repoReach[i] = rc.blobs
+		for _, id := range rc.blobs {
+			if referenced.has(id) {
+				shared.set(id)
+				continue
+			}
+			referenced.set(id)
+			s.ReferencedBlobs++
+			s.ReferencedBytes += g.size(id)
 		}
 		for _, m := range rc.missing {
-			u := g.users(m.d)
-			if m.by.IsZero() {
+			u := g.users(m.id)
+			if m.by == 0 {
 				u.manifests = append(u.manifests, r.Name+" (revision link)")
 			} else {
-				u.manifests = append(u.manifests, r.Name+"@"+m.by.String())
+				u.manifests = append(u.manifests, r.Name+"@"+g.digest(m.by).String())
 			}
 		}
 	}
 	for i, r := range g.inv.Repos {
-		u := RepoUsage{Name: r.Name, Tags: len(r.Tags), Manifests: len(r.Revisions), LayerLinks: len(r.Layers), Blobs: len(sets[i].blobs)}
-		for d := range sets[i].blobs {
-			size := g.inv.Blobs[d].Size
+		u := RepoUsage{Name: r.Name, Tags: len(r.Tags), Manifests: len(r.Revisions), LayerLinks: len(r.Layers), Blobs: len(g.repoReach[i])}
+		for _, id := range g.repoReach[i] {
+			size := g.size(id)
 			u.LogicalBytes += size
-			if count[d] == 1 {
+			if !shared.has(id) {
 				u.ExclusiveBytes += size
 			}
 		}
@@ -575,12 +661,7 @@ func (g *auditGraph) usage(a *Audit, gc *sweep.Result) {
 		}
 		return x.Name < y.Name
 	})
-	s := &a.Storage
-	s.Blobs, s.Bytes = len(g.inv.Blobs), g.inv.Stats.BlobBytes
-	for d := range count {
-		s.ReferencedBlobs++
-		s.ReferencedBytes += g.inv.Blobs[d].Size
-	}
+	s.Blobs, s.Bytes = g.ids.Blobs(), g.inv.Stats.BlobBytes
 	s.UnreferencedBlobs = s.Blobs - s.ReferencedBlobs
 	s.UnreferencedBytes = s.Bytes - s.ReferencedBytes
 	for _, r := range g.inv.Repos {
@@ -590,11 +671,11 @@ func (g *auditGraph) usage(a *Audit, gc *sweep.Result) {
 	}
 }
 
-func (g *auditGraph) users(d storage.Digest) *users {
-	u := g.interest[d]
+func (g *auditGraph) users(id walker.ID) *users {
+	u := g.interest[id]
 	if u == nil {
 		u = &users{}
-		g.interest[d] = u
+		g.interest[id] = u
 	}
 	return u
 }
@@ -604,23 +685,23 @@ func (g *auditGraph) users(d storage.Digest) *users {
 // repository. The plan's broken untagged manifests are added.
 func (g *auditGraph) images(a *Audit, plan *mark.Plan) {
 	for _, r := range g.inv.Repos {
-		links := newRepoLinks(r)
+		links := g.markLinks(r)
 		for _, t := range r.Tags {
 			if t.Err != nil {
 				a.Broken = append(a.Broken, mark.Broken{Repo: r.Name, Tag: t.Name, Reason: "current link unreadable: " + t.Err.Error()})
 				continue
 			}
-			if t.Current.IsZero() {
+			if t.Current == 0 {
 				continue // no current link: a tag delete interrupted; not served
 			}
-			rc := newReach(links)
-			g.visit(rc, t.Current, storage.Digest{})
-			img := ImageUsage{Repo: r.Name, Tag: t.Name, Manifest: t.Current.String(), PushedAt: t.PushedAt.UTC(), Blobs: len(rc.blobs)}
+			rc := g.walk(links, t.Current)
+			current := g.digest(t.Current).String()
+			img := ImageUsage{Repo: r.Name, Tag: t.Name, Manifest: current, PushedAt: t.PushedAt.UTC(), Blobs: len(rc.blobs)}
 			if m := g.inv.Manifests[t.Current]; m != nil {
-				img.MediaType = m.Refs.MediaType
+				img.MediaType = m.MediaType
 			}
-			for d := range rc.blobs {
-				img.Bytes += g.inv.Blobs[d].Size
+			for _, id := range rc.blobs {
+				img.Bytes += g.size(id)
 			}
 			a.Images = append(a.Images, img)
 			if n := len(rc.defects); n > 0 {
@@ -628,13 +709,14 @@ func (g *auditGraph) images(a *Audit, plan *mark.Plan) {
 				if n > 1 {
 					reason += fmt.Sprintf(" (and %d more)", n-1)
 				}
-				a.Broken = append(a.Broken, mark.Broken{Repo: r.Name, Tag: t.Name, Digest: t.Current.String(), Reason: reason})
+				a.Broken = append(a.Broken, mark.Broken{Repo: r.Name, Tag: t.Name, Digest: current, Reason: reason})
 			}
 			for _, m := range rc.missing {
-				u := g.users(m.d)
+				u := g.users(m.id)
 				u.tags = append(u.tags, r.Name+":"+t.Name)
 			}
 		}
+		g.unmarkLinks(r)
 	}
 	for _, b := range plan.Broken {
 		if b.Tag == "" {
@@ -665,13 +747,14 @@ func (g *auditGraph) images(a *Audit, plan *mark.Plan) {
 		}
 		return x.Tag < y.Tag
 	})
-	for d, u := range g.interest {
+	for id, u := range g.interest {
 		if len(u.tags) == 0 && len(u.manifests) == 0 {
 			continue // a bad blob nothing references
 		}
-		if _, ok := g.stored(d); ok {
+		if _, ok := g.stored(id); ok {
 			continue
 		}
+		d := g.digest(id)
 		a.MissingBlobs = append(a.MissingBlobs, MissingBlob{Digest: d.String(), Path: storage.BlobDataPath(d), ReferencedBy: u.list()})
 	}
 	sort.Slice(a.MissingBlobs, func(i, j int) bool { return a.MissingBlobs[i].Path < a.MissingBlobs[j].Path })
@@ -702,37 +785,38 @@ func compactStrings(s []string) []string {
 // orphans lists the blobs nothing references and the layer links to absent
 // blobs.
 func (g *auditGraph) orphans(a *Audit) {
-	referenced := map[storage.Digest]bool{}
-	ref := func(d storage.Digest) {
-		if s, ok := g.stored(d); ok {
-			referenced[s] = true
+	referenced := newBitset(g.ids.Len() + 1)
+	ref := func(id walker.ID) {
+		if s, ok := g.stored(id); ok {
+			referenced.set(s)
 		}
 	}
 	for i, r := range g.inv.Repos {
-		for d := range g.repoReach[i].blobs {
-			referenced[d] = true
+		for _, id := range g.repoReach[i] {
+			referenced.set(id)
 		}
 		for _, l := range r.Layers {
-			ref(l.Digest)
-			if l.Target != nil {
-				ref(*l.Target)
+			ref(l.ID)
+			if l.Target != 0 {
+				ref(l.Target)
 			}
-			if l.Corrupt || g.corrupt[storage.LayerLinkPath(r.Name, l.Digest)] {
+			if l.Corrupt || g.isCorrupt(storage.LayerLinkPath, r.Name, l.ID) {
 				continue // listed as corrupt
 			}
-			if _, ok := g.stored(l.Digest); !ok {
-				p := storage.LayerLinkPath(r.Name, l.Digest)
-				a.OrphanLayerLinks = append(a.OrphanLayerLinks, OrphanLayerLink{Repo: r.Name, Digest: l.Digest.String(), Path: p})
+			if _, ok := g.stored(l.ID); !ok {
+				d := g.digest(l.ID)
+				a.OrphanLayerLinks = append(a.OrphanLayerLinks, OrphanLayerLink{Repo: r.Name, Digest: d.String(), Path: storage.LayerLinkPath(r.Name, d)})
 			}
 		}
 		for _, t := range r.Tags {
-			for _, d := range t.Index {
-				ref(d)
+			for _, id := range t.Index {
+				ref(id)
 			}
 		}
 	}
-	for d, b := range g.inv.Blobs {
-		if !referenced[d] {
+	for id, b := range g.ids.StoredBlobs() {
+		if !referenced.has(id) {
+			d := g.digest(id)
 			a.OrphanBlobs = append(a.OrphanBlobs, OrphanBlob{Digest: d.String(), Path: storage.BlobDataPath(d), Size: b.Size, ModTime: b.ModTime.Time().UTC()})
 		}
 	}
@@ -758,7 +842,7 @@ func (g *auditGraph) compaction(a *Audit, plan *mark.Plan) {
 		}
 		tagged := false
 		for _, t := range r.Tags {
-			if !t.Current.IsZero() || t.Err != nil {
+			if t.Current != 0 || t.Err != nil {
 				tagged = true
 			}
 		}
@@ -771,18 +855,22 @@ func (g *auditGraph) compaction(a *Audit, plan *mark.Plan) {
 // digests reports the verification, naming the tags that reach each bad
 // blob.
 func (g *auditGraph) digests(a *Audit, ver *walker.Verification) {
-	bad := map[storage.Digest]bool{}
+	bad := newBitset(g.ids.Len() + 1)
+	nbad := 0
 	for _, list := range [][]walker.BadBlob{ver.Mismatches, ver.Unreadable} {
 		for _, b := range list {
-			bad[b.Digest] = true
+			if id := g.ids.Lookup(b.Digest); id != 0 {
+				bad.set(id)
+				nbad++
+			}
 		}
 	}
-	uses := func(rc *reach, name string, tag bool) {
-		for d := range rc.blobs {
-			if !bad[d] {
+	uses := func(blobs []walker.ID, name string, tag bool) {
+		for _, id := range blobs {
+			if !bad.has(id) {
 				continue
 			}
-			if u := g.users(d); tag {
+			if u := g.users(id); tag {
 				u.tags = append(u.tags, name)
 			} else {
 				u.manifests = append(u.manifests, name)
@@ -790,14 +878,12 @@ func (g *auditGraph) digests(a *Audit, ver *walker.Verification) {
 		}
 	}
 	for i, r := range g.inv.Repos {
-		if len(bad) == 0 {
+		if nbad == 0 {
 			break
 		}
 		for _, t := range r.Tags {
-			if !t.Current.IsZero() && t.Err == nil {
-				rc := newReach(nil)
-				g.visit(rc, t.Current, storage.Digest{})
-				uses(rc, r.Name+":"+t.Name, true)
+			if t.Current != 0 && t.Err == nil {
+				uses(g.walk(nil, t.Current).blobs, r.Name+":"+t.Name, true)
 			}
 		}
 		uses(g.repoReach[i], r.Name+" (untagged manifests)", false)
@@ -812,7 +898,7 @@ func (g *auditGraph) digests(a *Audit, ver *walker.Verification) {
 			if b.Err != nil {
 				bb.Error = b.Err.Error()
 			}
-			if u := g.interest[b.Digest]; u != nil {
+			if u := g.interest[g.ids.Lookup(b.Digest)]; u != nil {
 				bb.UsedBy = u.list()
 			}
 			out = append(out, bb)

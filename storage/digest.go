@@ -159,3 +159,12 @@ func (d *Digest) UnmarshalText(b []byte) error {
 	*d = p
 	return nil
 }
+
+// Sum256 returns the sum of a sha256 digest; false for other algorithms
+// and the zero Digest.
+func (d Digest) Sum256() ([32]byte, bool) {
+	return d.sum, d.alg == SHA256 && !d.IsZero()
+}
+
+// DigestOfSum256 returns the sha256 digest of sum.
+func DigestOfSum256(sum [32]byte) Digest { return Digest{alg: SHA256, sum: sum} }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -62,14 +63,36 @@ func (r *Result) Incomplete() bool {
 	return len(r.Failed) > 0 || r.BlobsSkipped > 0 || r.Interrupted
 }
 
-// op is one key to delete and what its deletion counts for.
+// An op is one key to delete, named by its place in the plan: kind is the
+// plan list, index the item in it, sub the key within the item (a tag's
+// history entry, an upload's key). A phase holds an op for each of its
+// keys, a million on a large registry, so an op is 12 bytes with no pointer
+// for the garbage collector to scan; the key is made when its batch is sent
+// and the repository, size and counts are read from the plan when its
+// result comes back (a key, a repository name, a reason and a closure per
+// key took some 180 bytes). int32 indexes, like mark.RepoIndex: a plan list
+// never holds 2^31 items.
 type op struct {
-	key    string
-	repo   string
-	count  func(*Counts)
-	size   int64
-	reason string
+	kind  opKind
+	index int32
+	sub   int32
 }
+
+type opKind uint8
+
+const (
+	// kindNone is the zero op: a key the store answered for though it was
+	// not given it. It counts nothing.
+	kindNone          opKind = iota
+	kindTagCurrent           // Tags[index]'s current link
+	kindTagHistory           // Tags[index].Index[sub]
+	kindRevisionIndex        // Revisions[index].TagIndex[sub]
+	kindOrphanIndex          // OrphanIndex[index]
+	kindRevision             // Revisions[index]
+	kindLayerLink            // LayerLinks[index]
+	kindUpload               // Uploads[index].Keys[sub]
+	kindBlob                 // Blobs[index]
+)
 
 // Execute deletes what plan selected. Each phase ends before the next
 // starts, so that a run stopped at any instant has deleted references
@@ -95,26 +118,28 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 	for _, r := range plan.Repos {
 		res.Repos[r] = &Counts{}
 	}
-	s := &sweeper{store: store, opts: opts, ctr: ctr, res: res}
+	s := &sweeper{store: store, plan: plan, opts: opts, ctr: ctr, res: res}
 	if opts.DryRun {
 		s.store = storage.ReadOnly(store)
 	}
 
-	phases := buildPhases(plan)
-	tagCurrent, tagIndex, revIndex, revs, layers, uploads, blobs := phases[0], phases[1], phases[2], phases[3], phases[4], phases[5], phases[6]
-	ctr.SetMax(int64(len(tagCurrent) + len(tagIndex) + len(revIndex) + len(revs) + len(layers) + len(uploads) + len(blobs)))
+	total := 0
+	for ph := range numPhases {
+		total += phaseLen(plan, ph)
+	}
+	ctr.SetMax(int64(total))
 
-	for _, phase := range [][]op{tagCurrent, tagIndex, revIndex, revs, layers, uploads} {
-		if err := s.run(ctx, phase); err != nil {
+	for ph := range phaseBlobs {
+		if err := s.run(ctx, ph); err != nil {
 			return res, err
 		}
 	}
 	if len(res.Failed) > 0 {
-		res.BlobsSkipped = len(blobs)
+		res.BlobsSkipped = phaseLen(plan, phaseBlobs)
 		return res, nil
 	}
 	s.abortMultipart(ctx, plan.Multipart)
-	if err := s.run(ctx, blobs); err != nil {
+	if err := s.run(ctx, phaseBlobs); err != nil {
 		return res, err
 	}
 	return res, s.removeRepos(ctx, plan.EmptyRepos)
@@ -182,57 +207,203 @@ func (s *sweeper) removeRepos(ctx context.Context, repos []string) error {
 	return nil
 }
 
-// Phase names, in the order Execute runs them.
-var phaseNames = [...]string{"tag", "tag", "history", "manifest", "layer link", "upload", "blob"}
+// Phases, in the order Execute runs them.
+const (
+	phaseTagCurrent = iota
+	phaseTagHistory
+	phaseHistory // of deleted revisions, and orphan entries
+	phaseRevisions
+	phaseLayerLinks
+	phaseUploads
+	phaseBlobs
+	numPhases
+)
 
-// buildPhases turns a plan into the keys of each phase, in order.
-func buildPhases(plan *mark.Plan) [7][]op {
-	var tagCurrent, tagIndex, revIndex, revs, layers, uploads, blobs []op
-	for _, t := range plan.Tags {
+// Phase names, for listings.
+var phaseNames = [numPhases]string{"tag", "tag", "history", "manifest", "layer link", "upload", "blob"}
+
+// phaseOps yields the ops of phase ph of plan, in order. It is the one
+// definition of a phase: Execute counts and builds phases from it, one at a
+// time, and Entries lists them.
+func phaseOps(plan *mark.Plan, ph int) iter.Seq[op] {
+	return func(yield func(op) bool) {
+		switch ph {
+		case phaseTagCurrent:
+			for i := range plan.Tags {
+				if plan.Tags[i].HasCurrent && !yield(op{kindTagCurrent, int32(i), 0}) {
+					return
+				}
+			}
+		case phaseTagHistory:
+			for i := range plan.Tags {
+				for j := range plan.Tags[i].Index {
+					if !yield(op{kindTagHistory, int32(i), int32(j)}) {
+						return
+					}
+				}
+			}
+		case phaseHistory:
+			for i := range plan.Revisions {
+				for j := range plan.Revisions[i].TagIndex {
+					if !yield(op{kindRevisionIndex, int32(i), int32(j)}) {
+						return
+					}
+				}
+			}
+			for i := range plan.OrphanIndex {
+				if !yield(op{kindOrphanIndex, int32(i), 0}) {
+					return
+				}
+			}
+		case phaseRevisions:
+			for i := range plan.Revisions {
+				if !yield(op{kindRevision, int32(i), 0}) {
+					return
+				}
+			}
+		case phaseLayerLinks:
+			for i := range plan.LayerLinks {
+				if !yield(op{kindLayerLink, int32(i), 0}) {
+					return
+				}
+			}
+		case phaseUploads:
+			for i := range plan.Uploads {
+				for j := range plan.Uploads[i].Keys {
+					if !yield(op{kindUpload, int32(i), int32(j)}) {
+						return
+					}
+				}
+			}
+		case phaseBlobs:
+			for i := range plan.Blobs {
+				if !yield(op{kindBlob, int32(i), 0}) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// phaseLen is the number of keys of phase ph, counted without building it.
+func phaseLen(plan *mark.Plan, ph int) int {
+	n := 0
+	for range phaseOps(plan, ph) {
+		n++
+	}
+	return n
+}
+
+// buildPhase returns the ops of phase ph, in a slice of exactly their
+// number: a phase's ops are the largest thing a sweep allocates.
+func buildPhase(plan *mark.Plan, ph int) []op {
+	ops := make([]op, 0, phaseLen(plan, ph))
+	for o := range phaseOps(plan, ph) {
+		ops = append(ops, o)
+	}
+	return ops
+}
+
+// key returns the key o deletes.
+func (o op) key(p *mark.Plan) string {
+	switch o.kind {
+	case kindTagCurrent:
+		t := &p.Tags[o.index]
+		return storage.TagCurrentPath(t.Repo, t.Name)
+	case kindTagHistory:
+		t := &p.Tags[o.index]
+		return storage.TagIndexLinkPath(t.Repo, t.Name, t.Index[o.sub])
+	case kindRevisionIndex:
+		r := &p.Revisions[o.index]
+		return storage.TagIndexLinkPath(p.Repo(r.Repo), r.TagIndex[o.sub], p.Digest(r.ID))
+	case kindOrphanIndex:
+		e := &p.OrphanIndex[o.index]
+		return storage.TagIndexLinkPath(e.Repo, e.Tag, e.Digest)
+	case kindRevision:
+		r := &p.Revisions[o.index]
+		return storage.RevisionLinkPath(p.Repo(r.Repo), p.Digest(r.ID))
+	case kindLayerLink:
+		l := &p.LayerLinks[o.index]
+		return storage.LayerLinkPath(p.Repo(l.Repo), p.Digest(l.ID))
+	case kindUpload:
+		return p.Uploads[o.index].Keys[o.sub]
+	case kindBlob:
+		return storage.BlobDataPath(p.Digest(p.Blobs[o.index].ID))
+	}
+	return ""
+}
+
+// repo returns the repository o's deletion counts for; "" for none (a blob
+// nothing linked).
+func (o op) repo(p *mark.Plan) string {
+	switch o.kind {
+	case kindTagCurrent, kindTagHistory:
+		return p.Tags[o.index].Repo
+	case kindRevisionIndex, kindRevision:
+		return p.Repo(p.Revisions[o.index].Repo)
+	case kindOrphanIndex:
+		return p.OrphanIndex[o.index].Repo
+	case kindLayerLink:
+		return p.Repo(p.LayerLinks[o.index].Repo)
+	case kindUpload:
+		return p.Uploads[o.index].Repo
+	case kindBlob:
+		return p.Repo(p.Blobs[o.index].Repo)
+	}
+	return ""
+}
+
+// count adds what the deletion of o counts for to c.
+func (o op) count(p *mark.Plan, c *Counts) {
+	switch o.kind {
+	case kindTagCurrent:
 		// A tag counts once, on its first key: the current link if it has
-		// one (the registry stops serving the tag when it goes).
-		first := true
-		count := func() func(*Counts) {
-			if first {
-				first = false
-				return func(c *Counts) { c.Tags++ }
-			}
-			return func(*Counts) {}
+		// one (the registry stops serving the tag when it goes)...
+		c.Tags++
+	case kindTagHistory:
+		// ...else its first history entry.
+		if o.sub == 0 && !p.Tags[o.index].HasCurrent {
+			c.Tags++
 		}
-		if t.HasCurrent {
-			tagCurrent = append(tagCurrent, op{storage.TagCurrentPath(t.Repo, t.Name), t.Repo, count(), 0, t.Reason})
+	case kindRevisionIndex, kindOrphanIndex:
+		c.TagIndexEntries++
+	case kindRevision:
+		c.Manifests++
+	case kindLayerLink:
+		c.LayerLinks++
+	case kindUpload:
+		// An upload counts once, on its first key.
+		if o.sub == 0 {
+			c.Uploads++
+			c.UploadBytes += p.Uploads[o.index].Size
 		}
-		for _, d := range t.Index {
-			tagIndex = append(tagIndex, op{storage.TagIndexLinkPath(t.Repo, t.Name, d), t.Repo, count(), 0, t.Reason})
-		}
+	case kindBlob:
+		c.Blobs++
+		c.Bytes += p.Size(p.Blobs[o.index].ID)
 	}
-	for _, r := range plan.Revisions {
-		for _, tag := range r.TagIndex {
-			revIndex = append(revIndex, op{storage.TagIndexLinkPath(r.Repo, tag, r.Digest), r.Repo, func(c *Counts) { c.TagIndexEntries++ }, 0, "history of a deleted manifest"})
-		}
-		revs = append(revs, op{storage.RevisionLinkPath(r.Repo, r.Digest), r.Repo, func(c *Counts) { c.Manifests++ }, 0, "untagged manifest"})
+}
+
+// entry describes o for listings.
+func (o op) entry(p *mark.Plan, kind string) Entry {
+	e := Entry{Kind: kind, Key: o.key(p), Repo: o.repo(p)}
+	switch o.kind {
+	case kindTagCurrent, kindTagHistory:
+		e.Reason = p.Tags[o.index].Reason
+	case kindRevisionIndex:
+		e.Reason = "history of a deleted manifest"
+	case kindOrphanIndex:
+		e.Reason = "history of a manifest the repository no longer holds"
+	case kindRevision:
+		e.Reason = "untagged manifest"
+	case kindLayerLink:
+		e.Reason = "link to a blob deleted or gone, or of an empty repository"
+	case kindUpload:
+		e.Reason = "stale upload " + p.Uploads[o.index].ID
+	case kindBlob:
+		e.Size = p.Size(p.Blobs[o.index].ID)
+		e.Reason = "referenced by no kept manifest"
 	}
-	for _, e := range plan.OrphanIndex {
-		revIndex = append(revIndex, op{storage.TagIndexLinkPath(e.Repo, e.Tag, e.Digest), e.Repo, func(c *Counts) { c.TagIndexEntries++ }, 0, "history of a manifest the repository no longer holds"})
-	}
-	for _, u := range plan.Uploads {
-		for i, k := range u.Keys {
-			count := func(*Counts) {}
-			if i == 0 {
-				size := u.Size
-				count = func(c *Counts) { c.Uploads++; c.UploadBytes += size }
-			}
-			uploads = append(uploads, op{k, u.Repo, count, 0, "stale upload " + u.ID})
-		}
-	}
-	for _, l := range plan.LayerLinks {
-		layers = append(layers, op{storage.LayerLinkPath(l.Repo, l.Digest), l.Repo, func(c *Counts) { c.LayerLinks++ }, 0, "link to a blob deleted or gone, or of an empty repository"})
-	}
-	for _, b := range plan.Blobs {
-		size := b.Size
-		blobs = append(blobs, op{storage.BlobDataPath(b.Digest), b.Repo, func(c *Counts) { c.Blobs++; c.Bytes += size }, size, "referenced by no kept manifest"})
-	}
-	return [7][]op{tagCurrent, tagIndex, revIndex, revs, layers, uploads, blobs}
+	return e
 }
 
 // Entry is one key a plan deletes, for listings.
@@ -245,11 +416,19 @@ type Entry struct {
 }
 
 // Entries lists every key plan deletes, in the order Execute deletes them.
+// Unlike Execute it holds every key at once: it is for listing a plan.
 func Entries(plan *mark.Plan) []Entry {
 	var out []Entry
-	for i, ph := range buildPhases(plan) {
-		for _, o := range ph {
-			out = append(out, Entry{Kind: phaseNames[i], Key: o.key, Repo: o.repo, Size: o.size, Reason: o.reason})
+	n := 0
+	for ph := range numPhases {
+		n += phaseLen(plan, ph)
+	}
+	if n > 0 {
+		out = make([]Entry, 0, n)
+	}
+	for ph := range numPhases {
+		for o := range phaseOps(plan, ph) {
+			out = append(out, o.entry(plan, phaseNames[ph]))
 		}
 	}
 	return out
@@ -257,6 +436,7 @@ func Entries(plan *mark.Plan) []Entry {
 
 type sweeper struct {
 	store storage.Store
+	plan  *mark.Plan
 	opts  Options
 	ctr   storage.Counter
 
@@ -264,14 +444,17 @@ type sweeper struct {
 	res *Result
 }
 
-// run deletes one phase's keys in batches, Jobs batches at a time. It stops
-// starting batches when ctx ends; batches in flight finish.
-func (s *sweeper) run(ctx context.Context, ops []op) error {
+// run deletes the keys of phase ph in batches, Jobs batches at a time. It
+// stops starting batches when ctx ends; batches in flight finish.
+func (s *sweeper) run(ctx context.Context, ph int) error {
 	if ctx.Err() != nil {
 		s.res.Interrupted = true
 		return nil
 	}
-	done := func(o op, err error) {
+	// Built here and dropped on return: only one phase's ops exist at once.
+	ops := buildPhase(s.plan, ph)
+	p := s.plan
+	done := func(o op, key string, err error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if err != nil {
@@ -279,12 +462,12 @@ func (s *sweeper) run(ctx context.Context, ops []op) error {
 				s.res.Interrupted = true
 				return
 			}
-			s.res.Failed = append(s.res.Failed, Failure{Key: o.key, Err: err.Error()})
+			s.res.Failed = append(s.res.Failed, Failure{Key: key, Err: err.Error()})
 			return
 		}
-		o.count(&s.res.Total)
-		if c := s.res.Repos[o.repo]; c != nil {
-			o.count(c)
+		o.count(p, &s.res.Total)
+		if c := s.res.Repos[o.repo(p)]; c != nil {
+			o.count(p, c)
 		}
 		s.ctr.Add(1)
 	}
@@ -309,23 +492,24 @@ func (s *sweeper) run(ctx context.Context, ops []op) error {
 		batch := ops[start:min(start+size, len(ops))]
 		g.Go(func() error {
 			if s.opts.DryRun {
+				// Nothing fails, so no key is needed.
 				for _, o := range batch {
-					done(o, nil)
+					done(o, "", nil)
 				}
 				return nil
 			}
+			// The keys of a batch exist while it runs, at most Jobs
+			// batches' worth at once.
 			keys := make([]string, len(batch))
 			byKey := make(map[string]op, len(batch))
 			for i, o := range batch {
-				keys[i] = o.key
-				byKey[o.key] = o
+				keys[i] = o.key(p)
+				byKey[keys[i]] = o
 			}
 			s.store.Delete(context.WithoutCancel(ctx), keys, func(key string, err error) {
-				o, ok := byKey[key]
-				if !ok { // a store answering for a key it was not given
-					o = op{key: key, count: func(*Counts) {}}
-				}
-				done(o, err)
+				// A store answering for a key it was not given gets the
+				// zero op, kindNone, which counts nothing.
+				done(byKey[key], key, err)
 			})
 			return nil
 		})

@@ -7,9 +7,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"unsafe"
 
 	"github.com/regsweep/regsweep/mark"
 	"github.com/regsweep/regsweep/storage"
+	"github.com/regsweep/regsweep/walker"
 )
 
 // recorder is a Store that records the order of deletes and fails the keys
@@ -53,12 +55,18 @@ func digest(t *testing.T, b byte) storage.Digest {
 
 func testPlan(t *testing.T) *mark.Plan {
 	p := &mark.Plan{Repos: []string{"app"}}
+	blobs := map[storage.Digest]walker.Blob{}
+	for i := range 5 {
+		blobs[digest(t, byte(i))] = walker.Blob{Size: 10}
+	}
+	p.Digests = walker.NewDigests(blobs)
 	for i := range 5 {
 		d := digest(t, byte(i))
+		id := p.Digests.Lookup(d)
 		p.Tags = append(p.Tags, mark.Tag{Repo: "app", Name: "t" + string(rune('a'+i)), HasCurrent: true, Index: []storage.Digest{d}})
-		p.Revisions = append(p.Revisions, mark.Revision{Repo: "app", Digest: d, TagIndex: []string{"latest"}})
-		p.LayerLinks = append(p.LayerLinks, mark.LayerLink{Repo: "app", Digest: d})
-		p.Blobs = append(p.Blobs, mark.Blob{Digest: d, Size: 10, Repo: "app"})
+		p.Revisions = append(p.Revisions, mark.Revision{Repo: 0, ID: id, TagIndex: []string{"latest"}})
+		p.LayerLinks = append(p.LayerLinks, mark.LayerLink{Repo: 0, ID: id})
+		p.Blobs = append(p.Blobs, mark.Blob{ID: id, Repo: 0})
 	}
 	return p
 }
@@ -172,5 +180,89 @@ func TestExecuteStopsStartingBatchesWhenCancelled(t *testing.T) {
 	}
 	if len(r.deleted) != 0 || !res.Interrupted {
 		t.Errorf("cancelled sweep deleted %d keys, interrupted %v", len(r.deleted), res.Interrupted)
+	}
+}
+
+// fullPlan has one item of every kind a phase deletes, in two repositories,
+// with the cases that count on a later key: a tag without a current link,
+// an upload of several keys, a blob nothing linked.
+func fullPlan(t *testing.T) *mark.Plan {
+	a, b, c := digest(t, 1), digest(t, 2), digest(t, 3)
+	p := &mark.Plan{Repos: []string{"app", "web"}}
+	p.Digests = walker.NewDigests(map[storage.Digest]walker.Blob{a: {Size: 7}, b: {Size: 30}})
+	ia, ib, ic := p.Digests.Lookup(a), p.Digests.Lookup(b), p.Digests.Intern(c)
+	p.Tags = []mark.Tag{
+		{Repo: "app", Name: "old", HasCurrent: true, Index: []storage.Digest{a, b}, Reason: "policy"},
+		{Repo: "web", Name: "gone", Index: []storage.Digest{b, c}, Reason: "history"},
+	}
+	p.Revisions = []mark.Revision{{Repo: 1, ID: ic, TagIndex: []string{"x", "y"}}}
+	p.OrphanIndex = []mark.IndexEntry{{Repo: "app", Tag: "z", Digest: c}}
+	p.LayerLinks = []mark.LayerLink{{Repo: 0, ID: ia}}
+	p.Uploads = []mark.Upload{{Repo: "web", ID: "u1", Keys: []string{"k/data", "k/startedat"}, Size: 99}}
+	p.Blobs = []mark.Blob{{ID: ia, Repo: 0}, {ID: ib, Repo: mark.NoRepo}}
+	return p
+}
+
+func TestEntriesListEveryKeyInPhaseOrder(t *testing.T) {
+	a, b, c := digest(t, 1), digest(t, 2), digest(t, 3)
+	want := []Entry{
+		{"tag", storage.TagCurrentPath("app", "old"), "app", 0, "policy"},
+		{"tag", storage.TagIndexLinkPath("app", "old", a), "app", 0, "policy"},
+		{"tag", storage.TagIndexLinkPath("app", "old", b), "app", 0, "policy"},
+		{"tag", storage.TagIndexLinkPath("web", "gone", b), "web", 0, "history"},
+		{"tag", storage.TagIndexLinkPath("web", "gone", c), "web", 0, "history"},
+		{"history", storage.TagIndexLinkPath("web", "x", c), "web", 0, "history of a deleted manifest"},
+		{"history", storage.TagIndexLinkPath("web", "y", c), "web", 0, "history of a deleted manifest"},
+		{"history", storage.TagIndexLinkPath("app", "z", c), "app", 0, "history of a manifest the repository no longer holds"},
+		{"manifest", storage.RevisionLinkPath("web", c), "web", 0, "untagged manifest"},
+		{"layer link", storage.LayerLinkPath("app", a), "app", 0, "link to a blob deleted or gone, or of an empty repository"},
+		{"upload", "k/data", "web", 0, "stale upload u1"},
+		{"upload", "k/startedat", "web", 0, "stale upload u1"},
+		{"blob", storage.BlobDataPath(a), "app", 7, "referenced by no kept manifest"},
+		{"blob", storage.BlobDataPath(b), "", 30, "referenced by no kept manifest"},
+	}
+	if got := Entries(fullPlan(t)); !slices.Equal(got, want) {
+		t.Errorf("entries:\n got %v\nwant %v", got, want)
+	}
+	if got := Entries(&mark.Plan{}); got != nil {
+		t.Errorf("entries of an empty plan: %v, want nil", got)
+	}
+}
+
+func TestExecuteCountsEachItemOnce(t *testing.T) {
+	// A tag counts on its current link, or else on its first history entry;
+	// an upload on its first key, with its size; a blob nothing linked only
+	// in the total.
+	wantApp := Counts{Tags: 1, TagIndexEntries: 1, LayerLinks: 1, Blobs: 1, Bytes: 7}
+	wantWeb := Counts{Tags: 1, Manifests: 1, TagIndexEntries: 2, Uploads: 1, UploadBytes: 99}
+	wantTotal := Counts{Tags: 2, Manifests: 1, TagIndexEntries: 3, LayerLinks: 1, Blobs: 2, Bytes: 37, Uploads: 1, UploadBytes: 99}
+	for _, dry := range []bool{false, true} {
+		r := &recorder{}
+		res, err := Execute(context.Background(), r, fullPlan(t), Options{DryRun: dry, Jobs: 3}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Total != wantTotal || *res.Repos["app"] != wantApp || *res.Repos["web"] != wantWeb {
+			t.Errorf("dry %v: total %+v, app %+v, web %+v", dry, res.Total, *res.Repos["app"], *res.Repos["web"])
+		}
+		if n := len(r.deleted); !dry && n != 14 || dry && n != 0 {
+			t.Errorf("dry %v: %d keys deleted", dry, n)
+		}
+	}
+	// A tag whose current link fails to go does not count.
+	r := &recorder{fail: "/old/current/"}
+	res, err := Execute(context.Background(), r, fullPlan(t), Options{Jobs: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Total.Tags != 1 || res.Repos["app"].Tags != 0 || len(res.Failed) != 1 || res.BlobsSkipped != 2 {
+		t.Errorf("after a failed current link: %+v, failed %v, blobs skipped %d", res.Total, res.Failed, res.BlobsSkipped)
+	}
+}
+
+func TestOpIsSmall(t *testing.T) {
+	// A phase holds one op a key, a million on a large registry.
+	if n := unsafe.Sizeof(op{}); n > 12 {
+		t.Errorf("an op takes %d bytes, want at most 12", n)
 	}
 }

@@ -30,7 +30,7 @@ type flatRepos struct {
 
 // flatRepo is a repository as its keys reveal it.
 type flatRepo struct {
-	repo    *Repo
+	raw     *rawRepo
 	tags    map[string]*flatTag
 	uploads map[string]*Upload
 	// suspect are revision links whose ETag does not prove their content.
@@ -38,7 +38,7 @@ type flatRepo struct {
 }
 
 type flatTag struct {
-	tag        Tag
+	tag        rawTag
 	currentKey string
 	etag       string
 	hasCurrent bool
@@ -47,7 +47,7 @@ type flatTag struct {
 func (fr *flatRepos) get(name string) *flatRepo {
 	r := fr.repos[name]
 	if r == nil {
-		r = &flatRepo{repo: &Repo{Name: name}, tags: map[string]*flatTag{}, uploads: map[string]*Upload{}}
+		r = &flatRepo{raw: &rawRepo{repo: &Repo{Name: name}}, tags: map[string]*flatTag{}, uploads: map[string]*Upload{}}
 		fr.repos[name] = r
 	}
 	return r
@@ -73,7 +73,7 @@ func (w *walk) flatBlobKeys(kw storage.KeyWalker) func(context.Context) error {
 		for _, alg := range algs {
 			for _, h := range "0123456789abcdef" {
 				prefix := storage.BlobAlgDir(alg) + "/" + string(h)
-				w.pool.Go(func(ctx context.Context) error { return w.flatBlobs(ctx, prefix, kw.WalkKeys) })
+				w.blobTask(func(ctx context.Context) error { return w.flatBlobs(ctx, prefix, kw.WalkKeys) })
 			}
 		}
 		return nil
@@ -88,7 +88,8 @@ func (w *walk) flatBlobPrefix(ctx context.Context, alg storage.Algorithm, prefix
 
 // flatBlobs records the blob data files a flat listing of prefix gives.
 func (w *walk) flatBlobs(ctx context.Context, prefix string, list func(context.Context, string, func(storage.Object) error) error) error {
-	found := map[storage.Digest]Blob{}
+	var part []sumEntry
+	others := map[storage.Digest]Blob{}
 	var problems []Problem
 	err := list(ctx, prefix, func(o storage.Object) error {
 		k, err := storage.ParseKey(o.Key)
@@ -99,21 +100,19 @@ func (w *walk) flatBlobs(ctx context.Context, prefix string, list func(context.C
 			problems = append(problems, Problem{Path: o.Key, Err: fmt.Errorf("%w: left alone", err)})
 			return nil
 		}
-		found[k.Digest] = Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)}
+		b := Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)}
+		if s, ok := k.Digest.Sum256(); ok {
+			part = append(part, sumEntry{sum: s, blob: b})
+		} else {
+			others[k.Digest] = b
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	w.mu.Lock()
-	for d, b := range found {
-		w.inv.Blobs[d] = b
-		w.inv.Stats.BlobBytes += b.Size
-	}
-	w.inv.Stats.Blobs += len(found)
-	w.inv.Problems = append(w.inv.Problems, problems...)
-	w.mu.Unlock()
-	w.ctr.Add(int64(len(found)))
+	w.addBlobs(part, others, problems)
+	w.ctr.Add(int64(len(part) + len(others)))
 	return nil
 }
 
@@ -164,20 +163,20 @@ func (w *walk) classify(fr *flatRepos, o storage.Object) {
 	r := fr.get(k.Repo)
 	switch k.Kind {
 	case storage.KeyRevisionLink:
-		r.repo.Revisions = append(r.repo.Revisions, Link{Digest: k.Digest, ModTime: TimeOf(o.ModTime)})
+		r.raw.revisions = append(r.raw.revisions, rawLink{d: k.Digest, modTime: TimeOf(o.ModTime)})
 		if o.ETag != linkETag(k.Digest) {
-			r.suspect = append(r.suspect, len(r.repo.Revisions)-1)
+			r.suspect = append(r.suspect, len(r.raw.revisions)-1)
 		}
 	case storage.KeyLayerLink:
-		r.repo.Layers = append(r.repo.Layers, Link{Digest: k.Digest, ModTime: TimeOf(o.ModTime)})
+		r.raw.layers = append(r.raw.layers, rawLink{d: k.Digest, modTime: TimeOf(o.ModTime)})
 	case storage.KeyTagCurrent, storage.KeyTagIndex:
 		t := r.tags[k.Tag]
 		if t == nil {
-			t = &flatTag{tag: Tag{Name: k.Tag}}
+			t = &flatTag{tag: rawTag{Tag: Tag{Name: k.Tag}}}
 			r.tags[k.Tag] = t
 		}
 		if k.Kind == storage.KeyTagIndex {
-			t.tag.Index = append(t.tag.Index, k.Digest)
+			t.tag.index = append(t.tag.index, k.Digest)
 		} else {
 			t.hasCurrent, t.currentKey, t.etag = true, o.Key, o.ETag
 			t.tag.PushedAt = o.ModTime
@@ -202,13 +201,13 @@ func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
 		}
 		for _, t := range r.tags {
 			if t.hasCurrent {
-				for _, d := range t.tag.Index {
+				for _, d := range t.tag.index {
 					if linkETag(d) == t.etag {
-						t.tag.Current = d // the ETag proves the content
+						t.tag.current = d // the ETag proves the content
 					}
 				}
 			}
-			if t.hasCurrent && t.tag.Current.IsZero() {
+			if t.hasCurrent && t.tag.current.IsZero() {
 				w.pool.Go(func(ctx context.Context) error {
 					d, _, err := w.readLinkDigest(ctx, t.currentKey)
 					switch {
@@ -219,32 +218,32 @@ func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
 						t.tag.Err = fmt.Errorf("%s: %w", t.currentKey, err)
 						w.problem(t.currentKey, err)
 					default:
-						t.tag.Current = d
+						t.tag.current = d
 					}
 					return nil
 				})
 			}
 		}
 		for _, i := range r.suspect {
-			l := &r.repo.Revisions[i]
-			p := storage.RevisionLinkPath(name, l.Digest)
+			l := &r.raw.revisions[i]
+			p := storage.RevisionLinkPath(name, l.d)
 			w.pool.Go(func(ctx context.Context) error {
 				got, _, err := w.readLinkDigest(ctx, p)
-				if err == nil && got != l.Digest {
-					err = fmt.Errorf("link holds %s, its path says %s", got, l.Digest)
+				if err == nil && got != l.d {
+					err = fmt.Errorf("link holds %s, its path says %s", got, l.d)
 				}
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				if err != nil {
 					w.problem(p, fmt.Errorf("%w: revision kept", err))
-					l.Corrupt, l.Target = true, targetOf(got)
+					l.corrupt, l.target = true, got
 				}
 				return nil
 			})
 		}
-		for i := range r.repo.Layers {
-			if l := &r.repo.Layers[i]; l.Digest.Algorithm() != storage.SHA256 {
+		for i := range r.raw.layers {
+			if l := &r.raw.layers[i]; l.d.Algorithm() != storage.SHA256 {
 				w.pool.Go(func(ctx context.Context) error { return w.resolveAlias(ctx, name, l) })
 			}
 		}
@@ -261,14 +260,14 @@ func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
 	}
 	for _, r := range fr.repos {
 		for _, t := range r.tags {
-			r.repo.Tags = append(r.repo.Tags, t.tag)
+			r.raw.tags = append(r.raw.tags, t.tag)
 		}
-		sort.Slice(r.repo.Tags, func(i, j int) bool { return r.repo.Tags[i].Name < r.repo.Tags[j].Name })
+		sort.Slice(r.raw.tags, func(i, j int) bool { return r.raw.tags[i].Name < r.raw.tags[j].Name })
 		for _, u := range r.uploads {
-			r.repo.Uploads = append(r.repo.Uploads, *u)
+			r.raw.repo.Uploads = append(r.raw.repo.Uploads, *u)
 		}
-		sort.Slice(r.repo.Uploads, func(i, j int) bool { return r.repo.Uploads[i].ID < r.repo.Uploads[j].ID })
-		w.addRepo(r.repo, false)
+		sort.Slice(r.raw.repo.Uploads, func(i, j int) bool { return r.raw.repo.Uploads[i].ID < r.raw.repo.Uploads[j].ID })
+		w.addRepo(w.resolve(r.raw), false)
 	}
 	return nil
 }

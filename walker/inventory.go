@@ -14,11 +14,13 @@ type Inventory struct {
 	Location string
 	// Repos are the repositories, sorted by name.
 	Repos []*Repo
-	// Blobs are the blob store's blobs with the size and age of their data.
-	Blobs map[storage.Digest]Blob
+	// Digests are the blob store's blobs with the size and age of their
+	// data, and every digest the walk met: links, tags and manifests refer
+	// to digests by their ID in this table.
+	Digests *Digests
 	// Manifests holds the parsed references of every manifest read: the
 	// revisions of every repository, tag targets, and index children.
-	Manifests map[storage.Digest]*Manifest
+	Manifests map[ID]*Manifest
 	// Multipart are the incomplete multipart uploads under the layout, on
 	// stores that have them.
 	Multipart []storage.MultipartUpload
@@ -68,13 +70,56 @@ func (t Time) Time() time.Time {
 	return time.Unix(0, int64(t))
 }
 
-// Manifest is a manifest the walk read.
+// Manifest is a manifest the walk read: what it references, by ID.
 type Manifest struct {
-	Refs storage.Refs
-	Size int64
-	// Err says why the manifest could not be read or parsed; Refs is empty.
+	MediaType string
+	// refs are the children, then the blobs, then the foreign layers.
+	refs              []ID
+	nChildren, nBlobs uint32
+	// Subject is the manifest this one is a referrer of, or 0.
+	Subject ID
+	Size    int64
+	// Err says why the manifest could not be read or parsed; it then
+	// references nothing.
 	Err error
 }
+
+// NewManifest converts what a manifest references into IDs of t, adding
+// the digests t lacks.
+func NewManifest(t *Digests, refs storage.Refs, size int64) *Manifest {
+	m := &Manifest{MediaType: mediaType(refs.MediaType), Size: size, Subject: t.Intern(refs.Subject)}
+	m.refs = make([]ID, 0, len(refs.Manifests)+len(refs.Blobs)+len(refs.Foreign))
+	for _, list := range [][]storage.Digest{refs.Manifests, refs.Blobs, refs.Foreign} {
+		for _, d := range list {
+			m.refs = append(m.refs, t.Intern(d))
+		}
+	}
+	m.nChildren, m.nBlobs = uint32(len(refs.Manifests)), uint32(len(refs.Blobs))
+	return m
+}
+
+// mediaType returns the package constant equal to s, so that a hundred
+// thousand manifests share a handful of strings.
+func mediaType(s string) string {
+	for _, k := range [...]string{storage.MediaTypeDockerManifest, storage.MediaTypeDockerManifestList, storage.MediaTypeOCIManifest,
+		storage.MediaTypeOCIIndex, storage.MediaTypeOCIArtifact, storage.MediaTypeSchema1, storage.MediaTypeSchema1Signed} {
+		if s == k {
+			return k
+		}
+	}
+	return s
+}
+
+// Children are the manifests of an index or manifest list.
+func (m *Manifest) Children() []ID { return m.refs[:m.nChildren:m.nChildren] }
+
+// Blobs are the config, layers or artifact blobs, foreign layers aside.
+func (m *Manifest) Blobs() []ID {
+	return m.refs[m.nChildren : m.nChildren+m.nBlobs : m.nChildren+m.nBlobs]
+}
+
+// Foreign are the layers with urls: kept when present, fine when absent.
+func (m *Manifest) Foreign() []ID { return m.refs[m.nChildren+m.nBlobs:] }
 
 // Repo is one repository.
 type Repo struct {
@@ -91,27 +136,29 @@ type Repo struct {
 // Tag is one tag of a repository.
 type Tag struct {
 	Name string
-	// Current is the manifest the tag points at, zero when current/link is
+	// Current is the manifest the tag points at, 0 when current/link is
 	// missing (a half-deleted tag) or unreadable (then Err says why).
-	Current storage.Digest
+	Current ID
 	// PushedAt is the modification time of current/link.
 	PushedAt time.Time
 	// Index is the tag's history: every manifest it ever pointed at.
-	Index []storage.Digest
+	Index []ID
 	Err   error
 }
 
-// Link is a revision or layer link.
+// Link is a revision or layer link, 24 bytes with no pointer: an inventory
+// holds one per link file.
 type Link struct {
-	Digest storage.Digest
 	// ModTime is the link file's, or zero where the walk did not need it.
 	ModTime Time
+	// ID is the digest of the link's path.
+	ID ID
 	// Corrupt is set for a link that is empty, garbage, or names another
 	// digest than its path; Target is the digest it names, if any. A layer
 	// link of a sha512 digest naming a sha256 blob is an alias, not corrupt:
-	// Target is that blob. Both are rare, so Target is a pointer.
+	// Target is that blob.
+	Target  ID
 	Corrupt bool
-	Target  *storage.Digest
 }
 
 // Upload is an upload folder in _uploads.

@@ -79,10 +79,10 @@ func Verify(ctx context.Context, store storage.Store, inv *Inventory, opts Verif
 		d    storage.Digest
 		size int64
 	}
-	jobs := make([]job, 0, len(inv.Blobs))
+	jobs := make([]job, 0, inv.Digests.Blobs())
 	var total int64
-	for d, b := range inv.Blobs {
-		jobs = append(jobs, job{d, b.Size})
+	for id, b := range inv.Digests.StoredBlobs() {
+		jobs = append(jobs, job{inv.Digests.Digest(id), b.Size})
 		total += b.Size
 	}
 	// The pool runs the last queued task first: queue the smallest first so
@@ -182,12 +182,13 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func (w *walk) readLinks(ctx context.Context, jobs int) error {
 	for _, r := range w.inv.Repos {
 		for _, l := range r.Layers {
-			if l.Digest.Algorithm() == storage.SHA256 {
-				w.checkLink(storage.LayerLinkPath(r.Name, l.Digest), l.Digest, "layer link")
+			if d := w.inv.Digests.Digest(l.ID); d.Algorithm() == storage.SHA256 {
+				w.checkLink(storage.LayerLinkPath(r.Name, d), d, "layer link")
 			}
 		}
 		for _, t := range r.Tags {
-			for _, d := range t.Index {
+			for _, id := range t.Index {
+				d := w.inv.Digests.Digest(id)
 				w.checkLink(storage.TagIndexLinkPath(r.Name, t.Name, d), d, "tag history entry")
 			}
 		}

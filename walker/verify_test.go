@@ -96,8 +96,8 @@ func TestVerifyFindsFlippedAndTruncatedBlobs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.Blobs != len(inv.Blobs) || v.Bytes != inv.Stats.BlobBytes {
-		t.Errorf("verified %d blobs, %d bytes; the walk listed %d, %d", v.Blobs, v.Bytes, len(inv.Blobs), inv.Stats.BlobBytes)
+	if v.Blobs != inv.Digests.Blobs() || v.Bytes != inv.Stats.BlobBytes {
+		t.Errorf("verified %d blobs, %d bytes; the walk listed %d, %d", v.Blobs, v.Bytes, inv.Digests.Blobs(), inv.Stats.BlobBytes)
 	}
 	if c.max.Load() != inv.Stats.BlobBytes || c.n.Load() != inv.Stats.BlobBytes {
 		t.Errorf("progress %d of %d bytes, want %d of %d", c.n.Load(), c.max.Load(), inv.Stats.BlobBytes, inv.Stats.BlobBytes)
@@ -172,8 +172,8 @@ func TestVerifyNeedsAStoreThatStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(v.Unreadable) != len(inv.Blobs) || !errors.Is(v.Unreadable[0].Err, errors.ErrUnsupported) {
-		t.Errorf("unreadable %d of %d blobs: %v", len(v.Unreadable), len(inv.Blobs), v.Unreadable)
+	if len(v.Unreadable) != inv.Digests.Blobs() || !errors.Is(v.Unreadable[0].Err, errors.ErrUnsupported) {
+		t.Errorf("unreadable %d of %d blobs: %v", len(v.Unreadable), inv.Digests.Blobs(), v.Unreadable)
 	}
 }
 

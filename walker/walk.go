@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -44,6 +43,35 @@ type walk struct {
 	inv *Inventory
 	// linkETags are the listed ETags of links, for ReadLinks on a flat store.
 	linkETags map[string]string
+
+	// The blob tree's listings, until the digest table is built from them
+	// (freeze) once the last one is done; blobPending counts the listing
+	// tasks queued or running. Repositories listed before that wait in
+	// parked: their links get IDs once the table exists.
+	blobParts   [][]sumEntry
+	otherBlobs  map[storage.Digest]Blob
+	blobPending int
+	parked      []*rawRepo
+}
+
+// rawRepo is a repository as listed, its digests not yet IDs.
+type rawRepo struct {
+	repo      *Repo // all but the links and tags
+	revisions []rawLink
+	layers    []rawLink
+	tags      []rawTag
+}
+
+type rawLink struct {
+	d, target storage.Digest
+	modTime   Time
+	corrupt   bool
+}
+
+type rawTag struct {
+	Tag
+	current storage.Digest
+	index   []storage.Digest
 }
 
 // Walk lists the repository tree and the blob tree of store concurrently,
@@ -60,16 +88,16 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 		pool:  newPool(),
 		inv: &Inventory{
 			Location:  store.String(),
-			Blobs:     make(map[storage.Digest]Blob),
-			Manifests: make(map[storage.Digest]*Manifest),
+			Manifests: make(map[ID]*Manifest),
 		},
+		otherBlobs: map[storage.Digest]Blob{},
 	}
 	jobs := max(opts.Jobs, 1)
 	if opts.ReadLinks && store.FlatListing() {
 		w.linkETags = make(map[string]string)
 	}
 	if old := opts.Recheck; old != nil {
-		w.inv.Blobs = old.Blobs
+		w.inv.Digests = old.Digests
 		w.inv.Multipart = old.Multipart // listed with the blobs, not rechecked
 		w.inv.Stats.Blobs, w.inv.Stats.BlobBytes = old.Stats.Blobs, old.Stats.BlobBytes
 		for d, m := range old.Manifests {
@@ -97,25 +125,27 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 	if store.FlatListing() {
 		fr := &flatRepos{repos: map[string]*flatRepo{}}
 		if kw, ok := store.(storage.KeyWalker); ok && opts.Recheck == nil {
-			w.pool.Go(w.flatBlobKeys(kw))
+			w.blobTask(w.flatBlobKeys(kw))
 		} else if opts.Recheck == nil {
-			w.pool.Go(w.blobTree(w.flatBlobPrefix))
+			w.blobTask(w.blobTree(w.flatBlobPrefix))
 		}
 		w.pool.Go(func(ctx context.Context) error { return w.flatRepoTree(ctx, fr) })
 		if err := w.pool.Run(ctx, jobs); err != nil {
 			return nil, fmt.Errorf("walk %s: %w", store, err)
 		}
+		w.freeze()
 		if err := w.flatFinish(ctx, fr, jobs); err != nil {
 			return nil, fmt.Errorf("walk %s: %w", store, err)
 		}
 	} else {
 		if opts.Recheck == nil {
-			w.pool.Go(w.blobTree(w.blobPrefix))
+			w.blobTask(w.blobTree(w.blobPrefix))
 		}
 		w.pool.Go(func(ctx context.Context) error { return w.repoDir(ctx, "") })
 		if err := w.pool.Run(ctx, jobs); err != nil {
 			return nil, fmt.Errorf("walk %s: %w", store, err)
 		}
+		w.freeze() // a registry without a blob tree
 	}
 	sort.Slice(w.inv.Repos, func(i, j int) bool { return w.inv.Repos[i].Name < w.inv.Repos[j].Name })
 
@@ -132,6 +162,96 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 	}
 	sort.Slice(w.inv.Problems, func(i, j int) bool { return w.inv.Problems[i].Path < w.inv.Problems[j].Path })
 	return w.inv, nil
+}
+
+// blobTask queues a task listing part of the blob tree. The digest table
+// is built when the last such task ends.
+func (w *walk) blobTask(f func(context.Context) error) {
+	w.mu.Lock()
+	w.blobPending++
+	w.mu.Unlock()
+	w.pool.Go(func(ctx context.Context) error {
+		err := f(ctx)
+		w.mu.Lock()
+		w.blobPending--
+		last := w.blobPending == 0
+		w.mu.Unlock()
+		if last && err == nil {
+			w.freeze()
+		}
+		return err
+	})
+}
+
+// addBlobs records what one blob listing found.
+func (w *walk) addBlobs(part []sumEntry, others map[storage.Digest]Blob, problems []Problem) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.blobParts = append(w.blobParts, part)
+	for _, e := range part {
+		w.inv.Stats.BlobBytes += e.blob.Size
+	}
+	for d, b := range others {
+		w.otherBlobs[d] = b
+		w.inv.Stats.BlobBytes += b.Size
+	}
+	w.inv.Stats.Blobs += len(part) + len(others)
+	w.inv.Problems = append(w.inv.Problems, problems...)
+}
+
+// freeze builds the digest table from the blob listings, if it is not
+// built yet, and gives the repositories parked until then their IDs.
+func (w *walk) freeze() {
+	w.mu.Lock()
+	if w.inv.Digests == nil {
+		w.inv.Digests = newDigests(w.blobParts, w.otherBlobs)
+		w.blobParts, w.otherBlobs = nil, nil
+	}
+	parked := w.parked
+	w.parked = nil
+	w.mu.Unlock()
+	for _, raw := range parked {
+		w.addRepo(w.resolve(raw), true)
+	}
+}
+
+// finishRepo adds a listed repository, or parks it until the digest
+// table exists.
+func (w *walk) finishRepo(raw *rawRepo, count bool) {
+	w.mu.Lock()
+	if w.inv.Digests == nil {
+		w.parked = append(w.parked, raw)
+		w.mu.Unlock()
+		return
+	}
+	w.mu.Unlock()
+	w.addRepo(w.resolve(raw), count)
+}
+
+// resolve gives a listed repository's digests their IDs.
+func (w *walk) resolve(raw *rawRepo) *Repo {
+	t, r := w.inv.Digests, raw.repo
+	links := func(raw []rawLink) []Link {
+		out := make([]Link, len(raw))
+		for i, l := range raw {
+			out[i] = Link{ModTime: l.modTime, ID: t.Intern(l.d), Target: t.Intern(l.target), Corrupt: l.corrupt}
+		}
+		return out
+	}
+	r.Revisions, r.Layers = links(raw.revisions), links(raw.layers)
+	r.Tags = make([]Tag, len(raw.tags))
+	for i, rt := range raw.tags {
+		tag := rt.Tag
+		tag.Current = t.Intern(rt.current)
+		if len(rt.index) > 0 {
+			tag.Index = make([]ID, len(rt.index))
+			for j, d := range rt.index {
+				tag.Index[j] = t.Intern(d)
+			}
+		}
+		r.Tags[i] = tag
+	}
+	return r
 }
 
 func (w *walk) problem(p string, err error) {
@@ -181,7 +301,7 @@ func (w *walk) blobTree(list func(ctx context.Context, alg storage.Algorithm, pr
 					w.problem(storage.BlobAlgDir(alg)+"/"+p.Name, errors.New("not a blob prefix folder: left alone"))
 					continue
 				}
-				w.pool.Go(func(ctx context.Context) error { return list(ctx, alg, p.Name) })
+				w.blobTask(func(ctx context.Context) error { return list(ctx, alg, p.Name) })
 			}
 		}
 		return nil
@@ -195,8 +315,8 @@ func (w *walk) blobPrefix(ctx context.Context, alg storage.Algorithm, prefix str
 	if err != nil {
 		return err
 	}
-	found := make(map[storage.Digest]Blob, len(entries))
-	var n int64
+	part := make([]sumEntry, 0, len(entries))
+	others := map[storage.Digest]Blob{}
 	for _, e := range entries {
 		d, err := storage.DigestFromHex(alg.String(), e.Name)
 		if err == nil && (e.Type != storage.TypeDir || !strings.HasPrefix(e.Name, prefix)) {
@@ -213,17 +333,15 @@ func (w *walk) blobPrefix(ctx context.Context, alg storage.Algorithm, prefix str
 			w.problem(storage.BlobDir(d), fmt.Errorf("blob folder without readable data: %w", err))
 			continue
 		}
-		found[d] = Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)}
-		n++
+		b := Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)}
+		if s, ok := d.Sum256(); ok {
+			part = append(part, sumEntry{sum: s, blob: b})
+		} else {
+			others[d] = b
+		}
 	}
-	w.mu.Lock()
-	for d, b := range found {
-		w.inv.Blobs[d] = b
-		w.inv.Stats.BlobBytes += b.Size
-	}
-	w.inv.Stats.Blobs += len(found)
-	w.mu.Unlock()
-	w.ctr.Add(n)
+	w.addBlobs(part, others, nil)
+	w.ctr.Add(int64(len(part) + len(others)))
 	return nil
 }
 
@@ -246,7 +364,7 @@ func (w *walk) repoDir(ctx context.Context, rel string) error {
 		// Whatever repositories lie below are unknown: their blobs may be
 		// referenced, so the sweep of blobs must not run.
 		w.problem(dir, fmt.Errorf("cannot list: %w", err))
-		w.addRepo(&Repo{Name: rel, Unreadable: err}, true)
+		w.finishRepo(&rawRepo{repo: &Repo{Name: rel, Unreadable: err}}, true)
 		return nil
 	}
 	isRepo := false
@@ -264,7 +382,7 @@ func (w *walk) repoDir(ctx context.Context, rel string) error {
 			if rel != "" {
 				name = rel + "/" + e.Name
 			}
-			w.addRepo(&Repo{Name: name, Unreadable: fmt.Errorf("%s/%s: %w", dir, e.Name, err)}, true)
+			w.finishRepo(&rawRepo{repo: &Repo{Name: name, Unreadable: fmt.Errorf("%s/%s: %w", dir, e.Name, err)}}, true)
 			continue
 		}
 		if e.Type != storage.TypeDir {
@@ -311,6 +429,7 @@ func (w *walk) addRepo(r *Repo, count bool) {
 // current/link), layer links (names only) and uploads.
 func (w *walk) repo(ctx context.Context, name string) error {
 	r := &Repo{Name: name}
+	raw := &rawRepo{repo: r}
 	fail := func(p string, err error) {
 		if ctx.Err() != nil {
 			return
@@ -340,32 +459,33 @@ func (w *walk) repo(ctx context.Context, name string) error {
 			// Corrupt: kept whatever the policy, and what either digest
 			// references stays.
 			w.problem(p, fmt.Errorf("%w: revision kept", err))
-			r.Revisions = append(r.Revisions, Link{Digest: d, ModTime: TimeOf(mt), Target: targetOf(got), Corrupt: true})
+			raw.revisions = append(raw.revisions, rawLink{d: d, modTime: TimeOf(mt), target: got, corrupt: true})
 		default:
-			r.Revisions = append(r.Revisions, Link{Digest: d, ModTime: TimeOf(mt)})
+			raw.revisions = append(raw.revisions, rawLink{d: d, modTime: TimeOf(mt)})
 		}
 	}
-	if err := w.tags(ctx, r); err != nil {
+	if err := w.tags(ctx, raw); err != nil {
 		fail(storage.TagsDir(name), err)
 	}
 	layers, err := w.linkDigests(ctx, storage.LayersDir(name))
 	if err != nil {
 		fail(storage.LayersDir(name), err)
 	}
+	raw.layers = make([]rawLink, 0, len(layers))
 	for _, d := range layers {
-		l := Link{Digest: d}
+		l := rawLink{d: d}
 		if err := w.resolveAlias(ctx, name, &l); err != nil {
 			return err
 		}
-		if len(r.Revisions) == 0 && l.ModTime.IsZero() {
+		if len(raw.revisions) == 0 && l.modTime.IsZero() {
 			// A repository without manifests may be removed whole by
 			// compaction, which needs the age of its links (a push in
 			// progress links blobs before it puts its manifest).
 			if o, err := w.store.Stat(ctx, storage.LayerLinkPath(name, d)); err == nil {
-				l.ModTime = TimeOf(o.ModTime)
+				l.modTime = TimeOf(o.ModTime)
 			}
 		}
-		r.Layers = append(r.Layers, l)
+		raw.layers = append(raw.layers, l)
 	}
 	if err := w.uploads(ctx, r); err != nil {
 		fail(storage.UploadsDir(name), err)
@@ -373,7 +493,7 @@ func (w *walk) repo(ctx context.Context, name string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	w.addRepo(r, true)
+	w.finishRepo(raw, true)
 	return nil
 }
 
@@ -464,14 +584,15 @@ func article(w string) string {
 }
 
 // tags lists the tags of r, reading current/link and listing index/.
-func (w *walk) tags(ctx context.Context, r *Repo) error {
+func (w *walk) tags(ctx context.Context, raw *rawRepo) error {
+	r := raw.repo
 	dir := storage.TagsDir(r.Name)
 	names, err := w.subdirs(ctx, dir, "tag")
 	if err != nil {
 		return err
 	}
 	for _, name := range names {
-		t := Tag{Name: name}
+		t := rawTag{Tag: Tag{Name: name}}
 		if err := storage.ValidTag(name); err != nil {
 			w.problem(dir+"/"+name, fmt.Errorf("%w: kept as it is", err))
 		}
@@ -485,13 +606,13 @@ func (w *walk) tags(ctx context.Context, r *Repo) error {
 			t.Err = fmt.Errorf("%s: %w", cur, err)
 			w.problem(cur, err)
 		default:
-			t.Current, t.PushedAt = d, mt
+			t.current, t.PushedAt = d, mt
 		}
-		t.Index, err = w.linkDigests(ctx, storage.TagIndexDir(r.Name, name))
+		t.index, err = w.linkDigests(ctx, storage.TagIndexDir(r.Name, name))
 		if err != nil {
 			return err
 		}
-		r.Tags = append(r.Tags, t)
+		raw.tags = append(raw.tags, t)
 	}
 	return nil
 }
@@ -523,37 +644,29 @@ func (w *walk) uploads(ctx context.Context, r *Repo) error {
 // and links it from _layers/sha512/<hex>/link holding "sha256:<hex>": such
 // a link's content legitimately differs from its path, and marking the
 // sha512 digest must keep the sha256 blob. An unreadable alias is corrupt.
-func (w *walk) resolveAlias(ctx context.Context, repo string, l *Link) error {
-	if l.Digest.Algorithm() == storage.SHA256 {
+func (w *walk) resolveAlias(ctx context.Context, repo string, l *rawLink) error {
+	if l.d.Algorithm() == storage.SHA256 {
 		return nil
 	}
-	p := storage.LayerLinkPath(repo, l.Digest)
+	p := storage.LayerLinkPath(repo, l.d)
 	d, mt, err := w.readLinkDigest(ctx, p)
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	l.ModTime = TimeOf(mt)
+	l.modTime = TimeOf(mt)
 	if err != nil {
 		w.problem(p, fmt.Errorf("%w: layer link kept", err))
-		l.Corrupt = true
+		l.corrupt = true
 		return nil
 	}
-	if d != l.Digest {
-		l.Target = &d
+	if d != l.d {
+		l.target = d
 	}
 	return nil
 }
 
 // readStartedAt reads an upload's start time; zero when it is missing or
 // unreadable (such an upload counts as young).
-// targetOf is the digest a corrupt link names, nil when it names none.
-func targetOf(d storage.Digest) *storage.Digest {
-	if d.IsZero() {
-		return nil
-	}
-	return &d
-}
-
 func readStartedAt(ctx context.Context, store storage.Store, p string) time.Time {
 	b, _, err := store.ReadFile(ctx, p, maxLinkSize)
 	if err != nil {
@@ -569,23 +682,21 @@ func readStartedAt(ctx context.Context, store storage.Store, p string) time.Time
 // readManifests reads and parses every manifest a repository holds or a
 // tag names, then, wave after wave, the children of indexes among them.
 func (w *walk) readManifests(ctx context.Context, jobs int) error {
-	var wave []storage.Digest
-	seen := make(map[storage.Digest]bool)
-	for d := range w.inv.Manifests {
-		seen[d] = true // read by the walk being rechecked
+	var wave []ID
+	seen := make(map[ID]bool)
+	for id := range w.inv.Manifests {
+		seen[id] = true // read by the walk being rechecked
 	}
-	want := func(d storage.Digest) {
-		if !seen[d] && !d.IsZero() {
-			seen[d] = true
-			wave = append(wave, d)
+	want := func(id ID) {
+		if !seen[id] && id != 0 {
+			seen[id] = true
+			wave = append(wave, id)
 		}
 	}
 	for _, r := range w.inv.Repos {
 		for _, l := range r.Revisions {
-			want(l.Digest)
-			if l.Target != nil {
-				want(*l.Target)
-			}
+			want(l.ID)
+			want(l.Target)
 		}
 		for _, t := range r.Tags {
 			want(t.Current)
@@ -601,12 +712,12 @@ func (w *walk) readManifests(ctx context.Context, jobs int) error {
 		}
 		next := wave
 		wave = nil
-		for _, d := range next {
-			if w.inv.Manifests[d] == nil {
+		for _, id := range next {
+			if w.inv.Manifests[id] == nil {
 				continue
 			}
-			for _, c := range w.inv.Manifests[d].Refs.Manifests {
-				if _, ok := w.inv.Blobs[c]; ok {
+			for _, c := range w.inv.Manifests[id].Children() {
+				if w.inv.Digests.Stored(c) {
 					want(c)
 				}
 			}
@@ -615,26 +726,29 @@ func (w *walk) readManifests(ctx context.Context, jobs int) error {
 	return nil
 }
 
-func (w *walk) readManifest(ctx context.Context, d storage.Digest) error {
-	m := &Manifest{}
+func (w *walk) readManifest(ctx context.Context, id ID) error {
+	d := w.inv.Digests.Digest(id)
 	p := storage.BlobDataPath(d)
 	b, o, err := w.store.ReadFile(ctx, p, storage.MaxManifestSize)
-	m.Size = o.Size
+	var m *Manifest
 	switch {
 	case ctx.Err() != nil:
 		return ctx.Err()
 	case err != nil:
-		m.Err = err
+		m = &Manifest{Err: err}
 	case !d.Matches(b):
-		m.Err = fmt.Errorf("read %s: content does not match its digest", p)
+		m = &Manifest{Err: fmt.Errorf("read %s: content does not match its digest", p)}
 	default:
-		m.Refs, err = storage.ParseManifest(b)
+		refs, err := storage.ParseManifest(b)
 		if err != nil {
-			m.Err = fmt.Errorf("parse %s: %w", p, err)
+			m = &Manifest{Err: fmt.Errorf("parse %s: %w", p, err)}
+		} else {
+			m = NewManifest(w.inv.Digests, refs, 0)
 		}
 	}
+	m.Size = o.Size
 	w.mu.Lock()
-	w.inv.Manifests[d] = m
+	w.inv.Manifests[id] = m
 	w.inv.Stats.ManifestsRead++
 	w.mu.Unlock()
 	w.ctr.Add(1)
@@ -648,16 +762,17 @@ func (w *walk) statOrphanLayerLinks(ctx context.Context, jobs int) error {
 	for _, r := range w.inv.Repos {
 		for i := range r.Layers {
 			l := &r.Layers[i]
-			if _, ok := w.inv.Blobs[l.Digest]; ok {
+			if w.inv.Digests.Stored(l.ID) {
 				continue
 			}
+			p := storage.LayerLinkPath(r.Name, w.inv.Digests.Digest(l.ID))
 			w.pool.Go(func(ctx context.Context) error {
-				o, err := w.store.Stat(ctx, storage.LayerLinkPath(r.Name, l.Digest))
+				o, err := w.store.Stat(ctx, p)
 				if err != nil {
 					if ctx.Err() != nil {
 						return ctx.Err()
 					}
-					w.problem(path.Join(storage.LayerLinkPath(r.Name, l.Digest)), err)
+					w.problem(p, err)
 					return nil
 				}
 				l.ModTime = TimeOf(o.ModTime)

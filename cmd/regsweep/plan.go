@@ -105,7 +105,7 @@ func printPlan(w io.Writer, pf *mark.PlanFile, name string, verbose bool) {
 	o := p.Options
 	var bytes int64
 	for _, b := range p.Blobs {
-		bytes += b.Size
+		bytes += p.Size(b.ID)
 	}
 	fmt.Fprintf(w, "plan %s: %s, made %s\n", name, pf.Location, pf.CreatedAt.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "options: delete untagged %v, min age %s, compact %+v", o.DeleteUntagged, o.MinAge, o.Compact)

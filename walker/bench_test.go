@@ -1,0 +1,82 @@
+package walker_test
+
+import (
+	"context"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"testing"
+
+	"github.com/regsweep/regsweep/storage"
+	"github.com/regsweep/regsweep/storage/storagetest"
+	"github.com/regsweep/regsweep/walker"
+)
+
+// BenchmarkWalk walks a generated registry (20,000 blobs unless
+// REGSWEEP_BENCH_BLOBS or REGSWEEP_BENCH_REGISTRY say otherwise; see
+// storagetest.Generated) with a warm page cache. Besides time it reports
+// per stored object the time and the heap the inventory keeps: the figure
+// the peak RSS of a run follows. Run with -cpuprofile/-memprofile to see
+// where either goes.
+func BenchmarkWalk(b *testing.B) {
+	root := storagetest.Generated(b, 20000)
+	store, err := storage.OpenFS(root)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	var inv *walker.Inventory
+	var retained uint64
+	for b.Loop() {
+		inv = nil
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		inv, err = walker.Walk(ctx, store, walker.Options{Jobs: 8}, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		retained = after.HeapAlloc - min(before.HeapAlloc, after.HeapAlloc)
+	}
+	n := float64(Objects(inv))
+	b.ReportMetric(n, "objects")
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/object")
+	b.ReportMetric(float64(retained)/n, "heap-B/object")
+	heapProfile(b)
+	runtime.KeepAlive(inv)
+}
+
+// heapProfile writes the live heap to $REGSWEEP_BENCH_HEAPPROFILE, if set,
+// while what the benchmark built is still alive (-memprofile is written
+// after it is gone).
+func heapProfile(b *testing.B) {
+	p := os.Getenv("REGSWEEP_BENCH_HEAPPROFILE")
+	if p == "" {
+		return
+	}
+	runtime.GC()
+	f, err := os.Create(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// Objects counts the stored objects an inventory accounts for: blobs,
+// links, tags and upload files.
+func Objects(inv *walker.Inventory) int {
+	s := inv.Stats
+	n := s.Blobs + s.Revisions + s.LayerLinks + s.TagIndexEntries + s.Tags
+	for _, r := range inv.Repos {
+		for _, u := range r.Uploads {
+			n += len(u.Keys)
+		}
+	}
+	return n
+}

@@ -1,0 +1,217 @@
+package walker
+
+import (
+	"bytes"
+	"cmp"
+	"iter"
+	"slices"
+	"sync"
+
+	"github.com/regsweep/regsweep/storage"
+)
+
+// ID names one digest of an inventory: every link, tag and manifest
+// reference holds one in 4 bytes where a storage.Digest takes 56, and mark
+// keeps its sets as bitsets over IDs. The zero ID is no digest.
+//
+// The stored blobs come first, sha256 ones in digest order (IDs 1 to
+// n), then blobs of other algorithms, then digests that something
+// references but the blob store does not hold (missing blobs, manifests
+// of broken images, foreign layers).
+type ID uint32
+
+// Digests is an inventory's digest table: the blob store's blobs with
+// their size and age, and every other digest the walk met. A table is
+// built by one Walk and read-only afterwards, except that a recheck walk
+// adds the digests it meets that the table lacks.
+type Digests struct {
+	// sums are the sha256 blobs in digest order, 48 bytes each with no
+	// pointer the garbage collector must follow: ID i+1.
+	sums []sumEntry
+
+	mu sync.Mutex // guards other and ids once the table is in use
+	// other are the blobs of other algorithms, then digests not stored:
+	// ID len(sums)+1+i.
+	other []otherEntry
+	ids   map[storage.Digest]ID
+}
+
+type sumEntry struct {
+	sum  [32]byte
+	blob Blob
+}
+
+type otherEntry struct {
+	d      storage.Digest
+	blob   Blob
+	stored bool
+}
+
+// newDigests builds a table from the blobs a walk listed: parts of sha256
+// entries (each part one listing, in any order) and a map of the others.
+func newDigests(parts [][]sumEntry, others map[storage.Digest]Blob) *Digests {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+		slices.SortFunc(p, func(a, b sumEntry) int { return bytes.Compare(a.sum[:], b.sum[:]) })
+	}
+	// Parts are listings of distinct prefixes: ordered by their first
+	// entry, they concatenate in order. A sort at the end catches anything
+	// else.
+	slices.SortFunc(parts, func(a, b []sumEntry) int {
+		if len(a) == 0 || len(b) == 0 {
+			return cmp.Compare(len(a), len(b))
+		}
+		return bytes.Compare(a[0].sum[:], b[0].sum[:])
+	})
+	t := &Digests{sums: make([]sumEntry, 0, n), ids: make(map[storage.Digest]ID, len(others))}
+	for _, p := range parts {
+		t.sums = append(t.sums, p...)
+	}
+	if !slices.IsSortedFunc(t.sums, func(a, b sumEntry) int { return bytes.Compare(a.sum[:], b.sum[:]) }) {
+		slices.SortFunc(t.sums, func(a, b sumEntry) int { return bytes.Compare(a.sum[:], b.sum[:]) })
+	}
+	t.sums = slices.CompactFunc(t.sums, func(a, b sumEntry) bool { return a.sum == b.sum })
+	keys := make([]storage.Digest, 0, len(others))
+	for d := range others {
+		keys = append(keys, d)
+	}
+	slices.SortFunc(keys, func(a, b storage.Digest) int { return a.Compare(b) })
+	for _, d := range keys {
+		t.other = append(t.other, otherEntry{d: d, blob: others[d], stored: true})
+		t.ids[d] = ID(len(t.sums) + len(t.other))
+	}
+	return t
+}
+
+// NewDigests returns a table of the given stored blobs, for tests and
+// tools that build an inventory by hand.
+func NewDigests(blobs map[storage.Digest]Blob) *Digests {
+	var part []sumEntry
+	others := map[storage.Digest]Blob{}
+	for d, b := range blobs {
+		if s, ok := d.Sum256(); ok {
+			part = append(part, sumEntry{sum: s, blob: b})
+		} else {
+			others[d] = b
+		}
+	}
+	return newDigests([][]sumEntry{part}, others)
+}
+
+// Len is the highest ID in the table.
+func (t *Digests) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.sums) + len(t.other)
+}
+
+// Blobs is the number of stored blobs.
+func (t *Digests) Blobs() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(t.sums)
+	for _, o := range t.other {
+		if o.stored {
+			n++
+		}
+	}
+	return n
+}
+
+// Digest returns the digest id names; the zero Digest for the zero ID.
+func (t *Digests) Digest(id ID) storage.Digest {
+	if id == 0 {
+		return storage.Digest{}
+	}
+	if i := int(id) - 1; i < len(t.sums) {
+		return storage.DigestOfSum256(t.sums[i].sum)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.other[int(id)-1-len(t.sums)].d
+}
+
+// Lookup returns the ID of d, or 0 when the table does not know it.
+func (t *Digests) Lookup(d storage.Digest) ID {
+	if s, ok := d.Sum256(); ok {
+		if i, found := slices.BinarySearchFunc(t.sums, s, func(e sumEntry, s [32]byte) int { return bytes.Compare(e.sum[:], s[:]) }); found {
+			return ID(i + 1)
+		}
+	}
+	if d.IsZero() {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.ids[d]
+}
+
+// Blob returns the stored blob id names; false when the store does not
+// hold it.
+func (t *Digests) Blob(id ID) (Blob, bool) {
+	if id == 0 {
+		return Blob{}, false
+	}
+	if i := int(id) - 1; i < len(t.sums) {
+		return t.sums[i].blob, true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	o := t.other[int(id)-1-len(t.sums)]
+	return o.blob, o.stored
+}
+
+// Stored reports whether the blob store holds id's blob.
+func (t *Digests) Stored(id ID) bool {
+	_, ok := t.Blob(id)
+	return ok
+}
+
+// StoredBlobs yields every stored blob: sha256 ones in digest order, then
+// the others in digest order.
+func (t *Digests) StoredBlobs() iter.Seq2[ID, Blob] {
+	return func(yield func(ID, Blob) bool) {
+		for i := range t.sums {
+			if !yield(ID(i+1), t.sums[i].blob) {
+				return
+			}
+		}
+		t.mu.Lock()
+		other := t.other
+		t.mu.Unlock()
+		for i, o := range other {
+			if o.stored && !yield(ID(len(t.sums)+1+i), o.blob) {
+				return
+			}
+		}
+	}
+}
+
+// Intern returns the ID of d, adding it as a digest the store does not
+// hold when the table lacks it; 0 for the zero Digest. Walks intern what
+// links and manifests reference; tests building inventories by hand do
+// too.
+func (t *Digests) Intern(d storage.Digest) ID {
+	if id := t.Lookup(d); id != 0 || d.IsZero() {
+		return id
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if id, ok := t.ids[d]; ok {
+		return id
+	}
+	t.other = append(t.other, otherEntry{d: d})
+	id := ID(len(t.sums) + len(t.other))
+	t.ids[d] = id
+	return id
+}
+
+// Less orders IDs by their digests.
+func (t *Digests) Compare(a, b ID) int {
+	na := ID(len(t.sums))
+	if a <= na && b <= na {
+		return cmp.Compare(a, b)
+	}
+	return t.Digest(a).Compare(t.Digest(b))
+}
