@@ -163,12 +163,12 @@ func (w *walk) classify(fr *flatRepos, o storage.Object) {
 	r := fr.get(k.Repo)
 	switch k.Kind {
 	case storage.KeyRevisionLink:
-		r.raw.revisions = append(r.raw.revisions, rawLink{d: k.Digest, modTime: TimeOf(o.ModTime)})
+		r.raw.revisions = append(r.raw.revisions, newRawLink(k.Digest, TimeOf(o.ModTime)))
 		if o.ETag != linkETag(k.Digest) {
 			r.suspect = append(r.suspect, len(r.raw.revisions)-1)
 		}
 	case storage.KeyLayerLink:
-		r.raw.layers = append(r.raw.layers, rawLink{d: k.Digest, modTime: TimeOf(o.ModTime)})
+		r.raw.layers = append(r.raw.layers, newRawLink(k.Digest, TimeOf(o.ModTime)))
 	case storage.KeyTagCurrent, storage.KeyTagIndex:
 		t := r.tags[k.Tag]
 		if t == nil {
@@ -226,24 +226,25 @@ func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
 		}
 		for _, i := range r.suspect {
 			l := &r.raw.revisions[i]
-			p := storage.RevisionLinkPath(name, l.d)
+			d := l.digest()
+			p := storage.RevisionLinkPath(name, d)
 			w.pool.Go(func(ctx context.Context) error {
 				got, _, err := w.readLinkDigest(ctx, p)
-				if err == nil && got != l.d {
-					err = fmt.Errorf("link holds %s, its path says %s", got, l.d)
+				if err == nil && got != d {
+					err = fmt.Errorf("link holds %s, its path says %s", got, d)
 				}
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
 				if err != nil {
 					w.problem(p, fmt.Errorf("%w: revision kept", err))
-					l.corrupt, l.target = true, got
+					l.setTarget(got, true)
 				}
 				return nil
 			})
 		}
 		for i := range r.raw.layers {
-			if l := &r.raw.layers[i]; l.d.Algorithm() != storage.SHA256 {
+			if l := &r.raw.layers[i]; l.odd != nil {
 				w.pool.Go(func(ctx context.Context) error { return w.resolveAlias(ctx, name, l) })
 			}
 		}

@@ -62,10 +62,42 @@ type rawRepo struct {
 	tags      []rawTag
 }
 
+// rawLink is a listed link, 48 bytes: a registry may hold a million, and
+// those listed before the digest table exists wait in this form. The rare
+// link of another algorithm, corrupt or naming another digest keeps the
+// rest in odd.
 type rawLink struct {
+	sum     [32]byte // of a sha256 digest
+	modTime Time
+	odd     *oddLink
+}
+
+type oddLink struct {
 	d, target storage.Digest
-	modTime   Time
 	corrupt   bool
+}
+
+func newRawLink(d storage.Digest, modTime Time) rawLink {
+	if s, ok := d.Sum256(); ok {
+		return rawLink{sum: s, modTime: modTime}
+	}
+	return rawLink{modTime: modTime, odd: &oddLink{d: d}}
+}
+
+func (l *rawLink) digest() storage.Digest {
+	if l.odd != nil {
+		return l.odd.d
+	}
+	return storage.DigestOfSum256(l.sum)
+}
+
+// setTarget records the digest the link holds, other than its path's;
+// corrupt unless it is an alias.
+func (l *rawLink) setTarget(target storage.Digest, corrupt bool) {
+	if l.odd == nil {
+		l.odd = &oddLink{d: l.digest()}
+	}
+	l.odd.target, l.odd.corrupt = target, corrupt
 }
 
 type rawTag struct {
@@ -234,7 +266,10 @@ func (w *walk) resolve(raw *rawRepo) *Repo {
 	links := func(raw []rawLink) []Link {
 		out := make([]Link, len(raw))
 		for i, l := range raw {
-			out[i] = Link{ModTime: l.modTime, ID: t.Intern(l.d), Target: t.Intern(l.target), Corrupt: l.corrupt}
+			out[i] = Link{ModTime: l.modTime, ID: t.Intern(l.digest())}
+			if l.odd != nil {
+				out[i].Target, out[i].Corrupt = t.Intern(l.odd.target), l.odd.corrupt
+			}
 		}
 		return out
 	}
@@ -459,9 +494,11 @@ func (w *walk) repo(ctx context.Context, name string) error {
 			// Corrupt: kept whatever the policy, and what either digest
 			// references stays.
 			w.problem(p, fmt.Errorf("%w: revision kept", err))
-			raw.revisions = append(raw.revisions, rawLink{d: d, modTime: TimeOf(mt), target: got, corrupt: true})
+			l := newRawLink(d, TimeOf(mt))
+			l.setTarget(got, true)
+			raw.revisions = append(raw.revisions, l)
 		default:
-			raw.revisions = append(raw.revisions, rawLink{d: d, modTime: TimeOf(mt)})
+			raw.revisions = append(raw.revisions, newRawLink(d, TimeOf(mt)))
 		}
 	}
 	if err := w.tags(ctx, raw); err != nil {
@@ -473,7 +510,7 @@ func (w *walk) repo(ctx context.Context, name string) error {
 	}
 	raw.layers = make([]rawLink, 0, len(layers))
 	for _, d := range layers {
-		l := rawLink{d: d}
+		l := newRawLink(d, 0)
 		if err := w.resolveAlias(ctx, name, &l); err != nil {
 			return err
 		}
@@ -645,10 +682,10 @@ func (w *walk) uploads(ctx context.Context, r *Repo) error {
 // a link's content legitimately differs from its path, and marking the
 // sha512 digest must keep the sha256 blob. An unreadable alias is corrupt.
 func (w *walk) resolveAlias(ctx context.Context, repo string, l *rawLink) error {
-	if l.d.Algorithm() == storage.SHA256 {
-		return nil
+	if l.odd == nil {
+		return nil // sha256
 	}
-	p := storage.LayerLinkPath(repo, l.d)
+	p := storage.LayerLinkPath(repo, l.odd.d)
 	d, mt, err := w.readLinkDigest(ctx, p)
 	if ctx.Err() != nil {
 		return ctx.Err()
@@ -656,11 +693,11 @@ func (w *walk) resolveAlias(ctx context.Context, repo string, l *rawLink) error 
 	l.modTime = TimeOf(mt)
 	if err != nil {
 		w.problem(p, fmt.Errorf("%w: layer link kept", err))
-		l.corrupt = true
+		l.setTarget(storage.Digest{}, true)
 		return nil
 	}
-	if d != l.d {
-		l.target = d
+	if d != l.odd.d {
+		l.setTarget(d, false)
 	}
 	return nil
 }
