@@ -55,9 +55,9 @@ func (f *FS) openDir(dir string) (*os.File, error) {
 	return f.root.Open(dir)
 }
 
-func (f *FS) remove(key string, dir bool) error {
+func (f *FS) remove(key string, dir bool, cache dirFDs) error {
 	if f.fast {
-		return f.fastRemove(key, dir)
+		return f.fastRemove(key, dir, cache)
 	}
 	return f.root.Remove(key)
 }
@@ -219,26 +219,28 @@ func (f *FS) ReadFile(ctx context.Context, key string, limit int64) ([]byte, Obj
 // Delete removes each file, then the folders above it that are left empty,
 // stopping at the layout's fixed folders.
 func (f *FS) Delete(ctx context.Context, keys []string, done func(string, error)) {
+	cache := dirFDs{}
+	defer cache.close()
 	for _, key := range keys {
 		if err := ctx.Err(); err != nil {
 			done(key, err)
 			continue
 		}
-		err := f.remove(key, false)
+		err := f.remove(key, false, cache)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			done(key, f.wrap("delete", key, err))
 			continue
 		}
-		f.pruneEmpty(path.Dir(key))
+		f.pruneEmpty(path.Dir(key), cache)
 		done(key, nil)
 	}
 }
 
 // pruneEmpty removes dir and its parents while they are empty and not fixed
 // folders of the layout. A folder that is not empty stays: rmdir refuses it.
-func (f *FS) pruneEmpty(dir string) {
+func (f *FS) pruneEmpty(dir string, cache dirFDs) {
 	for !IsFixedDir(dir) {
-		if err := f.remove(dir, true); err != nil {
+		if err := f.remove(dir, true, cache); err != nil {
 			return
 		}
 		dir = path.Dir(dir)
@@ -285,10 +287,10 @@ func (f *FS) RemoveEmptyDirs(ctx context.Context, dir string) error {
 			}
 		}
 	}
-	if err := f.remove(dir, true); err != nil {
+	if err := f.remove(dir, true, nil); err != nil {
 		return nil // not empty: a file or a nested repository stays
 	}
-	f.pruneEmpty(path.Dir(dir))
+	f.pruneEmpty(path.Dir(dir), nil)
 	return nil
 }
 
@@ -304,6 +306,6 @@ func (f *FS) removeEmptyBelow(ctx context.Context, dir string) error {
 			}
 		}
 	}
-	_ = f.remove(dir, true) // fails, harmlessly, when not empty
+	_ = f.remove(dir, true, nil) // fails, harmlessly, when not empty
 	return nil
 }

@@ -122,18 +122,44 @@ func (f *FS) fastOpenDir(key string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), key), nil
 }
 
-// fastRemove removes a file, or an empty folder when dir is set.
-func (f *FS) fastRemove(key string, dir bool) error {
-	pfd, err := beneath(f.dirfd, path.Dir(key), unix.O_PATH|unix.O_DIRECTORY)
-	if err != nil {
-		return osErr(err)
+// dirFDs holds the folders one Delete call resolved, so that the keys of a
+// batch sharing a folder (a blob's data and folder share the prefix folder;
+// a sorted batch shares most of them) resolve it once. An unlink is the
+// slow part on a journaling filesystem; each openat2 saved is still ~10%.
+type dirFDs map[string]int
+
+func (c dirFDs) close() {
+	for _, fd := range c {
+		unix.Close(fd)
 	}
-	defer unix.Close(pfd)
+}
+
+// fastRemove removes a file, or an empty folder when dir is set. With a
+// cache, the parent folder stays open in it for the next key.
+func (f *FS) fastRemove(key string, dir bool, cache dirFDs) error {
+	parent := path.Dir(key)
+	pfd, ok := cache[parent]
+	if !ok {
+		var err error
+		if pfd, err = beneath(f.dirfd, parent, unix.O_PATH|unix.O_DIRECTORY); err != nil {
+			return osErr(err)
+		}
+		if cache != nil {
+			cache[parent] = pfd
+		} else {
+			defer unix.Close(pfd)
+		}
+	}
 	flags := 0
 	if dir {
 		flags = unix.AT_REMOVEDIR
 	}
-	return osErr(unix.Unlinkat(pfd, path.Base(key), flags))
+	err := unix.Unlinkat(pfd, path.Base(key), flags)
+	if fd, ok := cache[key]; ok && dir && err == nil {
+		unix.Close(fd) // the folder is gone
+		delete(cache, key)
+	}
+	return osErr(err)
 }
 
 // readErr is osErr for reads and listings, where a file in place of a
