@@ -15,7 +15,7 @@ func (f *FS) fastStat(string) (int64, time.Time, fs.FileMode, error) { panic("un
 func (f *FS) fastRead(string, int64) ([]byte, int64, time.Time, fs.FileMode, error) {
 	panic("unreachable")
 }
-func (f *FS) fastOpenDir(string) (*os.File, error) { panic("unreachable") }
+func (f *FS) fastOpenDir(string) (*os.File, error)  { panic("unreachable") }
 func (f *FS) fastRemove(string, bool, dirFDs) error { panic("unreachable") }
 
 type dirFDs map[string]int
