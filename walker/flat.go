@@ -133,19 +133,27 @@ func (w *walk) flatRepoTree(ctx context.Context, fr *flatRepos) error {
 			continue
 		}
 		w.pool.Go(func(ctx context.Context) error {
-			var keys []storage.Object
+			// Classified a page at a time: a folder may hold millions of
+			// keys, a page of them is all this listing keeps.
+			keys := make([]storage.Object, 0, 1000)
+			flush := func() {
+				fr.mu.Lock()
+				for _, o := range keys {
+					w.classify(fr, o)
+				}
+				fr.mu.Unlock()
+				w.ctr.Add(int64(len(keys)))
+				keys = keys[:0]
+			}
 			if err := w.store.Walk(ctx, prefix, func(o storage.Object) error {
-				keys = append(keys, o)
+				if keys = append(keys, o); len(keys) == cap(keys) {
+					flush()
+				}
 				return nil
 			}); err != nil {
 				return err
 			}
-			fr.mu.Lock()
-			defer fr.mu.Unlock()
-			for _, o := range keys {
-				w.classify(fr, o)
-			}
-			w.ctr.Add(int64(len(keys)))
+			flush()
 			return nil
 		})
 	}

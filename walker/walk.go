@@ -720,13 +720,22 @@ func readStartedAt(ctx context.Context, store storage.Store, p string) time.Time
 // tag names, then, wave after wave, the children of indexes among them.
 func (w *walk) readManifests(ctx context.Context, jobs int) error {
 	var wave []ID
-	seen := make(map[ID]bool)
+	// IDs wanted so far, a bit each. Every ID wanted is below the table's
+	// length now (links and tags are interned, and the children wanted are
+	// stored blobs), though reading manifests interns what they reference.
+	seen := make([]uint64, w.inv.Digests.Len()/64+1)
+	mark := func(id ID) bool {
+		if seen[id/64]&(1<<(id%64)) != 0 {
+			return false
+		}
+		seen[id/64] |= 1 << (id % 64)
+		return true
+	}
 	for id := range w.inv.Manifests {
-		seen[id] = true // read by the walk being rechecked
+		mark(id) // read by the walk being rechecked
 	}
 	want := func(id ID) {
-		if !seen[id] && id != 0 {
-			seen[id] = true
+		if id != 0 && mark(id) {
 			wave = append(wave, id)
 		}
 	}
