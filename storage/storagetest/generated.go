@@ -37,12 +37,19 @@ func Generated(tb testing.TB, blobs int) string {
 	if err := os.RemoveAll(root); err != nil {
 		tb.Fatal(err)
 	}
-	reg := gen.Build(gen.Options{Blobs: blobs, Seed: 1})
-	if _, err := reg.Write(context.Background(), root, 4); err != nil {
-		tb.Fatalf("generate %d blobs into %s: %v", blobs, root, err)
-	}
+	Generate(tb, root, blobs)
 	if err := os.WriteFile(done, nil, 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	return root
+}
+
+// Generate writes a registry of about blobs blobs into root with
+// regsweep-bench's generator (seed 1).
+func Generate(tb testing.TB, root string, blobs int) {
+	tb.Helper()
+	reg := gen.Build(gen.Options{Blobs: blobs, Seed: 1})
+	if _, err := reg.Write(context.Background(), root, 4); err != nil {
+		tb.Fatalf("generate %d blobs into %s: %v", blobs, root, err)
+	}
 }
