@@ -104,6 +104,11 @@ func (f *FS) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
 	if err != nil {
 		return nil, f.wrap("list", dir, err)
 	}
+	return entriesOf(des), nil
+}
+
+// entriesOf converts a listing, sorted by name.
+func entriesOf(des []fs.DirEntry) []Entry {
 	out := make([]Entry, len(des))
 	for i, de := range des {
 		t := TypeOther
@@ -116,7 +121,32 @@ func (f *FS) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
 		out[i] = Entry{Name: de.Name(), Type: t}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
+	return out
+}
+
+// StatChildren implements ChildStatter.
+func (f *FS) StatChildren(ctx context.Context, dir, name string, fn func(Entry, Object, error) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if f.fast {
+		return f.fastStatChildren(dir, name, fn)
+	}
+	entries, err := f.ReadDir(ctx, dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		var o Object
+		var err error
+		if e.Type == TypeDir {
+			o, err = f.Stat(ctx, dir+"/"+e.Name+"/"+name)
+		}
+		if err := fn(e, o, err); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Walk lists every regular file under prefix, depth first, in name order.

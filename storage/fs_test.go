@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -115,5 +116,57 @@ func TestReadOnlyDeletesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, V2, "blobs/x")); err != nil {
 		t.Fatal("ReadOnly store deleted a file")
+	}
+}
+
+// TestFSStatChildrenMatchesStat checks the one-fstatat listing against
+// ReadDir and Stat, on the fast path and on os.Root's, for every shape a
+// blob folder may have.
+func TestFSStatChildrenMatchesStat(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	dir := V2 + "/blobs/sha256/ab"
+	writeFile(t, root, dir+"/ab01/data", "blob")
+	writeFile(t, root, dir+"/ab02/other", "no data")
+	writeFile(t, root, dir+"/ab03/data/x", "data is a folder")
+	writeFile(t, root, dir+"/ab05", "a file, not a folder")
+	writeFile(t, root, "outside", "secret")
+	if err := os.MkdirAll(filepath.Join(root, dir, "ab04"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(root, "outside"), filepath.Join(root, dir, "ab04", "data")); err != nil {
+		t.Fatal(err)
+	}
+	for _, fast := range []bool{true, false} {
+		f, err := OpenFS(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		f.fast = f.fast && fast
+		var got []string
+		err = f.StatChildren(ctx, dir, "data", func(e Entry, o Object, err error) error {
+			got = append(got, fmt.Sprintf("%s %v %s %d %v", e.Name, e.Type, o.Key, o.Size, err != nil))
+			if e.Type == TypeDir {
+				want, werr := f.Stat(ctx, dir+"/"+e.Name+"/data")
+				if (werr != nil) != (err != nil) || want.Size != o.Size || !want.ModTime.Equal(o.ModTime) {
+					t.Errorf("fast %v: %s: %+v, %v; Stat says %+v, %v", fast, e.Name, o, err, want, werr)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []string{
+			fmt.Sprintf("ab01 %v %s/ab01/data 4 false", TypeDir, dir),
+			fmt.Sprintf("ab02 %v  0 true", TypeDir),
+			fmt.Sprintf("ab03 %v  0 true", TypeDir),
+			fmt.Sprintf("ab04 %v  0 true", TypeDir),
+			fmt.Sprintf("ab05 %v  0 false", TypeFile),
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("fast %v:\n%s\nwant\n%s", fast, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
 	}
 }

@@ -4,6 +4,7 @@ package storage
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -79,6 +80,44 @@ func (f *FS) fastStat(key string) (size int64, mtime time.Time, mode fs.FileMode
 		return 0, time.Time{}, 0, osErr(err)
 	}
 	return st.Size, time.Unix(st.Mtim.Unix()), modeOf(&st), nil
+}
+
+// fastStatChildren lists dir from an open descriptor and stats name in each
+// child folder with fstatat relative to it. The child is a folder by the
+// listing's d_type; the final component is not followed (a symlink there is
+// reported, not stat'ed through).
+func (f *FS) fastStatChildren(dir, name string, fn func(Entry, Object, error) error) error {
+	fd, err := beneath(f.dirfd, dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	if err != nil {
+		return f.wrap("list", dir, readErr(err))
+	}
+	d := os.NewFile(uintptr(fd), dir)
+	defer d.Close()
+	des, err := d.ReadDir(-1)
+	if err != nil {
+		return f.wrap("list", dir, err)
+	}
+	for _, e := range entriesOf(des) {
+		var o Object
+		var err error
+		if e.Type == TypeDir {
+			rel := e.Name + "/" + name
+			key := dir + "/" + rel
+			var st unix.Stat_t
+			switch serr := unix.Fstatat(fd, rel, &st, unix.AT_SYMLINK_NOFOLLOW); {
+			case serr != nil:
+				err = f.wrap("stat", key, readErr(serr))
+			case modeOf(&st) != 0:
+				err = fmt.Errorf("stat %s: not a regular file (%s)", path.Join(f.dir, key), modeOf(&st).Type())
+			default:
+				o = Object{Key: key, Size: st.Size, ModTime: time.Unix(st.Mtim.Unix())}
+			}
+		}
+		if err := fn(e, o, err); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // fastRead reads a regular file of at most limit bytes; size and mtime come

@@ -21,3 +21,7 @@ func (f *FS) fastRemove(string, bool, dirFDs) error { panic("unreachable") }
 type dirFDs map[string]int
 
 func (dirFDs) close() {}
+
+func (f *FS) fastStatChildren(string, string, func(Entry, Object, error) error) error {
+	panic("unreachable")
+}

@@ -40,6 +40,9 @@ const (
 	fileStartedAt   = "startedat"
 )
 
+// BlobDataName is the name of a blob's data file in its folder.
+const BlobDataName = fileData
+
 // BlobsDir is the root of the blob store.
 func BlobsDir() string { return V2 + "/" + dirBlobs }
 

@@ -142,3 +142,18 @@ type KeyWalker interface {
 }
 
 var _ KeyWalker = (*S3)(nil)
+
+// ChildStatter is implemented by stores that stat a file in each folder of
+// a listing for less than a Stat each (a filesystem: one fstatat relative
+// to the open folder, where Stat opens, stats and closes from the root). A
+// walk stats the data file of every blob: a million system calls saved
+// twice over on a large registry.
+type ChildStatter interface {
+	// StatChildren lists dir as ReadDir does and calls fn with each entry
+	// in name order; for a folder entry, o is the stat of the regular file
+	// name in it, or err says why there is none (a missing file, a folder
+	// or symlink in its place). Other entries come with neither.
+	StatChildren(ctx context.Context, dir, name string, fn func(e Entry, o Object, err error) error) error
+}
+
+var _ ChildStatter = (*FS)(nil)

@@ -346,33 +346,50 @@ func (w *walk) blobTree(list func(ctx context.Context, alg storage.Algorithm, pr
 // blobPrefix lists the blobs of one prefix folder and stats their data.
 func (w *walk) blobPrefix(ctx context.Context, alg storage.Algorithm, prefix string) error {
 	dir := storage.BlobPrefixDir(alg, prefix)
-	entries, err := w.store.ReadDir(ctx, dir)
-	if err != nil {
-		return err
-	}
-	part := make([]sumEntry, 0, len(entries))
+	var part []sumEntry
 	others := map[storage.Digest]Blob{}
-	for _, e := range entries {
-		d, err := storage.DigestFromHex(alg.String(), e.Name)
-		if err == nil && (e.Type != storage.TypeDir || !strings.HasPrefix(e.Name, prefix)) {
-			err = errors.New("not a blob folder")
+	visit := func(e storage.Entry, o storage.Object, err error) error {
+		d, derr := storage.DigestFromHex(alg.String(), e.Name)
+		if derr == nil && (e.Type != storage.TypeDir || !strings.HasPrefix(e.Name, prefix)) {
+			derr = errors.New("not a blob folder")
 		}
-		if err != nil {
-			w.problem(dir+"/"+e.Name, fmt.Errorf("%w: left alone", err))
-			continue
+		if derr != nil {
+			w.problem(dir+"/"+e.Name, fmt.Errorf("%w: left alone", derr))
+			return nil
 		}
-		o, err := w.store.Stat(ctx, storage.BlobDataPath(d))
 		if err != nil {
 			// A blob folder without data: an interrupted write or delete.
 			// The registry cannot serve it; we leave it alone and say so.
 			w.problem(storage.BlobDir(d), fmt.Errorf("blob folder without readable data: %w", err))
-			continue
+			return nil
 		}
 		b := Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)}
 		if s, ok := d.Sum256(); ok {
 			part = append(part, sumEntry{sum: s, blob: b})
 		} else {
 			others[d] = b
+		}
+		return nil
+	}
+	if cs, ok := w.store.(storage.ChildStatter); ok {
+		if err := cs.StatChildren(ctx, dir, storage.BlobDataName, visit); err != nil {
+			return err
+		}
+	} else {
+		entries, err := w.store.ReadDir(ctx, dir)
+		if err != nil {
+			return err
+		}
+		part = make([]sumEntry, 0, len(entries))
+		for _, e := range entries {
+			var o storage.Object
+			var err error
+			if e.Type == storage.TypeDir {
+				o, err = w.store.Stat(ctx, dir+"/"+e.Name+"/"+storage.BlobDataName)
+			}
+			if err := visit(e, o, err); err != nil {
+				return err
+			}
 		}
 	}
 	w.addBlobs(part, others, nil)
