@@ -3,6 +3,8 @@ package mark
 import (
 	"crypto/sha256"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/regsweep/regsweep/storage"
@@ -53,7 +55,12 @@ func newInv() *inv {
 
 // build returns the inventory as a walk would.
 func (v *inv) build() *walker.Inventory {
-	t := walker.NewDigests(v.Blobs)
+	return v.buildWith(walker.NewDigests(v.Blobs))
+}
+
+// buildWith returns the inventory over the digest table t, as a recheck
+// walk shares the first walk's table.
+func (v *inv) buildWith(t *walker.Digests) *walker.Inventory {
 	out := &walker.Inventory{Digests: t, Manifests: map[walker.ID]*walker.Manifest{}}
 	for d, m := range v.Manifests {
 		wm := &walker.Manifest{Err: m.Err, Size: 100}
@@ -69,7 +76,9 @@ func (v *inv) build() *walker.Inventory {
 		}
 		return out
 	}
-	for _, r := range v.Repos {
+	repos := slices.Clone(v.Repos)
+	slices.SortFunc(repos, func(a, b *repo) int { return strings.Compare(a.Name, b.Name) })
+	for _, r := range repos {
 		wr := &walker.Repo{Name: r.Name, Revisions: links(r.Revisions), Layers: links(r.Layers), Unreadable: r.Unreadable}
 		for _, tg := range r.Tags {
 			wt := walker.Tag{Name: tg.Name, Current: t.Intern(tg.Current), PushedAt: tg.PushedAt, Err: tg.Err}

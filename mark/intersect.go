@@ -42,28 +42,28 @@ func Intersect(a, b *Plan) *Plan {
 		return a.Digests.Lookup(b.Digest(x))
 	}
 
-	type revKey struct {
-		repo RepoIndex
-		id   walker.ID
-	}
-	later := map[revKey][]string{}
+	// The lists of IDs hold a million items on a large registry: b's keys
+	// are one sorted number each (8 bytes) rather than map entries (~50).
+	later := map[uint64][]string{}
 	for _, r := range b.Revisions {
-		later[revKey{repo(r.Repo), id(r.ID)}] = r.TagIndex
+		if len(r.TagIndex) > 0 {
+			later[packed(repo(r.Repo), id(r.ID))] = r.TagIndex
+		}
 	}
-	out.Revisions = keepIn(a.Revisions, b.Revisions, func(r Revision) revKey { return revKey{r.Repo, r.ID} },
-		func(r Revision) revKey { return revKey{repo(r.Repo), id(r.ID)} }, &dropped)
+	out.Revisions = keepSorted(a.Revisions, b.Revisions, func(r Revision) uint64 { return packed(r.Repo, r.ID) },
+		func(r Revision) uint64 { return packed(repo(r.Repo), id(r.ID)) }, &dropped)
 	// History entries: those of either walk (a tag may have been re-pointed
 	// through a manifest in between).
 	for i, r := range out.Revisions {
-		for _, t := range later[revKey{r.Repo, r.ID}] {
+		for _, t := range later[packed(r.Repo, r.ID)] {
 			if !slices.Contains(r.TagIndex, t) {
 				out.Revisions[i].TagIndex = append(slices.Clone(out.Revisions[i].TagIndex), t)
 			}
 		}
 	}
-	out.LayerLinks = keepIn(a.LayerLinks, b.LayerLinks, func(l LayerLink) LayerLink { return l },
-		func(l LayerLink) LayerLink { return LayerLink{repo(l.Repo), id(l.ID)} }, &dropped)
-	out.Blobs = keepIn(a.Blobs, b.Blobs, func(x Blob) walker.ID { return x.ID }, func(x Blob) walker.ID { return id(x.ID) }, &dropped)
+	out.LayerLinks = keepSorted(a.LayerLinks, b.LayerLinks, func(l LayerLink) uint64 { return packed(l.Repo, l.ID) },
+		func(l LayerLink) uint64 { return packed(repo(l.Repo), id(l.ID)) }, &dropped)
+	out.Blobs = keepSorted(a.Blobs, b.Blobs, func(x Blob) uint64 { return uint64(x.ID) }, func(x Blob) uint64 { return uint64(id(x.ID)) }, &dropped)
 	entry := func(e IndexEntry) IndexEntry { return e }
 	out.OrphanIndex = keepIn(a.OrphanIndex, b.OrphanIndex, entry, entry, &dropped)
 	upload := func(u Upload) string { return u.Repo + "/" + u.ID }
@@ -79,6 +79,28 @@ func Intersect(a, b *Plan) *Plan {
 		out.Err = a.Err
 	}
 	return &out
+}
+
+// packed is a repository index and an ID as one number.
+func packed(r RepoIndex, id walker.ID) uint64 { return uint64(uint32(r))<<32 | uint64(id) }
+
+// keepSorted is keepIn for keys that are numbers: b's keys are sorted and
+// searched, 8 bytes an item.
+func keepSorted[T any](a, b []T, keyA, keyB func(T) uint64, dropped *int) []T {
+	in := make([]uint64, len(b))
+	for i, x := range b {
+		in[i] = keyB(x)
+	}
+	slices.Sort(in)
+	var out []T
+	for _, x := range a {
+		if _, ok := slices.BinarySearch(in, keyA(x)); ok {
+			out = append(out, x)
+		} else {
+			*dropped++
+		}
+	}
+	return out
 }
 
 // keepIn returns the items of a whose key some item of b has too, adding

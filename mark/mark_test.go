@@ -271,3 +271,46 @@ func TestIntersectDropsWhatARecheckFindsReachable(t *testing.T) {
 		t.Errorf("orphan planned: %v, changed during run: %d (want 6: the revision, 3 blobs, 2 layer links)", blobSet(p)[orphan], p.Kept.ChangedDuringRun)
 	}
 }
+
+// TestIntersectOverASharedTable is the recheck's case: both plans share the
+// digest table, and a repository created during the run shifts the
+// repository indexes of the second plan.
+func TestIntersectOverASharedTable(t *testing.T) {
+	v := newInv()
+	app := v.repo("app")
+	v.tag(app, "latest", v.image(app, 1), old)
+	late := v.image(app, 1) // untagged
+	orphan := v.blob()
+	first := v.build()
+	a := Compute(first, Options{DeleteUntagged: true, StartedAt: now})
+
+	// During the run, a push mounts the untagged manifest into a new
+	// repository that sorts first, and tags it there.
+	aaa := v.repo("aaa")
+	aaa.Revisions = append(aaa.Revisions, link{Digest: late, ModTime: walker.TimeOf(old)})
+	for _, b := range v.Manifests[late].Refs.Blobs {
+		aaa.Layers = append(aaa.Layers, link{Digest: b, ModTime: walker.TimeOf(old)})
+	}
+	v.tag(aaa, "mounted", late, now)
+	b := Compute(v.buildWith(first.Digests), Options{DeleteUntagged: true, StartedAt: now})
+	if b.Repos[0] != "aaa" || b.Digests != a.Digests {
+		t.Fatalf("the recheck plan's repositories %v, shared table %v", b.Repos, b.Digests == a.Digests)
+	}
+	p := Intersect(a, b)
+	// app's revision of the manifest is untagged in both walks: it goes.
+	if !revSet(p)["app@"+late.String()] {
+		t.Errorf("app's untagged revision dropped: %v", revSet(p))
+	}
+	// Its blobs are kept by aaa now, and so are app's links to them.
+	for _, d := range append([]storage.Digest{late}, v.Manifests[late].Refs.Blobs...) {
+		if blobSet(p)[d] {
+			t.Errorf("blob %s, reachable from aaa, still planned", d)
+		}
+	}
+	if len(a.LayerLinks) != 2 || len(p.LayerLinks) != 0 {
+		t.Errorf("layer links %v, then %v: want app's two links to the image's blobs, then none", a.LayerLinks, p.LayerLinks)
+	}
+	if !blobSet(p)[orphan] {
+		t.Error("the orphan blob is no longer planned")
+	}
+}
