@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -10,7 +9,7 @@ import (
 	"github.com/regsweep/regsweep/mark"
 )
 
-func newApplyCommand(stdout, stderr io.Writer) *cobra.Command {
+func newApplyCommand(e env) *cobra.Command {
 	var (
 		rf         runFlags
 		maxPlanAge time.Duration
@@ -50,7 +49,7 @@ skipped and reported).`,
 			if err := checkLive(&rf, loc.ReadOnlyMaintenance, false); err != nil {
 				return err
 			}
-			s, err := openSession(cmd.Context(), loc, &rf, true, "apply", startedAt, stdout, stderr)
+			s, err := openSession(cmd.Context(), loc, &rf, true, "apply", startedAt, e)
 			if err != nil {
 				return err
 			}

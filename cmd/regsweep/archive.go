@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -44,7 +43,7 @@ func (s *session) archive(plan *mark.Plan) error {
 	})
 }
 
-func newRestoreCommand(stdout, stderr io.Writer) *cobra.Command {
+func newRestoreCommand(e env) *cobra.Command {
 	var rf runFlags
 	cmd := &cobra.Command{
 		Use:   "restore ARCHIVE [LOCATION | --config config.yml]",
@@ -72,7 +71,7 @@ func newRestoreCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err := rf.check(); err != nil {
 				return err
 			}
-			s, err := openSessionForRestore(cmd, loc, &rf, stdout, stderr)
+			s, err := openSessionForRestore(cmd, loc, &rf, e)
 			if err != nil {
 				return err
 			}
@@ -90,9 +89,9 @@ func newRestoreCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "restored %d objects from %s into %s\n", files, args[0], s.store)
+			fmt.Fprintf(e.stdout, "restored %d objects from %s into %s\n", files, args[0], s.store)
 			if files < len(idx.Keys) {
-				fmt.Fprintf(stdout, "(%d of the keys it lists were already gone when it was written)\n", len(idx.Keys)-files)
+				fmt.Fprintf(e.stdout, "(%d of the keys it lists were already gone when it was written)\n", len(idx.Keys)-files)
 			}
 			return nil
 		},

@@ -25,7 +25,7 @@ import (
 // not what their digest says: exit status 4.
 var errFindings = errors.New("audit failed")
 
-func newAuditCommand(stdout, stderr io.Writer) *cobra.Command {
+func newAuditCommand(e env) *cobra.Command {
 	var (
 		pf                     planFlags
 		rf                     runFlags
@@ -58,7 +58,7 @@ drill on a restored copy.`,
 			case asMark:
 				format = report.FormatMarkdown
 			}
-			return runAudit(cmd, args, &pf, &rf, verify, format, stdout, stderr)
+			return runAudit(cmd, args, &pf, &rf, verify, format, e)
 		},
 	}
 	fl := cmd.Flags()
@@ -77,14 +77,14 @@ drill on a restored copy.`,
 // counts a dry sweep with the gc options given, verifies digests if asked,
 // and writes the report. It returns errFindings when the registry cannot
 // serve an image whole or a blob is damaged.
-func runAudit(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, verify bool, format string, stdout, stderr io.Writer) error {
+func runAudit(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, verify bool, format string, e env) error {
 	ctx := cmd.Context()
 	p, err := prepare(cmd, args, pf, rf)
 	if err != nil {
 		return err
 	}
 	loc, opts, startedAt := p.loc, p.opts, p.startedAt
-	s, err := openSession(ctx, loc, rf, false, "audit", startedAt, stdout, stderr)
+	s, err := openSession(ctx, loc, rf, false, "audit", startedAt, e)
 	if err != nil {
 		return err
 	}
@@ -113,7 +113,7 @@ func runAudit(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, ve
 	var ver *walker.Verification
 	if verify {
 		t := time.Now()
-		p := newByteProgress(stdout, s.log, "verify", rf.quiet)
+		p := newByteProgress(e.stdout, s.log, "verify", rf.quiet)
 		ver, err = walker.Verify(ctx, s.store, inv, walker.VerifyOptions{Jobs: s.jobs}, p)
 		p.Done()
 		s.phases = append(s.phases, report.Phase{Name: "verify", Seconds: time.Since(t).Seconds()})
@@ -131,11 +131,11 @@ func runAudit(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, ve
 	}
 	switch format {
 	case report.FormatJSON:
-		err = report.AuditJSON(stdout, a)
+		err = report.AuditJSON(e.stdout, a)
 	case report.FormatMarkdown:
-		err = report.AuditMarkdown(stdout, a)
+		err = report.AuditMarkdown(e.stdout, a)
 	default:
-		err = report.AuditText(stdout, a)
+		err = report.AuditText(e.stdout, a)
 	}
 	if err != nil {
 		return fmt.Errorf("write the audit: %w", err)

@@ -29,7 +29,7 @@ func runAuditCmd(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	args = append([]string{"audit", "--quiet"}, args...)
-	code := run(context.Background(), args, &out, &errOut)
+	code := runT(context.Background(), args, &out, &errOut)
 	t.Logf("regsweep %s: exit %d\n%s", strings.Join(args, " "), code, errOut.String())
 	return code, out.String(), errOut.String()
 }

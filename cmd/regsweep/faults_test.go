@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,7 +27,7 @@ func gcCtx(t *testing.T, ctx context.Context, args ...string) (int, string, *rep
 	rep := filepath.Join(t.TempDir(), "report.json")
 	var out, errOut bytes.Buffer
 	args = append([]string{"gc", "--quiet", "--min-age", "0", "--report", rep}, args...)
-	code := run(ctx, args, &out, &errOut)
+	code := runT(ctx, args, &out, &errOut)
 	t.Logf("regsweep %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
 	return code, out.String() + errOut.String(), readReport(t, rep)
 }
@@ -47,16 +48,20 @@ func readReport(t *testing.T, path string) *report.Report {
 // commands of a test open there instead of the real one.
 var faultyStores sync.Map
 
-func init() {
-	wrapStore = func(loc storage.Location, s storage.Store) storage.Store {
-		v, ok := faultyStores.Load(loc.String())
-		if !ok {
-			return s
-		}
-		fy := v.(*storagetest.Faulty)
-		fy.Store = s
-		return fy
+// runT is run for tests: the stores it opens where a test registered a
+// Faulty store (withFaulty) go through that.
+func runT(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runEnv(ctx, args, env{stdout: stdout, stderr: stderr, wrapStore: faultyWrap})
+}
+
+func faultyWrap(loc storage.Location, s storage.Store) storage.Store {
+	v, ok := faultyStores.Load(loc.String())
+	if !ok {
+		return s
 	}
+	fy := v.(*storagetest.Faulty)
+	fy.Store = s
+	return fy
 }
 
 // withFaulty makes the commands that open the folder or bucket at where go

@@ -5,13 +5,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 )
 
-func newGCCommand(stdout, stderr io.Writer) *cobra.Command {
+func newGCCommand(e env) *cobra.Command {
 	var (
 		pf     planFlags
 		rf     runFlags
@@ -28,7 +27,7 @@ rest in an order that leaves a servable registry if interrupted.
 
 Stop the registry or make it read-only first.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runGC(cmd, args, &pf, &rf, dryRun, stdout, stderr)
+			return runGC(cmd, args, &pf, &rf, dryRun, e)
 		},
 	}
 	fl := cmd.Flags()
@@ -40,7 +39,7 @@ Stop the registry or make it read-only first.`,
 
 // runGC validates the flags, then walks, marks, rechecks, sweeps and
 // reports.
-func runGC(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, dryRun bool, stdout, stderr io.Writer) error {
+func runGC(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, dryRun bool, e env) error {
 	p, err := prepare(cmd, args, pf, rf)
 	if err != nil {
 		return err
@@ -49,7 +48,7 @@ func runGC(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, dryRu
 		return err
 	}
 	// Dry runs delete nothing and take no lock.
-	s, err := openSession(cmd.Context(), p.loc, rf, !dryRun, "gc", p.startedAt, stdout, stderr)
+	s, err := openSession(cmd.Context(), p.loc, rf, !dryRun, "gc", p.startedAt, e)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func gc(t *testing.T, args ...string) (int, string, *report.Report) {
 	rep := filepath.Join(t.TempDir(), "report.json")
 	var out, errOut bytes.Buffer
 	args = append([]string{"gc", "--quiet", "--min-age", "0", "--report", rep}, args...)
-	code := run(context.Background(), args, &out, &errOut)
+	code := runT(context.Background(), args, &out, &errOut)
 	t.Logf("regsweep %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
 	var r report.Report
 	if b, err := os.ReadFile(rep); err == nil {
@@ -302,7 +302,7 @@ func TestGCMinAgeKeepsRecentObjects(t *testing.T) {
 	recent := f.reg.PushImage("team/app", storagetest.ImageOpts{})
 	args := []string{"gc", "--quiet", "--delete-untagged", "--min-age", "1h", f.reg.Root}
 	var out bytes.Buffer
-	if code := run(context.Background(), args, &out, &out); code != 0 {
+	if code := runT(context.Background(), args, &out, &out); code != 0 {
 		t.Fatalf("exit %d: %s", code, out.String())
 	}
 	after := f.reg.State()

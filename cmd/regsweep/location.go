@@ -63,12 +63,9 @@ func (l *locationFlags) resolve(args []string) (storage.Location, error) {
 	return loc, nil
 }
 
-// wrapStore, when set, wraps every store a command opens, given its
-// location. It is for the fault-injection tests (storagetest.Faulty).
-var wrapStore func(storage.Location, storage.Store) storage.Store
-
-// open opens the store of loc; the returned func releases it.
-func open(ctx context.Context, loc storage.Location) (storage.Store, func(), error) {
+// open opens the store of loc, wrapped by wrap if set; the returned func
+// releases it.
+func open(ctx context.Context, loc storage.Location, wrap func(storage.Location, storage.Store) storage.Store) (storage.Store, func(), error) {
 	s, err := storage.Open(ctx, loc)
 	if err != nil {
 		return nil, nil, err
@@ -78,8 +75,8 @@ func open(ctx context.Context, loc storage.Location) (storage.Store, func(), err
 			c.Close()
 		}
 	}
-	if wrapStore != nil {
-		return wrapStore(loc, s), release, nil
+	if wrap != nil {
+		return wrap(loc, s), release, nil
 	}
 	return s, release, nil
 }

@@ -13,6 +13,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/regsweep/regsweep/storage"
 )
 
 // Exit statuses.
@@ -39,8 +41,22 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// env is what a command line runs with besides its arguments.
+type env struct {
+	stdout, stderr io.Writer
+	// wrapStore, when set, wraps every store a command opens, given its
+	// location: the fault-injection tests put storagetest.Faulty there.
+	wrapStore func(storage.Location, storage.Store) storage.Store
+}
+
 // run executes one command line and returns the exit status.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runEnv(ctx, args, env{stdout: stdout, stderr: stderr})
+}
+
+// runEnv is run in env e.
+func runEnv(ctx context.Context, args []string, e env) int {
+	stdout, stderr := e.stdout, e.stderr
 	root := &cobra.Command{
 		Use:           "regsweep",
 		Short:         "Offline garbage collection for registry storage (CNCF Distribution layout)",
@@ -50,8 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newGCCommand(stdout, stderr), newPlanCommand(stdout, stderr), newApplyCommand(stdout, stderr), newRestoreCommand(stdout, stderr))
-	root.AddCommand(newAuditCommand(stdout, stderr))
+	root.AddCommand(newGCCommand(e), newPlanCommand(e), newApplyCommand(e), newRestoreCommand(e), newAuditCommand(e))
 	err := root.ExecuteContext(ctx)
 	switch {
 	case err == nil:

@@ -14,7 +14,7 @@ import (
 	"github.com/regsweep/regsweep/sweep"
 )
 
-func newPlanCommand(stdout, stderr io.Writer) *cobra.Command {
+func newPlanCommand(e env) *cobra.Command {
 	var (
 		pf  planFlags
 		rf  runFlags
@@ -31,7 +31,7 @@ func newPlanCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			s, err := openSession(cmd.Context(), p.loc, &rf, false, "plan", p.startedAt, stdout, stderr)
+			s, err := openSession(cmd.Context(), p.loc, &rf, false, "plan", p.startedAt, e)
 			if err != nil {
 				return err
 			}
@@ -44,7 +44,7 @@ func newPlanCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err := writePlan(out, pfile); err != nil {
 				return err
 			}
-			printPlan(stdout, pfile, out, rf.verbose)
+			printPlan(e.stdout, pfile, out, rf.verbose)
 			return nil
 		},
 	}
@@ -62,7 +62,7 @@ func newPlanCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			printPlan(stdout, pfile, args[0], verbose)
+			printPlan(e.stdout, pfile, args[0], verbose)
 			return nil
 		},
 	}

@@ -19,7 +19,7 @@ import (
 func regsweep(t *testing.T, args ...string) (int, string) {
 	t.Helper()
 	var out bytes.Buffer
-	code := run(context.Background(), args, &out, &out)
+	code := runT(context.Background(), args, &out, &out)
 	t.Logf("regsweep %s: exit %d\n%s", strings.Join(args, " "), code, out.String())
 	return code, out.String()
 }
@@ -178,7 +178,7 @@ func TestLogFormatJSON(t *testing.T) {
 	root := filepath.Join(t.TempDir(), "sample")
 	storagetest.CopyTree(t, sampleDir, root)
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"gc", "--dry-run", "--min-age", "0", "--log-format", "json", root}, &stdout, &stderr); code != 0 {
+	if code := runT(context.Background(), []string{"gc", "--dry-run", "--min-age", "0", "--log-format", "json", root}, &stdout, &stderr); code != 0 {
 		t.Fatalf("exit %d: %s", code, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")

@@ -30,7 +30,7 @@ func gcInBackground(t *testing.T, args ...string) (wait func() (int, *report.Rep
 	args = append([]string{"gc", "--quiet", "--report", rep}, args...)
 	var out strings.Builder
 	go func() {
-		code := run(context.Background(), args, &out, &out)
+		code := runT(context.Background(), args, &out, &out)
 		done <- result{code: code}
 	}()
 	return func() (int, *report.Report) {

@@ -2,14 +2,14 @@ package main
 
 import (
 	"context"
-	"path/filepath"
-
 	"fmt"
-	"github.com/spf13/cobra"
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/regsweep/regsweep/mark"
 	"github.com/regsweep/regsweep/report"
@@ -37,18 +37,18 @@ type session struct {
 
 // openSession opens the store of loc and, for a command that deletes, takes
 // the lock. Close releases both.
-func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock bool, command string, startedAt time.Time, stdout, stderr io.Writer) (*session, error) {
+func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock bool, command string, startedAt time.Time, e env) (*session, error) {
 	// -q leaves warnings and errors only.
 	hopts := &slog.HandlerOptions{}
 	if rf.quiet {
 		hopts.Level = slog.LevelWarn
 	}
-	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
+	var h slog.Handler = slog.NewTextHandler(e.stderr, hopts)
 	if rf.logFormat == "json" {
-		h = slog.NewJSONHandler(stderr, hopts)
+		h = slog.NewJSONHandler(e.stderr, hopts)
 	}
-	s := &session{ctx: ctx, flags: rf, loc: loc, stdout: stdout, stderr: stderr, log: slog.New(h), startedAt: startedAt, jobs: rf.jobsFor(loc)}
-	store, closeStore, err := open(ctx, loc)
+	s := &session{ctx: ctx, flags: rf, loc: loc, stdout: e.stdout, stderr: e.stderr, log: slog.New(h), startedAt: startedAt, jobs: rf.jobsFor(loc)}
+	store, closeStore, err := open(ctx, loc, e.wrapStore)
 	if err != nil {
 		return nil, err
 	}
@@ -79,13 +79,13 @@ func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock b
 // openSessionForRestore opens a location to write into. A registry being
 // restored into need not hold docker/registry/v2 yet, so a missing
 // filesystem folder layout is created first; the lock is taken as for gc.
-func openSessionForRestore(cmd *cobra.Command, loc storage.Location, rf *runFlags, stdout, stderr io.Writer) (*session, error) {
+func openSessionForRestore(cmd *cobra.Command, loc storage.Location, rf *runFlags, e env) (*session, error) {
 	if loc.Kind == storage.KindFilesystem {
 		if err := os.MkdirAll(filepath.Join(loc.Dir, filepath.FromSlash(storage.V2)), 0o755); err != nil {
 			return nil, err
 		}
 	}
-	return openSession(cmd.Context(), loc, rf, true, "restore", time.Now(), stdout, stderr)
+	return openSession(cmd.Context(), loc, rf, true, "restore", time.Now(), e)
 }
 
 // Close releases the lock and the store.
