@@ -13,7 +13,8 @@ import (
 // the sweep. Whatever a push during the run made reachable (a new tag, a
 // re-pointed tag, a new revision) is in b's keep set, so it drops out; what
 // dropped out is counted in Kept.ChangedDuringRun. Decisions, warnings and
-// doubts are a's; errors of either plan stay.
+// doubts are a's; errors of either plan stay. a is consumed: its lists are
+// filtered in place.
 func Intersect(a, b *Plan) *Plan {
 	out := *a
 	out.used = false
@@ -85,14 +86,15 @@ func Intersect(a, b *Plan) *Plan {
 func packed(r RepoIndex, id walker.ID) uint64 { return uint64(uint32(r))<<32 | uint64(id) }
 
 // keepSorted is keepIn for keys that are numbers: b's keys are sorted and
-// searched, 8 bytes an item.
+// searched, 8 bytes an item, and a is filtered in place: these lists hold
+// a million items on a large registry, and a is consumed.
 func keepSorted[T any](a, b []T, keyA, keyB func(T) uint64, dropped *int) []T {
 	in := make([]uint64, len(b))
 	for i, x := range b {
 		in[i] = keyB(x)
 	}
 	slices.Sort(in)
-	var out []T
+	out := a[:0]
 	for _, x := range a {
 		if _, ok := slices.BinarySearch(in, keyA(x)); ok {
 			out = append(out, x)

@@ -19,7 +19,9 @@ type Options struct {
 	Jobs int
 	// Recheck, when set, is an earlier walk of the same store: only the
 	// repository tree is listed again, the blobs are taken from Recheck,
-	// and manifests it read are not read again. A run rechecks its tags
+	// and manifests it read are not read again (both inventories share
+	// their digest table and their map of manifests, to which the recheck
+	// adds). A run rechecks its tags
 	// and revisions this way just before it deletes anything.
 	Recheck *Inventory
 	// ReadLinks reads every layer link and tag history entry too (a walk
@@ -132,9 +134,10 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 		w.inv.Digests = old.Digests
 		w.inv.Multipart = old.Multipart // listed with the blobs, not rechecked
 		w.inv.Stats.Blobs, w.inv.Stats.BlobBytes = old.Stats.Blobs, old.Stats.BlobBytes
-		for d, m := range old.Manifests {
-			w.inv.Manifests[d] = m
-		}
+		// The manifests read are shared, not copied: the recheck adds those
+		// it reads to the earlier inventory's map too (a million-manifest
+		// map is tens of megabytes).
+		w.inv.Manifests = old.Manifests
 		for _, p := range old.Problems {
 			if strings.HasPrefix(p.Path, storage.BlobsDir()+"/") {
 				w.inv.Problems = append(w.inv.Problems, p)
