@@ -231,12 +231,3 @@ func (t *Digests) Intern(d storage.Digest) ID {
 	t.ids[d] = id
 	return id
 }
-
-// Less orders IDs by their digests.
-func (t *Digests) Compare(a, b ID) int {
-	na := ID(len(t.sums))
-	if a <= na && b <= na {
-		return cmp.Compare(a, b)
-	}
-	return t.Digest(a).Compare(t.Digest(b))
-}
