@@ -32,13 +32,7 @@ func BenchmarkCompute(b *testing.B) {
 	var retained uint64
 	for b.Loop() {
 		plan = nil
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		plan = mark.Compute(inv, opts)
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		retained = after.HeapAlloc - min(before.HeapAlloc, after.HeapAlloc)
+		plan, retained = storagetest.RetainedHeap(func() *mark.Plan { return mark.Compute(inv, opts) })
 	}
 	if plan.Err != nil || len(plan.Blobs) == 0 {
 		b.Fatalf("plan deletes %d blobs: %v", len(plan.Blobs), plan.Err)

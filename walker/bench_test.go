@@ -30,16 +30,13 @@ func BenchmarkWalk(b *testing.B) {
 	var retained uint64
 	for b.Loop() {
 		inv = nil
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		inv, err = walker.Walk(ctx, store, walker.Options{Jobs: 8}, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		retained = after.HeapAlloc - min(before.HeapAlloc, after.HeapAlloc)
+		inv, retained = storagetest.RetainedHeap(func() *walker.Inventory {
+			inv, err := walker.Walk(ctx, store, walker.Options{Jobs: 8}, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return inv
+		})
 	}
 	n := float64(Objects(inv))
 	b.ReportMetric(n, "objects")
@@ -80,22 +77,19 @@ func TestInventoryHeapPerObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	runtime.GC()
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	inv, err := walker.Walk(context.Background(), store, walker.Options{Jobs: 4}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
+	inv, retained := storagetest.RetainedHeap(func() *walker.Inventory {
+		inv, err := walker.Walk(context.Background(), store, walker.Options{Jobs: 4}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inv
+	})
 	n := Objects(inv)
-	perObject := float64(after.HeapAlloc-min(before.HeapAlloc, after.HeapAlloc)) / float64(n)
+	perObject := float64(retained) / float64(n)
 	t.Logf("%d objects, %.1f bytes of heap each", n, perObject)
 	if perObject > 80 {
 		t.Errorf("the inventory takes %.1f bytes of heap per stored object, want at most 80", perObject)
 	}
-	runtime.KeepAlive(inv)
 }
 
 // Objects counts the stored objects an inventory accounts for: blobs,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"testing"
 
@@ -52,4 +53,18 @@ func Generate(tb testing.TB, root string, blobs int) {
 	if _, err := reg.Write(context.Background(), root, 4); err != nil {
 		tb.Fatalf("generate %d blobs into %s: %v", blobs, root, err)
 	}
+}
+
+// RetainedHeap runs f and returns what it returns with the bytes of heap
+// that keeps alive, measured between two collections: the figure a
+// process's peak RSS follows when what f builds lives long.
+func RetainedHeap[T any](f func() T) (T, uint64) {
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	v := f()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(v)
+	return v, after.HeapAlloc - min(before.HeapAlloc, after.HeapAlloc)
 }
