@@ -65,13 +65,13 @@ func (r *Result) Incomplete() bool {
 
 // An op is one key to delete, named by its place in the plan: kind is the
 // plan list, index the item in it, sub the key within the item (a tag's
-// history entry, an upload's key). A phase holds an op for each of its
-// keys, a million on a large registry, so an op is 12 bytes with no pointer
-// for the garbage collector to scan; the key is made when its batch is sent
-// and the repository, size and counts are read from the plan when its
-// result comes back (a key, a repository name, a reason and a closure per
-// key took some 180 bytes). int32 indexes, like mark.RepoIndex: a plan list
-// never holds 2^31 items.
+// history entry, an upload's key). Ops stream from the plan into batches,
+// so only the batches in flight exist, never a phase (a million keys on a
+// large registry): the key is made when its batch is sent, and the
+// repository, size and counts are read from the plan when its result comes
+// back (a key, a repository name, a reason and a closure for every key of
+// every phase took some 180 bytes a key). int32 indexes, like
+// mark.RepoIndex: a plan list never holds 2^31 items.
 type op struct {
 	kind  opKind
 	index int32
@@ -294,16 +294,6 @@ func phaseLen(plan *mark.Plan, ph int) int {
 	return n
 }
 
-// buildPhase returns the ops of phase ph, in a slice of exactly their
-// number: a phase's ops are the largest thing a sweep allocates.
-func buildPhase(plan *mark.Plan, ph int) []op {
-	ops := make([]op, 0, phaseLen(plan, ph))
-	for o := range phaseOps(plan, ph) {
-		ops = append(ops, o)
-	}
-	return ops
-}
-
 // key returns the key o deletes.
 func (o op) key(p *mark.Plan) string {
 	switch o.kind {
@@ -451,9 +441,8 @@ func (s *sweeper) run(ctx context.Context, ph int) error {
 		s.res.Interrupted = true
 		return nil
 	}
-	// Built here and dropped on return: only one phase's ops exist at once.
-	ops := buildPhase(s.plan, ph)
 	p := s.plan
+	n := phaseLen(p, ph)
 	done := func(o op, key string, err error) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
@@ -476,20 +465,23 @@ func (s *sweeper) run(ctx context.Context, ph int) error {
 	if !s.store.FlatListing() {
 		// One system call a key: spread the keys over every job. A store
 		// with request batches (S3) gets full batches, fewer requests.
-		size = min(size, max(1, (len(ops)+jobs-1)/jobs))
+		size = min(size, max(1, (n+jobs-1)/jobs))
 	}
 	// Keys run to the store through a context that outlives the caller's,
 	// so that a delete in flight completes; no new batch starts after ctx ends.
+	// The phase's ops stream into batches: at most Jobs batches exist at
+	// once, never the phase (a million ops on a large registry).
 	g := new(errgroup.Group)
 	g.SetLimit(jobs)
-	for start := 0; start < len(ops); start += size {
+	batch := make([]op, 0, size)
+	send := func() bool {
 		if ctx.Err() != nil {
 			s.mu.Lock()
 			s.res.Interrupted = true
 			s.mu.Unlock()
-			break
+			return false
 		}
-		batch := ops[start:min(start+size, len(ops))]
+		batch := batch
 		g.Go(func() error {
 			if s.opts.DryRun {
 				// Nothing fails, so no key is needed.
@@ -513,6 +505,18 @@ func (s *sweeper) run(ctx context.Context, ph int) error {
 			})
 			return nil
 		})
+		return true
+	}
+	for o := range phaseOps(p, ph) {
+		if batch = append(batch, o); len(batch) == size {
+			if !send() {
+				break
+			}
+			batch = make([]op, 0, size)
+		}
+	}
+	if len(batch) > 0 && len(batch) < size {
+		send()
 	}
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("sweep: %w", err)

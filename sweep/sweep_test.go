@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"unsafe"
 
 	"github.com/regsweep/regsweep/mark"
 	"github.com/regsweep/regsweep/storage"
@@ -257,12 +256,5 @@ func TestExecuteCountsEachItemOnce(t *testing.T) {
 	}
 	if res.Total.Tags != 1 || res.Repos["app"].Tags != 0 || len(res.Failed) != 1 || res.BlobsSkipped != 2 {
 		t.Errorf("after a failed current link: %+v, failed %v, blobs skipped %d", res.Total, res.Failed, res.BlobsSkipped)
-	}
-}
-
-func TestOpIsSmall(t *testing.T) {
-	// A phase holds one op a key, a million on a large registry.
-	if n := unsafe.Sizeof(op{}); n > 12 {
-		t.Errorf("an op takes %d bytes, want at most 12", n)
 	}
 }
