@@ -67,7 +67,7 @@ drill on a restored copy.`,
 	fl.BoolVar(&asJSON, "json", false, "write the report as JSON")
 	fl.BoolVar(&asMark, "markdown", false, "write the report as Markdown (headings and tables, for a ticket)")
 	rf.loc.register(fl)
-	fl.IntVar(&rf.jobs, "jobs", 0, "storage operations and blob hashes at once (default: 8 per CPU on a filesystem, 64 on S3)")
+	fl.IntVar(&rf.jobs, "jobs", 0, "storage operations and blob hashes at once (default 64)")
 	fl.BoolVarP(&rf.quiet, "quiet", "q", false, "no progress output")
 	fl.StringVar(&rf.logFormat, "log-format", "text", "log lines as text or json")
 	return cmd

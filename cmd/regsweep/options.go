@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"runtime"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -107,7 +106,7 @@ type runFlags struct {
 
 func (r *runFlags) register(fl *pflag.FlagSet, deletes bool) {
 	r.loc.register(fl)
-	fl.IntVar(&r.jobs, "jobs", 0, "storage operations at once (default: 8 per CPU on a filesystem, 64 on S3)")
+	fl.IntVar(&r.jobs, "jobs", 0, "storage operations at once (default 64)")
 	fl.BoolVarP(&r.quiet, "quiet", "q", false, "no progress output")
 	fl.BoolVarP(&r.verbose, "verbose", "v", false, "list every tag decision of the policy")
 	fl.StringArrayVar(&r.reports, "report", nil, "also write the report to `FILE` (repeatable)")
@@ -141,16 +140,20 @@ func (r *runFlags) check() error {
 	return nil
 }
 
-// jobsFor is --jobs, or the default for the backend: local deletes are
-// disk-bound, S3 requests wait on the network.
-func (r *runFlags) jobsFor(loc storage.Location) int {
-	switch {
-	case r.jobs > 0:
+// defaultJobs is how many storage operations run at once unless --jobs
+// says otherwise, on every backend: what limits a walk or a sweep is how
+// many requests the storage serves at once, not the CPUs. S3 requests wait
+// on the network; a filesystem's wait on its disk when the tree is not in
+// the page cache: a cold dry run of a 1M-blob registry on a virtio disk took
+// 174 s with 16 jobs and 99 s with 64, the same 3.5 s either way when warm.
+const defaultJobs = 64
+
+// jobsFor is --jobs, or the default.
+func (r *runFlags) jobsFor() int {
+	if r.jobs > 0 {
 		return r.jobs
-	case loc.Kind == storage.KindS3:
-		return 64
 	}
-	return 8 * runtime.NumCPU()
+	return defaultJobs
 }
 
 // writeReports writes every --report file in its format.

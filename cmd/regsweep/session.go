@@ -47,7 +47,7 @@ func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock b
 	if rf.logFormat == "json" {
 		h = slog.NewJSONHandler(e.stderr, hopts)
 	}
-	s := &session{ctx: ctx, flags: rf, loc: loc, stdout: e.stdout, stderr: e.stderr, log: slog.New(h), startedAt: startedAt, jobs: rf.jobsFor(loc)}
+	s := &session{ctx: ctx, flags: rf, loc: loc, stdout: e.stdout, stderr: e.stderr, log: slog.New(h), startedAt: startedAt, jobs: rf.jobsFor()}
 	store, closeStore, err := open(ctx, loc, e.wrapStore)
 	if err != nil {
 		return nil, err
