@@ -25,8 +25,7 @@ func BenchmarkCompute(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s := inv.Stats
-	n := float64(s.Blobs + s.Revisions + s.LayerLinks + s.TagIndexEntries + s.Tags)
+	n := float64(inv.Objects())
 	opts := mark.Options{DeleteUntagged: true, StartedAt: time.Now(), Compact: mark.CompactAll}
 	var plan *mark.Plan
 	var retained uint64

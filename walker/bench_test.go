@@ -38,7 +38,7 @@ func BenchmarkWalk(b *testing.B) {
 			return inv
 		})
 	}
-	n := float64(Objects(inv))
+	n := float64(inv.Objects())
 	b.ReportMetric(n, "objects")
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/object")
 	b.ReportMetric(float64(retained)/n, "heap-B/object")
@@ -84,23 +84,10 @@ func TestInventoryHeapPerObject(t *testing.T) {
 		}
 		return inv
 	})
-	n := Objects(inv)
+	n := inv.Objects()
 	perObject := float64(retained) / float64(n)
 	t.Logf("%d objects, %.1f bytes of heap each", n, perObject)
 	if perObject > 80 {
 		t.Errorf("the inventory takes %.1f bytes of heap per stored object, want at most 80", perObject)
 	}
-}
-
-// Objects counts the stored objects an inventory accounts for: blobs,
-// links, tags and upload files.
-func Objects(inv *walker.Inventory) int {
-	s := inv.Stats
-	n := s.Blobs + s.Revisions + s.LayerLinks + s.TagIndexEntries + s.Tags
-	for _, r := range inv.Repos {
-		for _, u := range r.Uploads {
-			n += len(u.Keys)
-		}
-	}
-	return n
 }

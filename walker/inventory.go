@@ -178,6 +178,20 @@ type Problem struct {
 	Err  error
 }
 
+// Objects counts the stored objects the inventory accounts for: blobs,
+// links, tags and upload files (the unit of the benchmarks' per-object
+// figures).
+func (inv *Inventory) Objects() int {
+	s := inv.Stats
+	n := s.Blobs + s.Revisions + s.LayerLinks + s.TagIndexEntries + s.Tags
+	for _, r := range inv.Repos {
+		for _, u := range r.Uploads {
+			n += len(u.Keys)
+		}
+	}
+	return n
+}
+
 // Repo returns the repository of that name, or nil.
 func (inv *Inventory) Repo(name string) *Repo {
 	i := sort.Search(len(inv.Repos), func(i int) bool { return inv.Repos[i].Name >= name })
