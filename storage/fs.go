@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strings"
 	"syscall"
 )
 
@@ -261,9 +262,23 @@ func (f *FS) Delete(ctx context.Context, keys []string, done func(string, error)
 			done(key, f.wrap("delete", key, err))
 			continue
 		}
-		f.pruneEmpty(path.Dir(key), cache)
+		f.pruneEmpty(keyDir(key), cache)
 		done(key, nil)
 	}
+}
+
+// keyDir is path.Dir for the clean keys the sweep makes, without path.Clean's
+// work (a sweep calls it several times a key).
+func keyDir(key string) string {
+	if i := strings.LastIndexByte(key, '/'); i >= 0 {
+		return key[:i]
+	}
+	return "."
+}
+
+// keyBase is path.Base for clean keys.
+func keyBase(key string) string {
+	return key[strings.LastIndexByte(key, '/')+1:]
 }
 
 // pruneEmpty removes dir and its parents while they are empty and not fixed
@@ -273,7 +288,7 @@ func (f *FS) pruneEmpty(dir string, cache dirFDs) {
 		if err := f.remove(dir, true, cache); err != nil {
 			return
 		}
-		dir = path.Dir(dir)
+		dir = keyDir(dir)
 	}
 }
 
@@ -320,7 +335,7 @@ func (f *FS) RemoveEmptyDirs(ctx context.Context, dir string) error {
 	if err := f.remove(dir, true, nil); err != nil {
 		return nil // not empty: a file or a nested repository stays
 	}
-	f.pruneEmpty(path.Dir(dir), nil)
+	f.pruneEmpty(keyDir(dir), nil)
 	return nil
 }
 

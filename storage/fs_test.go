@@ -170,3 +170,40 @@ func TestFSStatChildrenMatchesStat(t *testing.T) {
 		}
 	}
 }
+
+// TestFSDeleteNeverFollowsASymlinkedFolder deletes keys whose own folder is
+// a symlink, on the fast path (which unlinks "folder/file" from the folder
+// above after checking the folder) and on os.Root's: the target stays, the
+// key fails, and a real folder next to it in the same batch still goes.
+func TestFSDeleteNeverFollowsASymlinkedFolder(t *testing.T) {
+	ctx := context.Background()
+	for _, fast := range []bool{true, false} {
+		root, outside := t.TempDir(), t.TempDir()
+		dir := V2 + "/blobs/sha256/ab"
+		writeFile(t, outside, "data", "secret")
+		writeFile(t, root, dir+"/ab01/data", "blob")
+		writeFile(t, root, dir+"/ab03/data", "blob")
+		if err := os.Symlink(outside, filepath.Join(root, dir, "ab02")); err != nil {
+			t.Fatal(err)
+		}
+		f, err := OpenFS(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.fast = f.fast && fast
+		errs := map[string]error{}
+		f.Delete(ctx, []string{dir + "/ab01/data", dir + "/ab02/data", dir + "/ab03/data"}, func(k string, err error) { errs[k] = err })
+		f.Close()
+		if _, err := os.Stat(filepath.Join(outside, "data")); err != nil {
+			t.Errorf("fast %v: the symlinked folder's file was deleted: %v", fast, err)
+		}
+		if errs[dir+"/ab02/data"] == nil {
+			t.Errorf("fast %v: delete through a symlinked folder reported no error", fast)
+		}
+		for _, gone := range []string{dir + "/ab01", dir + "/ab03"} {
+			if _, err := os.Lstat(filepath.Join(root, gone)); !os.IsNotExist(err) || errs[gone+"/data"] != nil {
+				t.Errorf("fast %v: %s: still there (%v) or failed (%v)", fast, gone, err, errs[gone+"/data"])
+			}
+		}
+	}
+}

@@ -174,31 +174,66 @@ func (c dirFDs) close() {
 }
 
 // fastRemove removes a file, or an empty folder when dir is set. With a
-// cache, the parent folder stays open in it for the next key.
+// cache, the folder above the file's stays open in it for the next key,
+// and a file is unlinked through its folder's name ("hex/data" relative to
+// the prefix folder): the folder is checked with one fstatat not to be a
+// symlink first, instead of being opened (openat2, close) for each file.
+// Deleting a blob is then three system calls, not four, and no file to free.
 func (f *FS) fastRemove(key string, dir bool, cache dirFDs) error {
-	parent := path.Dir(key)
-	pfd, ok := cache[parent]
-	if !ok {
-		var err error
-		if pfd, err = beneath(f.dirfd, parent, unix.O_PATH|unix.O_DIRECTORY); err != nil {
+	parent := keyDir(key)
+	if _, ok := cache[parent]; !ok && !dir && cache != nil && !IsFixedDir(parent) {
+		gfd, err := cache.open(f, keyDir(parent))
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		name := keyBase(parent)
+		if err := unix.Fstatat(gfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return osErr(err)
 		}
-		if cache != nil {
-			cache[parent] = pfd
-		} else {
-			defer unix.Close(pfd)
+		switch modeOf(&st) {
+		case fs.ModeDir:
+		case fs.ModeSymlink:
+			return errors.New("symlink in path: not followed")
+		default:
+			return fs.ErrNotExist // a file where the folder was: as openat2 says
 		}
+		return osErr(unix.Unlinkat(gfd, name+"/"+keyBase(key), 0))
+	}
+	pfd, err := cache.open(f, parent)
+	if err != nil {
+		return err
+	}
+	if cache == nil {
+		defer unix.Close(pfd)
 	}
 	flags := 0
 	if dir {
 		flags = unix.AT_REMOVEDIR
 	}
-	err := unix.Unlinkat(pfd, path.Base(key), flags)
+	err = unix.Unlinkat(pfd, keyBase(key), flags)
 	if fd, ok := cache[key]; ok && dir && err == nil {
 		unix.Close(fd) // the folder is gone
 		delete(cache, key)
 	}
 	return osErr(err)
+}
+
+// open returns the folder dir's descriptor (O_PATH), from the cache or
+// resolved without symlinks and then cached; with a nil cache the caller
+// closes it.
+func (c dirFDs) open(f *FS, dir string) (int, error) {
+	if fd, ok := c[dir]; ok {
+		return fd, nil
+	}
+	fd, err := beneath(f.dirfd, dir, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return -1, osErr(err)
+	}
+	if c != nil {
+		c[dir] = fd
+	}
+	return fd, nil
 }
 
 // readErr is osErr for reads and listings, where a file in place of a

@@ -128,7 +128,17 @@ func IsFixedDir(dir string) bool {
 	if dir == V2 || !strings.HasPrefix(dir, V2+"/") {
 		return true // the layout's root and anything outside it
 	}
-	rest := strings.Split(dir[len(V2)+1:], "/")
+	// Split on the stack: a sweep asks this for every key it deletes.
+	var buf [16]string
+	rest := buf[:0]
+	for s := dir[len(V2)+1:]; ; {
+		i := strings.IndexByte(s, '/')
+		if i < 0 {
+			rest = append(rest, s)
+			break
+		}
+		rest, s = append(rest, s[:i]), s[i+1:]
+	}
 	switch rest[0] {
 	case dirBlobs:
 		return len(rest) <= 3

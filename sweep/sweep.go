@@ -226,66 +226,67 @@ var phaseNames = [numPhases]string{"tag", "tag", "history", "manifest", "layer l
 // definition of a phase: Execute counts and builds phases from it, one at a
 // time, and Entries lists them.
 func phaseOps(plan *mark.Plan, ph int) iter.Seq[op] {
+	return phaseOpsFrom(plan, ph, 0)
+}
+
+// phaseOpsFrom is phaseOps without its first from ops, skipped without
+// being made: each of a sweep's jobs starts at its own part of a phase.
+func phaseOpsFrom(plan *mark.Plan, ph int, from int) iter.Seq[op] {
 	return func(yield func(op) bool) {
+		skip := from
+		// each yields kind's ops (i, j), j < inner(i), after skipping; it
+		// reports whether to go on. A nil inner is one op an entry.
+		each := func(kind opKind, n int, inner func(int) int) bool {
+			if inner == nil {
+				for i := skip; i < n; i++ {
+					if !yield(op{kind, int32(i), 0}) {
+						return false
+					}
+				}
+				skip = max(0, skip-n)
+				return true
+			}
+			for i := range n {
+				m := inner(i)
+				if skip >= m {
+					skip -= m
+					continue
+				}
+				for j := skip; j < m; j++ {
+					if !yield(op{kind, int32(i), int32(j)}) {
+						return false
+					}
+				}
+				skip = 0
+			}
+			return true
+		}
 		switch ph {
 		case phaseTagCurrent:
-			for i := range plan.Tags {
-				if plan.Tags[i].HasCurrent && !yield(op{kindTagCurrent, int32(i), 0}) {
-					return
+			each(kindTagCurrent, len(plan.Tags), func(i int) int {
+				if plan.Tags[i].HasCurrent {
+					return 1
 				}
-			}
+				return 0
+			})
 		case phaseTagHistory:
-			for i := range plan.Tags {
-				for j := range plan.Tags[i].Index {
-					if !yield(op{kindTagHistory, int32(i), int32(j)}) {
-						return
-					}
-				}
-			}
+			each(kindTagHistory, len(plan.Tags), func(i int) int { return len(plan.Tags[i].Index) })
 		case phaseHistory:
-			for i := range plan.Revisions {
-				for j := range plan.Revisions[i].TagIndex {
-					if !yield(op{kindRevisionIndex, int32(i), int32(j)}) {
-						return
-					}
-				}
-			}
-			for i := range plan.OrphanIndex {
-				if !yield(op{kindOrphanIndex, int32(i), 0}) {
-					return
-				}
+			if each(kindRevisionIndex, len(plan.Revisions), func(i int) int { return len(plan.Revisions[i].TagIndex) }) {
+				each(kindOrphanIndex, len(plan.OrphanIndex), nil)
 			}
 		case phaseRevisions:
-			for i := range plan.Revisions {
-				if !yield(op{kindRevision, int32(i), 0}) {
-					return
-				}
-			}
+			each(kindRevision, len(plan.Revisions), nil)
 		case phaseLayerLinks:
-			for i := range plan.LayerLinks {
-				if !yield(op{kindLayerLink, int32(i), 0}) {
-					return
-				}
-			}
+			each(kindLayerLink, len(plan.LayerLinks), nil)
 		case phaseUploads:
-			for i := range plan.Uploads {
-				for j := range plan.Uploads[i].Keys {
-					if !yield(op{kindUpload, int32(i), int32(j)}) {
-						return
-					}
-				}
-			}
+			each(kindUpload, len(plan.Uploads), func(i int) int { return len(plan.Uploads[i].Keys) })
 		case phaseBlobs:
-			for i := range plan.Blobs {
-				if !yield(op{kindBlob, int32(i), 0}) {
-					return
-				}
-			}
+			each(kindBlob, len(plan.Blobs), nil)
 		}
 	}
 }
 
-// phaseLen is the number of keys of phase ph, counted without building it.
 func phaseLen(plan *mark.Plan, ph int) int {
 	n := 0
 	for range phaseOps(plan, ph) {
@@ -467,56 +468,72 @@ func (s *sweeper) run(ctx context.Context, ph int) error {
 		// with request batches (S3) gets full batches, fewer requests.
 		size = min(size, max(1, (n+jobs-1)/jobs))
 	}
+	// Each job deletes its own contiguous part of the phase, a batch at a
+	// time. The phase is sorted by path, so jobs at once work in folders far
+	// apart: on a filesystem, jobs on neighbouring batches would queue on the
+	// same folder's lock (a blob prefix folder holds ~1/256 of the blobs).
+	// Parts are whole batches: the batch count, and the requests to a
+	// store with batched deletes, are what one sequence of batches makes.
 	// Keys run to the store through a context that outlives the caller's,
-	// so that a delete in flight completes; no new batch starts after ctx ends.
-	// The phase's ops stream into batches: at most Jobs batches exist at
-	// once, never the phase (a million ops on a large registry).
-	g := new(errgroup.Group)
-	g.SetLimit(jobs)
-	batch := make([]op, 0, size)
-	send := func() bool {
-		if ctx.Err() != nil {
-			s.mu.Lock()
-			s.res.Interrupted = true
-			s.mu.Unlock()
+	// so that a delete in flight completes; no new batch starts after ctx
+	// ends. Ops stream from the plan into batches: at most Jobs batches
+	// exist at once, never the phase (a million ops on a large registry).
+	batches := (n + size - 1) / size
+	parts := min(jobs, batches)
+	if parts == 0 {
+		return nil
+	}
+	per := (batches + parts - 1) / parts * size // ops a part
+	deleteBatch := func(batch []op) {
+		if s.opts.DryRun {
+			// Nothing fails, so no key is needed.
+			for _, o := range batch {
+				done(o, "", nil)
+			}
+			return
+		}
+		keys := make([]string, len(batch))
+		byKey := make(map[string]op, len(batch))
+		for i, o := range batch {
+			keys[i] = o.key(p)
+			byKey[keys[i]] = o
+		}
+		s.store.Delete(context.WithoutCancel(ctx), keys, func(key string, err error) {
+			// A store answering for a key it was not given gets the
+			// zero op, kindNone, which counts nothing.
+			done(byKey[key], key, err)
+		})
+	}
+	interrupted := func() bool {
+		if ctx.Err() == nil {
 			return false
 		}
-		batch := batch
-		g.Go(func() error {
-			if s.opts.DryRun {
-				// Nothing fails, so no key is needed.
-				for _, o := range batch {
-					done(o, "", nil)
-				}
-				return nil
-			}
-			// The keys of a batch exist while it runs, at most Jobs
-			// batches' worth at once.
-			keys := make([]string, len(batch))
-			byKey := make(map[string]op, len(batch))
-			for i, o := range batch {
-				keys[i] = o.key(p)
-				byKey[keys[i]] = o
-			}
-			s.store.Delete(context.WithoutCancel(ctx), keys, func(key string, err error) {
-				// A store answering for a key it was not given gets the
-				// zero op, kindNone, which counts nothing.
-				done(byKey[key], key, err)
-			})
-			return nil
-		})
+		s.mu.Lock()
+		s.res.Interrupted = true
+		s.mu.Unlock()
 		return true
 	}
-	for o := range phaseOps(p, ph) {
-		if batch = append(batch, o); len(batch) == size {
-			if !send() {
-				break
+	g := new(errgroup.Group)
+	for from := 0; from < n; from += per {
+		g.Go(func() error {
+			batch := make([]op, 0, size)
+			left := min(per, n-from)
+			for o := range phaseOpsFrom(p, ph, from) {
+				batch = append(batch, o)
+				if left--; len(batch) < size && left > 0 {
+					continue
+				}
+				if interrupted() {
+					return nil
+				}
+				deleteBatch(batch)
+				if left == 0 {
+					return nil
+				}
+				batch = batch[:0]
 			}
-			batch = make([]op, 0, size)
-		}
-	}
-	if len(batch) > 0 && len(batch) < size {
-		send()
+			return nil
+		})
 	}
 	if err := g.Wait(); err != nil {
 		return fmt.Errorf("sweep: %w", err)

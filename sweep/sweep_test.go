@@ -3,6 +3,7 @@ package sweep
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -256,5 +257,86 @@ func TestExecuteCountsEachItemOnce(t *testing.T) {
 	}
 	if res.Total.Tags != 1 || res.Repos["app"].Tags != 0 || len(res.Failed) != 1 || res.BlobsSkipped != 2 {
 		t.Errorf("after a failed current link: %+v, failed %v, blobs skipped %d", res.Total, res.Failed, res.BlobsSkipped)
+	}
+}
+
+func TestPhaseOpsFromIsASuffix(t *testing.T) {
+	p := fullPlan(t)
+	p.Tags = append(p.Tags, mark.Tag{Repo: "web", Name: "bare", Index: nil}, mark.Tag{Repo: "web", Name: "cur", HasCurrent: true})
+	for ph := range numPhases {
+		all := slices.Collect(phaseOps(p, ph))
+		for from := 0; from <= len(all)+1; from++ {
+			got := slices.Collect(phaseOpsFrom(p, ph, from))
+			want := all[min(from, len(all)):]
+			if !slices.Equal(got, want) {
+				t.Errorf("phase %d from %d: %v, want %v", ph, from, got, want)
+			}
+		}
+	}
+}
+
+// firstKeys is a store with batches of 10 that holds its first jobs
+// batches until all of them have started, recording their first keys.
+type firstKeys struct {
+	recorder
+	jobs    int
+	started sync.WaitGroup
+	mu      sync.Mutex
+	first   []string
+}
+
+func (f *firstKeys) BatchSize() int { return 10 }
+func (f *firstKeys) Delete(ctx context.Context, keys []string, done func(string, error)) {
+	f.mu.Lock()
+	wait := len(f.first) < f.jobs
+	if wait {
+		f.first = append(f.first, keys[0])
+		f.started.Done()
+	}
+	f.mu.Unlock()
+	if wait {
+		f.started.Wait()
+	}
+	f.recorder.Delete(ctx, keys, done)
+}
+
+func TestExecuteSpreadsJobsOverThePhase(t *testing.T) {
+	// 1000 blobs in batches of 10 over 4 jobs: each job deletes its own
+	// quarter of the sorted phase, so the batches running at once start 250
+	// keys apart (not 10: they would share folders); every key goes once,
+	// and a request-batching store still gets full batches.
+	blobs := map[storage.Digest]walker.Blob{}
+	for i := range 1000 {
+		d, err := storage.DigestFromHex("sha256", fmt.Sprintf("%064x", i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blobs[d] = walker.Blob{Size: 1}
+	}
+	p := &mark.Plan{Digests: walker.NewDigests(blobs)}
+	var keys []string
+	for id := range p.Digests.StoredBlobs() {
+		p.Blobs = append(p.Blobs, mark.Blob{ID: id, Repo: mark.NoRepo})
+		keys = append(keys, storage.BlobDataPath(p.Digest(id)))
+	}
+	fs := &firstKeys{jobs: 4}
+	fs.started.Add(4)
+	if _, err := Execute(context.Background(), fs, p, Options{Jobs: 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(fs.first)
+	if want := []string{keys[0], keys[250], keys[500], keys[750]}; !slices.Equal(fs.first, want) {
+		t.Errorf("first keys of the batches at once:\n%v\nwant\n%v", fs.first, want)
+	}
+	if len(fs.batches) != 100 || !slices.Equal(slices.Sorted(slices.Values(fs.deleted)), keys) {
+		t.Errorf("filesystem: %d batches, %d keys deleted, want 100 and each key once", len(fs.batches), len(fs.deleted))
+	}
+	flat := &recorder{flat: true}
+	p = &mark.Plan{Digests: p.Digests, Blobs: append(p.Blobs, p.Blobs...)} // 2000 ops: two full batches of 1000
+	if _, err := Execute(context.Background(), flat, p, Options{Jobs: 64}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(flat.batches, []int{1000, 1000}) {
+		t.Errorf("S3-like store: batches %v, want two of 1000", flat.batches)
 	}
 }
