@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // FS is a Store over a local folder, the filesystem driver's rootdirectory.
@@ -106,6 +107,51 @@ func (f *FS) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
 		return nil, f.wrap("list", dir, err)
 	}
 	return entriesOf(des), nil
+}
+
+// ReadDirTime implements DirTimer: the folder's time comes from the open
+// folder, before it is listed.
+func (f *FS) ReadDirTime(ctx context.Context, dir string) ([]Entry, time.Time, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, time.Time{}, err
+	}
+	d, err := f.openDir(dir)
+	if err != nil {
+		return nil, time.Time{}, f.wrap("list", dir, err)
+	}
+	defer d.Close()
+	fi, err := d.Stat()
+	if err != nil {
+		return nil, time.Time{}, f.wrap("stat", dir, err)
+	}
+	des, err := d.ReadDir(-1)
+	if err != nil {
+		return nil, time.Time{}, f.wrap("list", dir, err)
+	}
+	return entriesOf(des), fi.ModTime(), nil
+}
+
+// ModTimes implements DirTimer: one fstatat a name, relative to dir opened
+// once, where Stat would open, stat and close from the root.
+func (f *FS) ModTimes(ctx context.Context, dir string, names []string, fn func(int, time.Time, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if f.fast {
+		return f.fastModTimes(dir, names, fn)
+	}
+	for i, name := range names {
+		fi, err := f.root.Lstat(dir + "/" + name)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			fn(i, time.Time{}, nil)
+		case err != nil:
+			fn(i, time.Time{}, f.wrap("stat", dir+"/"+name, err))
+		default:
+			fn(i, fi.ModTime(), nil)
+		}
+	}
+	return nil
 }
 
 // entriesOf converts a listing, sorted by name.

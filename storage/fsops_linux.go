@@ -120,6 +120,29 @@ func (f *FS) fastStatChildren(dir, name string, fn func(Entry, Object, error) er
 	return nil
 }
 
+// fastModTimes stats names relative to dir, resolved once without symlinks.
+// A name's inner folders are not checked for symlinks: a recheck only
+// compares times, and a wrong time only makes it list again.
+func (f *FS) fastModTimes(dir string, names []string, fn func(int, time.Time, error)) error {
+	fd, err := beneath(f.dirfd, dir, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return f.wrap("stat", dir, readErr(err))
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	for i, name := range names {
+		switch err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err {
+		case nil:
+			fn(i, time.Unix(st.Mtim.Unix()), nil)
+		case unix.ENOENT, unix.ENOTDIR:
+			fn(i, time.Time{}, nil)
+		default:
+			fn(i, time.Time{}, f.wrap("stat", dir+"/"+name, osErr(err)))
+		}
+	}
+	return nil
+}
+
 // fastRead reads a regular file of at most limit bytes; size and mtime come
 // back even when the file is too large.
 func (f *FS) fastRead(key string, limit int64) (b []byte, size int64, mtime time.Time, mode fs.FileMode, err error) {

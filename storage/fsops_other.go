@@ -25,3 +25,7 @@ func (dirFDs) close() {}
 func (f *FS) fastStatChildren(string, string, func(Entry, Object, error) error) error {
 	panic("unreachable")
 }
+
+func (f *FS) fastModTimes(string, []string, func(int, time.Time, error)) error {
+	panic("unreachable")
+}

@@ -157,3 +157,21 @@ type ChildStatter interface {
 }
 
 var _ ChildStatter = (*FS)(nil)
+
+// DirTimer is implemented by stores with real folders, whose modification
+// time changes whenever an entry is added to or removed from them (a
+// filesystem). A recheck walk compares the times the first walk saw with
+// one stat each, and lists again only what changed, instead of listing and
+// reading every link of every repository twice.
+type DirTimer interface {
+	// ReadDirTime is ReadDir, with dir's modification time as it was just
+	// before the listing: a change after that time is not in the listing,
+	// and moves the time.
+	ReadDirTime(ctx context.Context, dir string) ([]Entry, time.Time, error)
+	// ModTimes calls fn with the modification time of each of names
+	// (relative to dir; files or folders, a final symlink not followed),
+	// in order; a missing name has the zero time and no error.
+	ModTimes(ctx context.Context, dir string, names []string, fn func(i int, t time.Time, err error)) error
+}
+
+var _ DirTimer = (*FS)(nil)

@@ -29,6 +29,8 @@ type Inventory struct {
 	Problems []Problem
 	// Stats counts what was listed and read.
 	Stats Stats
+	// StartedAt is when the walk began.
+	StartedAt time.Time
 }
 
 // Stats counts the walk's work.
@@ -131,7 +133,21 @@ type Repo struct {
 	// Unreadable says why part of the repository could not be listed. Its
 	// references are unknown: nothing may be swept on its account.
 	Unreadable error
+	// times are the modification times of its link folders as the walk
+	// listed them, for a recheck to tell whether anything changed; nil
+	// when the store has none or the repository is not plain (a problem,
+	// a digest algorithm other than sha256).
+	times *repoTimes
 }
+
+// repoTimes are the times of a repository's folders when they were listed,
+// absent for a missing one.
+type repoTimes struct {
+	revisions, revisions256, layers, layers256, tags, uploads Time
+}
+
+// absent stands for the time of a folder that does not exist.
+const absent Time = -1
 
 // Tag is one tag of a repository.
 type Tag struct {
@@ -144,6 +160,8 @@ type Tag struct {
 	// Index is the tag's history: every manifest it ever pointed at.
 	Index []ID
 	Err   error
+	// indexTimes are the times of index and index/sha256 (see Repo.times).
+	indexTimes [2]Time
 }
 
 // Link is a revision or layer link, 24 bytes with no pointer: an inventory

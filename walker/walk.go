@@ -38,6 +38,10 @@ const maxLinkSize = 256
 // walk holds the state of one Walk; its maps are guarded by mu.
 type walk struct {
 	store storage.Store
+	// timer is the store's folder times, or nil; old is the walk being
+	// rechecked, or nil.
+	timer storage.DirTimer
+	old   *Inventory
 	ctr   storage.Counter
 	pool  *pool
 
@@ -54,6 +58,8 @@ type walk struct {
 	otherBlobs  map[storage.Digest]Blob
 	blobPending int
 	parked      []*rawRepo
+	// nProblems counts the problems met so far.
+	nProblems int
 }
 
 // rawRepo is a repository as listed, its digests not yet IDs.
@@ -123,10 +129,13 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 		inv: &Inventory{
 			Location:  store.String(),
 			Manifests: make(map[ID]*Manifest),
+			StartedAt: time.Now(),
 		},
+		old:        opts.Recheck,
 		otherBlobs: map[storage.Digest]Blob{},
 	}
 	jobs := max(opts.Jobs, 1)
+	w.timer, _ = store.(storage.DirTimer)
 	if opts.ReadLinks && store.FlatListing() {
 		w.linkETags = make(map[string]string)
 	}
@@ -295,6 +304,7 @@ func (w *walk) resolve(raw *rawRepo) *Repo {
 func (w *walk) problem(p string, err error) {
 	w.mu.Lock()
 	w.inv.Problems = append(w.inv.Problems, Problem{Path: p, Err: err})
+	w.nProblems++
 	w.mu.Unlock()
 }
 
@@ -458,6 +468,12 @@ func (w *walk) repoDir(ctx context.Context, rel string) error {
 		// still count as references, so its blobs are kept.
 		w.problem(dir, fmt.Errorf("%w: listed as a foreign repository, nothing in it is deleted", err))
 	}
+	if w.old != nil {
+		if old := w.old.Repo(rel); old != nil && w.unchanged(ctx, old) {
+			w.addRepo(old, true)
+			return nil
+		}
+	}
 	return w.repo(ctx, rel)
 }
 
@@ -485,6 +501,11 @@ func (w *walk) addRepo(r *Repo, count bool) {
 func (w *walk) repo(ctx context.Context, name string) error {
 	r := &Repo{Name: name}
 	raw := &rawRepo{repo: r}
+	w.mu.Lock()
+	problems := w.nProblems
+	w.mu.Unlock()
+	var times repoTimes
+	plain := true
 	fail := func(p string, err error) {
 		if ctx.Err() != nil {
 			return
@@ -494,7 +515,8 @@ func (w *walk) repo(ctx context.Context, name string) error {
 			r.Unreadable = fmt.Errorf("%s: %w", p, err)
 		}
 	}
-	revs, err := w.linkDigests(ctx, storage.RevisionsDir(name))
+	revs, revTimes, ok, err := w.linkDigests(ctx, storage.RevisionsDir(name))
+	times.revisions, times.revisions256, plain = revTimes[0], revTimes[1], plain && ok
 	if err != nil {
 		fail(storage.RevisionsDir(name), err)
 	}
@@ -521,10 +543,12 @@ func (w *walk) repo(ctx context.Context, name string) error {
 			raw.revisions = append(raw.revisions, newRawLink(d, TimeOf(mt)))
 		}
 	}
-	if err := w.tags(ctx, raw); err != nil {
+	if times.tags, ok, err = w.tags(ctx, raw); err != nil {
 		fail(storage.TagsDir(name), err)
 	}
-	layers, err := w.linkDigests(ctx, storage.LayersDir(name))
+	plain = plain && ok
+	layers, layerTimes, ok, err := w.linkDigests(ctx, storage.LayersDir(name))
+	times.layers, times.layers256, plain = layerTimes[0], layerTimes[1], plain && ok
 	if err != nil {
 		fail(storage.LayersDir(name), err)
 	}
@@ -544,39 +568,54 @@ func (w *walk) repo(ctx context.Context, name string) error {
 		}
 		raw.layers = append(raw.layers, l)
 	}
-	if err := w.uploads(ctx, r); err != nil {
+	if times.uploads, err = w.uploads(ctx, r); err != nil {
 		fail(storage.UploadsDir(name), err)
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	w.mu.Lock()
+	if plain && w.timer != nil && w.nProblems == problems {
+		r.times = &times
+	}
+	w.mu.Unlock()
 	w.finishRepo(raw, true)
 	return nil
 }
 
-// linkDigests lists <dir>/<alg>/<hex> folders; a missing dir is empty.
-func (w *walk) linkDigests(ctx context.Context, dir string) ([]storage.Digest, error) {
-	algs, err := w.store.ReadDir(ctx, dir)
+// linkDigests lists <dir>/<alg>/<hex> folders; a missing dir is empty. It
+// returns the times of dir and dir/sha256 (see list), and whether sha256
+// is the only algorithm there.
+func (w *walk) linkDigests(ctx context.Context, dir string) ([]storage.Digest, [2]Time, bool, error) {
+	times := [2]Time{absent, absent}
+	algs, at, err := w.list(ctx, dir)
 	if storage.IsNotFound(err) {
-		return nil, nil
+		return nil, times, true, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, times, false, err
 	}
+	times[0] = at
+	plain := true
 	var out []storage.Digest
 	for _, a := range algs {
 		if _, ok := storage.AlgorithmFromString(a.Name); !ok || a.Type != storage.TypeDir {
 			w.problem(dir+"/"+a.Name, errors.New("not a digest algorithm folder: left alone"))
 			continue
 		}
-		entries, err := w.store.ReadDir(ctx, dir+"/"+a.Name)
+		entries, at, err := w.list(ctx, dir+"/"+a.Name)
 		if err != nil {
-			return nil, err
+			return nil, times, false, err
+		}
+		if a.Name == storage.SHA256.String() {
+			times[1] = at
+		} else {
+			plain = false
 		}
 		for _, e := range entries {
 			if e.Type == storage.TypeOther {
 				// A revision, tag or link the registry would follow.
-				return nil, fmt.Errorf("%s/%s/%s: symlink or special file: not followed", dir, a.Name, e.Name)
+				return nil, times, false, fmt.Errorf("%s/%s/%s: symlink or special file: not followed", dir, a.Name, e.Name)
 			}
 			d, err := storage.DigestFromHex(a.Name, e.Name)
 			if err == nil && e.Type != storage.TypeDir {
@@ -589,7 +628,21 @@ func (w *walk) linkDigests(ctx context.Context, dir string) ([]storage.Digest, e
 			out = append(out, d)
 		}
 	}
-	return out, nil
+	return out, times, plain, nil
+}
+
+// list is ReadDir, with dir's time when the store has folder times: absent
+// when dir is missing, 0 when the store has none.
+func (w *walk) list(ctx context.Context, dir string) ([]storage.Entry, Time, error) {
+	if w.timer == nil {
+		entries, err := w.store.ReadDir(ctx, dir)
+		return entries, 0, err
+	}
+	entries, at, err := w.timer.ReadDirTime(ctx, dir)
+	if err != nil {
+		return nil, absent, err
+	}
+	return entries, TimeOf(at), nil
 }
 
 // readLinkDigest reads the digest a link file holds.
@@ -610,19 +663,19 @@ func (w *walk) readLinkDigest(ctx context.Context, p string) (storage.Digest, ti
 
 // subdirs lists the folders in dir (none if dir is missing); any other
 // entry is recorded as a problem, not "what" folder, and left alone.
-func (w *walk) subdirs(ctx context.Context, dir, what string) ([]string, error) {
-	entries, err := w.store.ReadDir(ctx, dir)
+func (w *walk) subdirs(ctx context.Context, dir, what string) ([]string, Time, error) {
+	entries, at, err := w.list(ctx, dir)
 	if storage.IsNotFound(err) {
-		return nil, nil
+		return nil, absent, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, at, err
 	}
 	names := make([]string, 0, len(entries))
 	for _, e := range entries {
 		if e.Type == storage.TypeOther {
 			// A tag (or upload) the registry would follow, anywhere.
-			return nil, fmt.Errorf("%s/%s: symlink or special file: not followed", dir, e.Name)
+			return nil, at, fmt.Errorf("%s/%s: symlink or special file: not followed", dir, e.Name)
 		}
 		if e.Type != storage.TypeDir {
 			w.problem(dir+"/"+e.Name, fmt.Errorf("not a%s %s folder: left alone", article(what), what))
@@ -630,7 +683,7 @@ func (w *walk) subdirs(ctx context.Context, dir, what string) ([]string, error) 
 		}
 		names = append(names, e.Name)
 	}
-	return names, nil
+	return names, at, nil
 }
 
 func article(w string) string {
@@ -641,13 +694,16 @@ func article(w string) string {
 }
 
 // tags lists the tags of r, reading current/link and listing index/.
-func (w *walk) tags(ctx context.Context, raw *rawRepo) error {
+// tags lists the tags of a repository; it returns the tags folder's time,
+// and whether every tag is plain (see Repo.times).
+func (w *walk) tags(ctx context.Context, raw *rawRepo) (Time, bool, error) {
 	r := raw.repo
 	dir := storage.TagsDir(r.Name)
-	names, err := w.subdirs(ctx, dir, "tag")
+	names, at, err := w.subdirs(ctx, dir, "tag")
 	if err != nil {
-		return err
+		return at, false, err
 	}
+	plain := true
 	for _, name := range names {
 		t := rawTag{Tag: Tag{Name: name}}
 		if err := storage.ValidTag(name); err != nil {
@@ -665,20 +721,22 @@ func (w *walk) tags(ctx context.Context, raw *rawRepo) error {
 		default:
 			t.current, t.PushedAt = d, mt
 		}
-		t.index, err = w.linkDigests(ctx, storage.TagIndexDir(r.Name, name))
+		var ok bool
+		t.index, t.indexTimes, ok, err = w.linkDigests(ctx, storage.TagIndexDir(r.Name, name))
 		if err != nil {
-			return err
+			return at, false, err
 		}
+		plain = plain && ok
 		raw.tags = append(raw.tags, t)
 	}
-	return nil
+	return at, plain, nil
 }
 
 // uploads lists _uploads/<id>/ folders and reads their startedat.
-func (w *walk) uploads(ctx context.Context, r *Repo) error {
-	names, err := w.subdirs(ctx, storage.UploadsDir(r.Name), "upload")
+func (w *walk) uploads(ctx context.Context, r *Repo) (Time, error) {
+	names, at, err := w.subdirs(ctx, storage.UploadsDir(r.Name), "upload")
 	if err != nil {
-		return err
+		return at, err
 	}
 	for _, name := range names {
 		u := Upload{ID: name}
@@ -688,12 +746,12 @@ func (w *walk) uploads(ctx context.Context, r *Repo) error {
 			return nil
 		})
 		if err != nil && !storage.IsNotFound(err) {
-			return err
+			return at, err
 		}
 		u.StartedAt = readStartedAt(ctx, w.store, storage.UploadStartedAtPath(r.Name, name))
 		r.Uploads = append(r.Uploads, u)
 	}
-	return nil
+	return at, nil
 }
 
 // resolveAlias reads a layer link of an algorithm other than sha256. The

@@ -137,11 +137,13 @@ func (s *session) recheck(inv *walker.Inventory, plan *mark.Plan) (*mark.Plan, e
 	if len(plan.Tags)+len(plan.Revisions)+len(plan.LayerLinks)+len(plan.Blobs)+len(plan.OrphanIndex)+len(plan.Uploads) == 0 {
 		return plan, nil
 	}
-	// The plan holds what it needs of the first walk's repositories: let
-	// them go before the second walk lists them again (the blobs and the
-	// parsed manifests are shared, and stay).
-	inv.Repos = nil
+	// The recheck takes from the first walk the repositories whose folders
+	// and links still have the times it saw (on a filesystem), and lists the
+	// rest again; the blobs and the parsed manifests are shared. The plan
+	// holds what it needs of the first walk's repositories: those listed
+	// again go once the recheck is done.
 	again, err := s.walk("recheck", inv)
+	inv.Repos = nil
 	if err != nil {
 		return nil, err
 	}
