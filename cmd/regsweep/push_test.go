@@ -321,6 +321,29 @@ func TestGCPushDuringRun(t *testing.T) {
 		}
 	})
 
+	t.Run("before-the-recheck-on-an-aged-registry", func(t *testing.T) {
+		// The same on a registry last written an hour ago: the recheck
+		// takes the repositories whose folders and links kept their times
+		// from the first walk, and must still see the two it changed.
+		f := newFixture(t)
+		f.reg.AgeAll(time.Now().Add(-time.Hour))
+		old := f.untagged[0]
+		var reuse storagetest.Image
+		recheck := nthCall(storagetest.OpReadDir, storage.RepositoriesDir(), 2) // counts anew
+		code, rep := gcWithSteps(t, f, step{recheck, func() {
+			f.reg.Tag(old.Repo, "revived", old)
+			reuse = f.reg.PushImage("team/app", storagetest.ImageOpts{SharedLayers: f.exclusiveOfGone[:1]})
+			f.reg.Tag("team/app", "reuse", reuse)
+		}})
+		if code != exitOK {
+			t.Errorf("exit %d", code)
+		}
+		assertServes(t, f.reg, append(f.keptTags, old.Repo+":revived", "team/app:reuse"), "after gc")
+		if rep.Kept.ChangedDuringRun == 0 {
+			t.Error("the report counts nothing changed during the run")
+		}
+	})
+
 	t.Run("during-the-sweep", func(t *testing.T) {
 		// New images, some with layers of kept images, an index and a
 		// signature, pushed after the recheck: new content is never

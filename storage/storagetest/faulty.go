@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/regsweep/regsweep/storage"
 )
@@ -92,6 +93,7 @@ type Call struct {
 var (
 	_ storage.Store      = (*Faulty)(nil)
 	_ storage.DirRemover = (*Faulty)(nil)
+	_ storage.DirTimer   = (*Faulty)(nil)
 )
 
 // NewFaulty wraps s with the given faults; with none it only counts.
@@ -191,6 +193,39 @@ func (f *Faulty) ReadDir(ctx context.Context, dir string) ([]storage.Entry, erro
 		return nil, err
 	}
 	return f.Store.ReadDir(ctx, dir)
+}
+
+// ReadDirTime lists dir as ReadDir does, with the same faults, and the
+// wrapped store's folder time when it has them: the zero time otherwise,
+// which a walk trusts for nothing.
+func (f *Faulty) ReadDirTime(ctx context.Context, dir string) ([]storage.Entry, time.Time, error) {
+	if err := f.check(OpReadDir, dir); err != nil {
+		return nil, time.Time{}, err
+	}
+	if dt, ok := f.Store.(storage.DirTimer); ok {
+		return dt.ReadDirTime(ctx, dir)
+	}
+	entries, err := f.Store.ReadDir(ctx, dir)
+	return entries, time.Time{}, err
+}
+
+// ModTimes stats each name as Stat would, one counted Stat a name with the
+// same faults, through the wrapped store's ModTimes.
+func (f *Faulty) ModTimes(ctx context.Context, dir string, names []string, fn func(int, time.Time, error)) error {
+	dt, ok := f.Store.(storage.DirTimer)
+	if !ok {
+		return errors.New("faulty: the wrapped store has no folder times")
+	}
+	for i, name := range names {
+		if err := f.check(OpStat, dir+"/"+name); err != nil {
+			fn(i, time.Time{}, err)
+			continue
+		}
+		if err := dt.ModTimes(ctx, dir, names[i:i+1], func(_ int, t time.Time, err error) { fn(i, t, err) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Walk lists prefix unless a fault says otherwise; the walk counts as one
