@@ -23,6 +23,8 @@ type FS struct {
 	// dirfd is the root's descriptor for openat2 (Linux); fast says it works.
 	dirfd int
 	fast  bool
+	// euid is the run's user, for Delete (see fastRemove).
+	euid int
 }
 
 var _ Store = (*FS)(nil)
@@ -39,7 +41,7 @@ func OpenFS(dir string) (*FS, error) {
 		root.Close()
 		return nil, fmt.Errorf("%s: no %s folder here: not a registry rootdirectory", dir, V2)
 	}
-	fsys := &FS{dir: dir, root: root}
+	fsys := &FS{dir: dir, root: root, euid: os.Geteuid()}
 	fsys.dirfd, fsys.fast = openFastRoot(dir)
 	return fsys, nil
 }

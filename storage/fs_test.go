@@ -172,12 +172,17 @@ func TestFSStatChildrenMatchesStat(t *testing.T) {
 }
 
 // TestFSDeleteNeverFollowsASymlinkedFolder deletes keys whose own folder is
-// a symlink, on the fast path (which unlinks "folder/file" from the folder
-// above after checking the folder) and on os.Root's: the target stays, the
-// key fails, and a real folder next to it in the same batch still goes.
+// a symlink: on the fast path in a private prefix folder (the folder is
+// checked, then "folder/file" unlinked from the prefix), in a prefix folder
+// others may write to (the folder is opened without following symlinks),
+// and on os.Root's: the target stays, the key fails, and a real folder next
+// to it in the same batch still goes.
 func TestFSDeleteNeverFollowsASymlinkedFolder(t *testing.T) {
 	ctx := context.Background()
-	for _, fast := range []bool{true, false} {
+	for _, c := range []struct {
+		fast bool
+		mode os.FileMode
+	}{{true, 0o755}, {true, 0o777}, {false, 0o755}} {
 		root, outside := t.TempDir(), t.TempDir()
 		dir := V2 + "/blobs/sha256/ab"
 		writeFile(t, outside, "data", "secret")
@@ -186,23 +191,26 @@ func TestFSDeleteNeverFollowsASymlinkedFolder(t *testing.T) {
 		if err := os.Symlink(outside, filepath.Join(root, dir, "ab02")); err != nil {
 			t.Fatal(err)
 		}
+		if err := os.Chmod(filepath.Join(root, dir), c.mode); err != nil {
+			t.Fatal(err)
+		}
 		f, err := OpenFS(root)
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.fast = f.fast && fast
+		f.fast = f.fast && c.fast
 		errs := map[string]error{}
 		f.Delete(ctx, []string{dir + "/ab01/data", dir + "/ab02/data", dir + "/ab03/data"}, func(k string, err error) { errs[k] = err })
 		f.Close()
 		if _, err := os.Stat(filepath.Join(outside, "data")); err != nil {
-			t.Errorf("fast %v: the symlinked folder's file was deleted: %v", fast, err)
+			t.Errorf("%+v: the symlinked folder's file was deleted: %v", c, err)
 		}
 		if errs[dir+"/ab02/data"] == nil {
-			t.Errorf("fast %v: delete through a symlinked folder reported no error", fast)
+			t.Errorf("%+v: delete through a symlinked folder reported no error", c)
 		}
 		for _, gone := range []string{dir + "/ab01", dir + "/ab03"} {
 			if _, err := os.Lstat(filepath.Join(root, gone)); !os.IsNotExist(err) || errs[gone+"/data"] != nil {
-				t.Errorf("fast %v: %s: still there (%v) or failed (%v)", fast, gone, err, errs[gone+"/data"])
+				t.Errorf("%+v: %s: still there (%v) or failed (%v)", c, gone, err, errs[gone+"/data"])
 			}
 		}
 	}
