@@ -21,7 +21,10 @@ type Options struct {
 	// repository tree is listed again, the blobs are taken from Recheck,
 	// and manifests it read are not read again (both inventories share
 	// their digest table and their map of manifests, to which the recheck
-	// adds). A run rechecks its tags
+	// adds). On a store with folder times, a repository whose folders and
+	// links kept the times Recheck saw is taken from it as it is; Recheck's
+	// other repositories are emptied as they are listed again: Recheck's
+	// repositories are the recheck's to use up. A run rechecks its tags
 	// and revisions this way just before it deletes anything.
 	Recheck *Inventory
 	// ReadLinks reads every layer link and tag history entry too (a walk
@@ -469,9 +472,14 @@ func (w *walk) repoDir(ctx context.Context, rel string) error {
 		w.problem(dir, fmt.Errorf("%w: listed as a foreign repository, nothing in it is deleted", err))
 	}
 	if w.old != nil {
-		if old := w.old.Repo(rel); old != nil && w.unchanged(ctx, old) {
-			w.addRepo(old, true)
-			return nil
+		if old := w.old.Repo(rel); old != nil {
+			if w.unchanged(ctx, old) {
+				w.addRepo(old, true)
+				return nil
+			}
+			// Listed again: the first walk's lists go now, not after the
+			// recheck, so that the two are never held whole at once.
+			old.Tags, old.Revisions, old.Layers, old.Uploads = nil, nil, nil, nil
 		}
 	}
 	return w.repo(ctx, rel)

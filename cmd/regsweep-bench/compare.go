@@ -159,6 +159,10 @@ A registry already generated in --work with the same --blobs and --seed is reuse
 // s3Settle is the time left between the end of an upload and a run on it.
 const s3Settle = 2500 * time.Millisecond
 
+// fsSettle is the time left between the end of a filesystem copy and a run
+// on it.
+const fsSettle = 3 * time.Second
+
 // cmpOr returns the first of its arguments that is not empty.
 func cmpOr(s ...string) string {
 	for _, v := range s {
@@ -522,6 +526,15 @@ func (c *comparison) runGC(ctx context.Context, gc string, r *replica, delay tim
 			time.Sleep(wait)
 		}
 	}
+	if r.dir != "" && !r.shared {
+		// The files of a copy carry the generator's times, its folders the
+		// time they were written: a registry is not written seconds before
+		// its collection, and regsweep's recheck lists again what changed
+		// within 2 s of its walk. Both collectors wait alike.
+		if wait := time.Until(r.readyAt.Add(fsSettle)); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
 	if c.o.Cold {
 		if err := dropCaches(); err != nil {
 			return gcRun{}, err
@@ -683,8 +696,12 @@ func ifThen(cond bool, s string) string {
 	return ""
 }
 
-// runRound makes fresh copies and runs both collectors on them, alternating
-// which goes first. The copies go when the round ends, even on an error.
+// runRound runs both collectors, alternating which goes first, each on a
+// copy written just before its run and removed right after it, even on an
+// error: a run never shares the machine with the other's copy or what the
+// other left of it (with both copies made first, a 300k-blob run of
+// regsweep on tmpfs took 7.6 s going first and 8.7 to 9.3 s going after
+// upstream's 440,000 deletions on the other copy).
 func (c *comparison) runRound(ctx context.Context, res *compareResult, round int, delay time.Duration, predictUpstream bool, probe *gcRun) error {
 	order := []*gcResult{res.GCs[0], res.GCs[1]}
 	if round%2 == 1 {
@@ -698,16 +715,6 @@ func (c *comparison) runRound(ctx context.Context, res *compareResult, round int
 			}
 		}
 	}()
-	for _, g := range order {
-		if round == 0 && g.Name == gcUpstream && probe != nil {
-			continue
-		}
-		r, err := c.fresh(ctx, fmt.Sprintf("round%d-%s", round+1, g.Name))
-		if err != nil {
-			return err
-		}
-		reps[g.Name] = r
-	}
 	for i, g := range order {
 		d := delay
 		if g.Name == gcUpstream && predictUpstream {
@@ -717,9 +724,17 @@ func (c *comparison) runRound(ctx context.Context, res *compareResult, round int
 		if round == 0 && g.Name == gcUpstream && probe != nil {
 			r = *probe // it ran on a fresh copy at zero delay, as this round would
 		} else {
-			var err error
-			if r, err = c.runGC(ctx, g.Name, reps[g.Name], d, fmt.Sprintf("round%d", round+1)); err != nil {
+			rep, err := c.fresh(ctx, fmt.Sprintf("round%d-%s", round+1, g.Name))
+			if err != nil {
 				return err
+			}
+			reps[g.Name] = rep
+			if r, err = c.runGC(ctx, g.Name, rep, d, fmt.Sprintf("round%d", round+1)); err != nil {
+				return err
+			}
+			if !rep.shared {
+				c.remove(context.WithoutCancel(ctx), rep)
+				delete(reps, g.Name)
 			}
 		}
 		if d != delay && r.Requests != nil {

@@ -141,7 +141,8 @@ func (s *session) recheck(inv *walker.Inventory, plan *mark.Plan) (*mark.Plan, e
 	// and links still have the times it saw (on a filesystem), and lists the
 	// rest again; the blobs and the parsed manifests are shared. The plan
 	// holds what it needs of the first walk's repositories: those listed
-	// again go once the recheck is done.
+	// again are emptied as they are, and the rest go with the recheck's
+	// inventory.
 	again, err := s.walk("recheck", inv)
 	inv.Repos = nil
 	if err != nil {
