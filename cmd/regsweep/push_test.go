@@ -297,52 +297,39 @@ func firstDelete(c storagetest.Call) bool { return c.Op == storagetest.OpDelete 
 // --min-age 0 run, with the run waiting, and checks that what was pushed
 // serves whole afterwards.
 func TestGCPushDuringRun(t *testing.T) {
-	// The recheck starts by listing the repositories a second time.
-	recheck := nthCall(storagetest.OpReadDir, storage.RepositoriesDir(), 2)
-
-	t.Run("before-the-recheck", func(t *testing.T) {
-		// An old untagged manifest tagged again, and an image reusing a
-		// layer only an untagged manifest had: the recheck must see both
-		// and drop them from the plan.
-		f := newFixture(t)
-		old := f.untagged[0]
-		var reuse storagetest.Image
-		code, rep := gcWithSteps(t, f, step{recheck, func() {
-			f.reg.Tag(old.Repo, "revived", old)
-			reuse = f.reg.PushImage("team/app", storagetest.ImageOpts{SharedLayers: f.exclusiveOfGone[:1]})
-			f.reg.Tag("team/app", "reuse", reuse)
-		}})
-		if code != exitOK {
-			t.Errorf("exit %d", code)
+	// The recheck starts by listing the repositories a second time (a step
+	// counts calls: one each).
+	// An old untagged manifest tagged again, and an image reusing a layer
+	// only an untagged manifest had: the recheck must see both and drop
+	// them from the plan. On a registry last written an hour ago, the
+	// recheck takes the repositories whose folders and links kept their
+	// times from the first walk, and must still see the two that changed.
+	for _, aged := range []bool{false, true} {
+		name := "before-the-recheck"
+		if aged {
+			name += "-on-an-aged-registry"
 		}
-		assertServes(t, f.reg, append(f.keptTags, old.Repo+":revived", "team/app:reuse"), "after gc")
-		if rep.Kept.ChangedDuringRun == 0 {
-			t.Error("the report counts nothing changed during the run")
-		}
-	})
-
-	t.Run("before-the-recheck-on-an-aged-registry", func(t *testing.T) {
-		// The same on a registry last written an hour ago: the recheck
-		// takes the repositories whose folders and links kept their times
-		// from the first walk, and must still see the two it changed.
-		f := newFixture(t)
-		f.reg.AgeAll(time.Now().Add(-time.Hour))
-		old := f.untagged[0]
-		var reuse storagetest.Image
-		recheck := nthCall(storagetest.OpReadDir, storage.RepositoriesDir(), 2) // counts anew
-		code, rep := gcWithSteps(t, f, step{recheck, func() {
-			f.reg.Tag(old.Repo, "revived", old)
-			reuse = f.reg.PushImage("team/app", storagetest.ImageOpts{SharedLayers: f.exclusiveOfGone[:1]})
-			f.reg.Tag("team/app", "reuse", reuse)
-		}})
-		if code != exitOK {
-			t.Errorf("exit %d", code)
-		}
-		assertServes(t, f.reg, append(f.keptTags, old.Repo+":revived", "team/app:reuse"), "after gc")
-		if rep.Kept.ChangedDuringRun == 0 {
-			t.Error("the report counts nothing changed during the run")
-		}
-	})
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			if aged {
+				f.reg.AgeAll(time.Now().Add(-time.Hour))
+			}
+			old := f.untagged[0]
+			var reuse storagetest.Image
+			code, rep := gcWithSteps(t, f, step{nthCall(storagetest.OpReadDir, storage.RepositoriesDir(), 2), func() {
+				f.reg.Tag(old.Repo, "revived", old)
+				reuse = f.reg.PushImage("team/app", storagetest.ImageOpts{SharedLayers: f.exclusiveOfGone[:1]})
+				f.reg.Tag("team/app", "reuse", reuse)
+			}})
+			if code != exitOK {
+				t.Errorf("exit %d", code)
+			}
+			assertServes(t, f.reg, append(f.keptTags, old.Repo+":revived", "team/app:reuse"), "after gc")
+			if rep.Kept.ChangedDuringRun == 0 {
+				t.Error("the report counts nothing changed during the run")
+			}
+		})
+	}
 
 	t.Run("during-the-sweep", func(t *testing.T) {
 		// New images, some with layers of kept images, an index and a
