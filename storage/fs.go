@@ -96,24 +96,18 @@ func unwrapPathError(err error) error {
 
 // ReadDir lists a folder without a stat per entry.
 func (f *FS) ReadDir(ctx context.Context, dir string) ([]Entry, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	d, err := f.openDir(dir)
-	if err != nil {
-		return nil, f.wrap("list", dir, err)
-	}
-	defer d.Close()
-	des, err := d.ReadDir(-1)
-	if err != nil {
-		return nil, f.wrap("list", dir, err)
-	}
-	return entriesOf(des), nil
+	entries, _, err := f.list(ctx, dir, false)
+	return entries, err
 }
 
 // ReadDirTime implements DirTimer: the folder's time comes from the open
 // folder, before it is listed.
 func (f *FS) ReadDirTime(ctx context.Context, dir string) ([]Entry, time.Time, error) {
+	return f.list(ctx, dir, true)
+}
+
+// list lists dir, with its modification time first when timed.
+func (f *FS) list(ctx context.Context, dir string, timed bool) ([]Entry, time.Time, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, time.Time{}, err
 	}
@@ -122,15 +116,19 @@ func (f *FS) ReadDirTime(ctx context.Context, dir string) ([]Entry, time.Time, e
 		return nil, time.Time{}, f.wrap("list", dir, err)
 	}
 	defer d.Close()
-	fi, err := d.Stat()
-	if err != nil {
-		return nil, time.Time{}, f.wrap("stat", dir, err)
+	var at time.Time
+	if timed {
+		fi, err := d.Stat()
+		if err != nil {
+			return nil, time.Time{}, f.wrap("stat", dir, err)
+		}
+		at = fi.ModTime()
 	}
 	des, err := d.ReadDir(-1)
 	if err != nil {
 		return nil, time.Time{}, f.wrap("list", dir, err)
 	}
-	return entriesOf(des), fi.ModTime(), nil
+	return entriesOf(des), at, nil
 }
 
 // ModTimes implements DirTimer: one fstatat a name, relative to dir opened
