@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -56,17 +57,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // runEnv is run in env e.
 func runEnv(ctx context.Context, args []string, e env) int {
-	stdout, stderr := e.stdout, e.stderr
-	root := &cobra.Command{
-		Use:           "regsweep",
-		Short:         "Offline garbage collection for registry storage (CNCF Distribution layout)",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
+	stderr := e.stderr
+	root := newRoot(e)
 	root.SetArgs(args)
-	root.SetOut(stdout)
-	root.SetErr(stderr)
-	root.AddCommand(newGCCommand(e), newPlanCommand(e), newApplyCommand(e), newRestoreCommand(e), newAuditCommand(e))
 	err := root.ExecuteContext(ctx)
 	switch {
 	case err == nil:
@@ -89,6 +82,31 @@ func runEnv(ctx context.Context, args []string, e env) int {
 	}
 }
 
+// newRoot is the command tree, writing to e's streams.
+func newRoot(e env) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "regsweep",
+		Short:         "Offline garbage collection for registry storage (CNCF Distribution layout)",
+		Version:       version(debug.ReadBuildInfo()),
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// Without a command: the usage, and the status of a bad command line.
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(e.stderr)
+			_ = cmd.Usage()
+			return usageError{errors.New("no command given")}
+		},
+		SuggestionsMinimumDistance: 2,
+	}
+	root.SetVersionTemplate("regsweep {{.Version}}\n")
+	root.Flags().Bool("version", false, "print regsweep's version and commit")
+	root.SetOut(e.stdout)
+	root.SetErr(e.stderr)
+	root.AddCommand(newGCCommand(e), newPlanCommand(e), newApplyCommand(e), newRestoreCommand(e), newAuditCommand(e), newVersionCommand(root.Version))
+	usageErrors(root)
+	return root
+}
+
 // usageError marks errors in the command line.
 type usageError struct{ error }
 
@@ -97,4 +115,88 @@ func (u usageError) Unwrap() error { return u.error }
 func isUsage(err error) bool {
 	var u usageError
 	return errors.As(err, &u)
+}
+
+// usageErrors makes every error of the command line itself a usageError, in
+// root and all its subcommands: a flag cobra cannot parse, a wrong number of
+// arguments, an unknown command.
+func usageErrors(root *cobra.Command) {
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	// Root runs only when no command matched: an argument is an unknown
+	// command (cobra finds commands before it validates arguments).
+	root.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			msg := fmt.Sprintf("unknown command %q (see %s --help)", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += fmt.Sprintf("; did you mean %s?", strings.Join(s, " or "))
+			}
+			return usageError{errors.New(msg)}
+		}
+		return nil
+	}
+	var wrap func(*cobra.Command)
+	wrap = func(c *cobra.Command) {
+		if c != root && c.Args != nil {
+			args := c.Args
+			c.Args = func(cmd *cobra.Command, a []string) error {
+				if err := args(cmd, a); err != nil {
+					return usageError{fmt.Errorf("%s: %w", strings.TrimPrefix(cmd.CommandPath(), root.Name()+" "), err)}
+				}
+				return nil
+			}
+		}
+		for _, sub := range c.Commands() {
+			wrap(sub)
+		}
+	}
+	wrap(root)
+}
+
+// newVersionCommand prints what --version prints.
+func newVersionCommand(v string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print regsweep's version and the commit it was built from",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			_, err := fmt.Fprintf(cmd.OutOrStdout(), "regsweep %s\n", v)
+			return err
+		},
+	}
+}
+
+// version describes the build: the module version ("devel" when built from
+// a checkout without one) and the VCS commit, its time and whether the tree
+// was modified ("unknown" when the build recorded none, as with -buildvcs=false
+// or a build outside a repository).
+func version(bi *debug.BuildInfo, ok bool) string {
+	if !ok || bi == nil {
+		return "devel (commit unknown)"
+	}
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	var rev, at, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value
+		}
+	}
+	if rev == "" {
+		return v + " (commit unknown)"
+	}
+	out := v + " (commit " + rev
+	if at != "" {
+		out += ", " + at
+	}
+	if modified == "true" {
+		out += ", modified"
+	}
+	return out + ")"
 }

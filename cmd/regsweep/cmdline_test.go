@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"runtime/debug"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// commands lists the path of every command a user can run, root first
+// ("help" left out: it takes any words as a topic).
+func commands(t *testing.T) [][]string {
+	t.Helper()
+	var out [][]string
+	var walk func(c *cobra.Command, path []string)
+	walk = func(c *cobra.Command, path []string) {
+		if c.Name() == "help" {
+			return
+		}
+		out = append(out, path)
+		for _, sub := range c.Commands() {
+			walk(sub, append(append([]string(nil), path...), sub.Name()))
+		}
+	}
+	walk(newRoot(env{stdout: io.Discard, stderr: io.Discard}), nil)
+	if len(out) < 8 {
+		t.Fatalf("found %d commands: %v", len(out), out)
+	}
+	return out
+}
+
+// TestBadCommandLineExitsTwo runs every command with each kind of bad
+// command line: an unknown flag, each flag that takes a value without one,
+// each numeric flag with a word, too many arguments, an unknown command.
+// Every one exits 2 (usage), says why on stderr, and prints nothing on
+// stdout.
+func TestBadCommandLineExitsTwo(t *testing.T) {
+	t.Parallel()
+	var lines [][]string
+	for _, path := range commands(t) {
+		lines = append(lines, append(append([]string(nil), path...), "--no-such-flag"))
+		lines = append(lines, append(append([]string(nil), path...), "-Z"))
+		if len(path) > 0 {
+			lines = append(lines, append(append([]string(nil), path...), "a", "b", "c"))
+		}
+		root := newRoot(env{stdout: io.Discard, stderr: io.Discard})
+		c, _, err := root.Find(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Flags().VisitAll(func(f *pflag.Flag) {
+			switch f.Value.Type() {
+			case "bool":
+				lines = append(lines, append(append([]string(nil), path...), "--"+f.Name+"=maybe"))
+				return
+			case "int", "duration", "float64":
+				lines = append(lines, append(append([]string(nil), path...), "--"+f.Name+"=many"))
+			}
+			// The value missing: the flag last on the line.
+			lines = append(lines, append(append([]string(nil), path...), "--"+f.Name))
+		})
+	}
+	lines = append(lines, nil, []string{"gcc"}, []string{"frobnicate", "x"}, []string{"plan", "show"})
+	for _, args := range lines {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, &stdout, &stderr)
+		if code != exitUsage || !strings.HasPrefix(stderr.String(), "regsweep: ") && len(args) > 0 {
+			t.Errorf("regsweep %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, exitUsage, stdout.String(), stderr.String())
+		}
+		if stdout.Len() > 0 {
+			t.Errorf("regsweep %s: wrote to stdout: %s", strings.Join(args, " "), stdout.String())
+		}
+	}
+	t.Logf("%d command lines", len(lines))
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != exitOK {
+			t.Fatalf("regsweep %v: exit %d: %s", args, code, stderr.String())
+		}
+		bi, ok := debug.ReadBuildInfo()
+		if want := "regsweep " + version(bi, ok) + "\n"; stdout.String() != want {
+			t.Errorf("regsweep %v: %q, want %q", args, stdout.String(), want)
+		}
+	}
+	vcs := func(kv ...string) []debug.BuildSetting {
+		var s []debug.BuildSetting
+		for i := 0; i+1 < len(kv); i += 2 {
+			s = append(s, debug.BuildSetting{Key: kv[i], Value: kv[i+1]})
+		}
+		return s
+	}
+	for _, c := range []struct {
+		bi   *debug.BuildInfo
+		want string
+	}{
+		{nil, "devel (commit unknown)"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "devel (commit unknown)"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}}, "v1.2.3 (commit unknown)"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "(devel)"}, Settings: vcs("vcs.revision", "abc123", "vcs.time", "2026-12-01T10:00:00Z", "vcs.modified", "true")},
+			"devel (commit abc123, 2026-12-01T10:00:00Z, modified)"},
+		{&debug.BuildInfo{Main: debug.Module{Version: "v0.0.0-20261201100000-abc123abc123"}, Settings: vcs("vcs.revision", "abc123", "vcs.modified", "false")},
+			"v0.0.0-20261201100000-abc123abc123 (commit abc123)"},
+	} {
+		if got := version(c.bi, c.bi != nil); got != c.want {
+			t.Errorf("version(%+v) = %q, want %q", c.bi, got, c.want)
+		}
+	}
+}
