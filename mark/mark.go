@@ -258,7 +258,7 @@ func (rp *repoPlan) run() {
 	var liveTags, sigTags []walker.Tag
 	for _, t := range r.Tags {
 		d, decided := decisions[t.Name]
-		_, isSig := SignatureSubject(t.Name)
+		_, _, isSig := SignatureSubject(t.Name)
 		switch {
 		case r.Unreadable != nil || foreign != nil:
 		case rp.opts.Compact.Links && t.Current == 0 && t.Err == nil:
@@ -323,10 +323,10 @@ func (rp *repoPlan) run() {
 		changed = false
 		rest := sigTags[:0]
 		for _, t := range sigTags {
-			subj, _ := SignatureSubject(t.Name)
+			subj, what, _ := SignatureSubject(t.Name)
 			sd, err := storage.ParseDigest(subj)
 			if err == nil && rp.kept[inv.Digests.Lookup(sd)] {
-				rp.keepTag(t, TagDecision{Keep: true, Reason: "signature of kept subject " + subj})
+				rp.keepTag(t, TagDecision{Keep: true, Reason: what + " of kept subject " + subj})
 				liveTags = append(liveTags, t)
 				keep(t.Current)
 				closure()
@@ -338,8 +338,8 @@ func (rp *repoPlan) run() {
 		sigTags = rest
 	}
 	for _, t := range sigTags {
-		subj, _ := SignatureSubject(t.Name)
-		rp.deleteTag(t, TagDecision{Reason: "signature of deleted subject " + subj})
+		subj, what, _ := SignatureSubject(t.Name)
+		rp.deleteTag(t, TagDecision{Reason: what + " of deleted subject " + subj})
 	}
 	if rp.opts.Policy != nil && len(r.Tags) > 0 && len(liveTags) == 0 {
 		rp.p.Warnings = append(rp.p.Warnings, fmt.Sprintf("the policy deletes every tag of %s (%d)", r.Name, len(r.Tags)))

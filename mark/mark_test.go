@@ -2,6 +2,8 @@ package mark
 
 import (
 	"errors"
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -234,6 +236,52 @@ func TestComputeSignaturesFollowTheirSubject(t *testing.T) {
 	p = Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now, Policy: pol})
 	if len(p.Tags) != 3 {
 		t.Errorf("as-tags deleted %d tags, want 3", len(p.Tags))
+	}
+}
+
+// TestComputeReferrersTagFollowsItsSubject: OCI 1.1 clients on a registry
+// without the referrers API list a subject's referrers in an index tagged
+// sha256-<hex of the subject>. Such a tag is no build: newest does not count
+// it, it lives while its subject lives, and keeps the referrers it lists.
+func TestComputeReferrersTagFollowsItsSubject(t *testing.T) {
+	v := newInv()
+	r := v.repo("app")
+	builds := []storage.Digest{v.image(r, 1), v.image(r, 1), v.image(r, 1)}
+	var indexes, refs []storage.Digest
+	for i, b := range builds {
+		v.tag(r, fmt.Sprintf("build-%d", i), b, now.Add(-time.Duration(i+1)*time.Hour))
+		sbom, sig := v.referrer(r, b), v.referrer(r, b)
+		idx := v.index(r, sbom, sig)
+		// Referrers are attached after the builds: their tags are the newest.
+		v.tag(r, "sha256-"+b.Hex(), idx, now.Add(-time.Minute))
+		indexes, refs = append(indexes, idx), append(refs, sbom, sig)
+	}
+	// No signatures key: follow-subject is the default.
+	pol := mustPolicy(t, "rules:\n  - repositories: [app]\n    keep: {newest: 2}\n")
+	p := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now, Policy: pol})
+	if p.Err != nil {
+		t.Fatal(p.Err)
+	}
+	reasons := map[string]string{}
+	for _, d := range p.Decisions {
+		if !d.Keep {
+			reasons[d.Tag] = d.Reason
+		}
+	}
+	want := map[string]string{"build-2": "kept by no matching rule (1)", "sha256-" + builds[2].Hex(): "referrers of deleted subject " + builds[2].String()}
+	if !maps.Equal(reasons, want) {
+		t.Errorf("deleted tags %v, want %v", reasons, want)
+	}
+	revs := revSet(p)
+	for i, d := range []storage.Digest{builds[0], indexes[0], refs[0], refs[1], builds[1], indexes[1], refs[2], refs[3]} {
+		if revs["app@"+d.String()] {
+			t.Errorf("kept build, referrers index or referrer %d deleted: %s", i, d)
+		}
+	}
+	for i, d := range []storage.Digest{builds[2], indexes[2], refs[4], refs[5]} {
+		if !revs["app@"+d.String()] {
+			t.Errorf("manifest %d of the deleted build kept: %s", i, d)
+		}
 	}
 }
 

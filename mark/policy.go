@@ -21,8 +21,9 @@ type Policy struct {
 	Rules []Rule
 	// Untagged is "delete", "keep", or "" (the command line decides).
 	Untagged string
-	// SignaturesFollowSubject makes cosign tags (sha256-<hex>.sig, .att,
-	// .sbom) live and die with their subject manifest, whatever the rules.
+	// SignaturesFollowSubject makes subject tags (see SignatureSubject)
+	// live and die with their subject manifest, whatever the rules. It is
+	// the default; "signatures: as-tags" turns it off.
 	SignaturesFollowSubject bool
 }
 
@@ -72,18 +73,28 @@ func (r *Rule) Matches(repo string) bool {
 	return true
 }
 
-// cosignTag matches cosign's fallback tags for signatures, attestations and
-// SBOMs: sha256-<hex of the subject digest>.sig|.att|.sbom.
-var cosignTag = regexp.MustCompile(`^(sha256|sha512)-([0-9a-f]{64}|[0-9a-f]{128})\.(sig|att|sbom)$`)
+// subjectTag matches the tags that stand for what is attached to a subject
+// manifest rather than for an image: cosign's fallback tags for signatures,
+// attestations and SBOMs (sha256-<hex of the subject>.sig|.att|.sbom), and
+// the OCI 1.1 referrers tag (sha256-<hex of the subject>: an image index
+// listing the subject's referrers, which OCI 1.1 clients write where the
+// registry has no referrers API, as distribution has none).
+var subjectTag = regexp.MustCompile(`^(sha256)-([0-9a-f]{64})(\.(sig|att|sbom))?$`)
 
-// SignatureSubject returns the subject digest ("sha256:<hex>") a cosign
-// fallback tag names, and whether tag is one.
-func SignatureSubject(tag string) (string, bool) {
-	m := cosignTag.FindStringSubmatch(tag)
+// SignatureSubject returns the subject digest ("sha256:<hex>") a subject
+// tag names (a cosign signature, attestation or SBOM tag, or an OCI
+// referrers tag), what the tag holds ("signature" for cosign's, "referrers"
+// for OCI's), and whether tag is one.
+func SignatureSubject(tag string) (subject, what string, ok bool) {
+	m := subjectTag.FindStringSubmatch(tag)
 	if m == nil {
-		return "", false
+		return "", "", false
 	}
-	return m[1] + ":" + m[2], true
+	what = "signature"
+	if m[3] == "" {
+		what = "referrers"
+	}
+	return m[1] + ":" + m[2], what, true
 }
 
 // Evaluate decides the tags of one repository by the rules alone, as a pure
@@ -100,7 +111,7 @@ func (p *Policy) Evaluate(repo string, tags []walker.Tag, now time.Time) []TagDe
 	}
 	var subject []walker.Tag
 	for _, t := range tags {
-		if _, sig := SignatureSubject(t.Name); sig && p.SignaturesFollowSubject {
+		if _, _, sig := SignatureSubject(t.Name); sig && p.SignaturesFollowSubject {
 			continue
 		}
 		subject = append(subject, t)
@@ -178,7 +189,7 @@ func ParsePolicy(file string, data []byte, allowDeleteAll bool) (*Policy, error)
 		return nil, fmt.Errorf("policy %s: empty", file)
 	}
 	root := doc.Content[0]
-	p := &Policy{}
+	p := &Policy{SignaturesFollowSubject: true}
 	err := mapping(root, pe, map[string]func(*yaml.Node) error{
 		"rules": func(n *yaml.Node) error {
 			if n.Kind != yaml.SequenceNode {
@@ -205,6 +216,7 @@ func ParsePolicy(file string, data []byte, allowDeleteAll bool) (*Policy, error)
 			case "follow-subject":
 				p.SignaturesFollowSubject = true
 			case "as-tags":
+				p.SignaturesFollowSubject = false
 			default:
 				return pe(n, "signatures: %q, want follow-subject or as-tags", n.Value)
 			}

@@ -158,10 +158,37 @@ func TestParseAge(t *testing.T) {
 
 func TestSignatureSubject(t *testing.T) {
 	hx := strings.Repeat("ab", 32)
-	for tag, want := range map[string]string{"sha256-" + hx + ".sig": "sha256:" + hx, "sha256-" + hx + ".att": "sha256:" + hx, "sha256-" + hx + ".sbom": "sha256:" + hx, "sha256-" + hx: "", "sha256-abc.sig": "", "latest": ""} {
-		got, ok := SignatureSubject(tag)
-		if got != want || ok != (want != "") {
-			t.Errorf("SignatureSubject(%s) = %q, %v", tag, got, ok)
+	for _, c := range []struct{ tag, subject, what string }{
+		{"sha256-" + hx + ".sig", "sha256:" + hx, "signature"},
+		{"sha256-" + hx + ".att", "sha256:" + hx, "signature"},
+		{"sha256-" + hx + ".sbom", "sha256:" + hx, "signature"},
+		{"sha256-" + hx, "sha256:" + hx, "referrers"}, // the OCI 1.1 referrers tag
+		{"sha256-" + hx + ".tar", "", ""},
+		{"sha256-" + hx[:63], "", ""},
+		{"sha256-" + strings.ToUpper(hx), "", ""},
+		{"sha512-" + hx, "", ""}, // OCI truncates a sha512 subject: not one digest, the rules decide
+		{"sha256-abc.sig", "", ""},
+		{"latest", "", ""},
+	} {
+		subject, what, ok := SignatureSubject(c.tag)
+		if subject != c.subject || what != c.what || ok != (c.subject != "") {
+			t.Errorf("SignatureSubject(%s) = %q, %q, %v; want %q, %q", c.tag, subject, what, ok, c.subject, c.what)
+		}
+	}
+}
+
+func TestParsePolicySignaturesFollowSubjectByDefault(t *testing.T) {
+	for text, want := range map[string]bool{
+		"rules: []\n": true,
+		"rules: []\nsignatures: follow-subject\n": true,
+		"rules: []\nsignatures: as-tags\n":        false,
+	} {
+		p, err := ParsePolicy("p.yaml", []byte(text), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.SignaturesFollowSubject != want {
+			t.Errorf("%q: SignaturesFollowSubject %v, want %v", text, p.SignaturesFollowSubject, want)
 		}
 	}
 }
