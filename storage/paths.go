@@ -2,8 +2,6 @@ package storage
 
 import (
 	"fmt"
-	"path"
-	"slices"
 	"strings"
 )
 
@@ -187,15 +185,22 @@ type Key struct {
 }
 
 // ParseKey classifies a key relative to the store root. A key outside the
-// layout, or one whose digest is malformed, is an error naming the key;
-// callers leave such files alone. Repository and tag names are not checked
-// against their grammars here (see ValidRepoName, ValidTag): a repository
-// with a foreign name still references blobs, and a walker must see it.
+// layout, one with an empty, "." or ".." segment anywhere (a filesystem would
+// resolve it elsewhere), or one whose digest is malformed, is an error naming
+// the key; callers leave such files alone. Repository and tag names are not
+// checked against their grammars here (see ValidRepoName, ValidTag): a
+// repository with a foreign name still references blobs, and a walker must
+// see it.
 func ParseKey(key string) (Key, error) {
 	if !strings.HasPrefix(key, V2+"/") {
 		return Key{}, fmt.Errorf("%s: outside %s", key, V2)
 	}
 	parts := strings.Split(key[len(V2)+1:], "/")
+	for _, s := range parts {
+		if s == "" || s == "." || s == ".." {
+			return Key{}, fmt.Errorf("%s: empty or dot segment", key)
+		}
+	}
 	switch parts[0] {
 	case dirBlobs:
 		if len(parts) != 5 || parts[4] != fileData {
@@ -224,11 +229,6 @@ func parseRepoKey(key string, parts []string) (Key, error) {
 		return Key{}, fmt.Errorf("%s: no repository folder (_manifests, _layers, _uploads)", key)
 	}
 	repo := strings.Join(parts[:i], "/")
-	for _, c := range parts[:i] {
-		if c == "" || c == "." || c == ".." {
-			return Key{}, fmt.Errorf("%s: empty or dot component in repository name", key)
-		}
-	}
 	tail := parts[i:]
 	link := func(kind KeyKind, alg, hx, file string) (Key, error) {
 		if file != fileLink {
@@ -247,9 +247,6 @@ func parseRepoKey(key string, parts []string) (Key, error) {
 		return link(KeyRevisionLink, tail[2], tail[3], tail[4])
 	case tail[0] == dirManifests && len(tail) >= 4 && tail[1] == dirTags:
 		tag := tail[2]
-		if tag == "" || tag == "." || tag == ".." {
-			return Key{}, fmt.Errorf("%s: empty tag folder", key)
-		}
 		if len(tail) == 5 && tail[3] == dirCurrent && tail[4] == fileLink {
 			return Key{Kind: KeyTagCurrent, Repo: repo, Tag: tag}, nil
 		}
@@ -258,8 +255,8 @@ func parseRepoKey(key string, parts []string) (Key, error) {
 			k.Tag = tag
 			return k, err
 		}
-	case tail[0] == dirUploads && len(tail) >= 3 && tail[1] != "" && !slices.Contains(tail[2:], ""):
-		return Key{Kind: KeyUploadFile, Repo: repo, Upload: tail[1], File: path.Join(tail[2:]...)}, nil
+	case tail[0] == dirUploads && len(tail) >= 3:
+		return Key{Kind: KeyUploadFile, Repo: repo, Upload: tail[1], File: strings.Join(tail[2:], "/")}, nil
 	}
 	return Key{}, fmt.Errorf("%s: not a file of the repository layout", key)
 }

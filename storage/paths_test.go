@@ -43,6 +43,17 @@ func TestParseKeyRejects(t *testing.T) {
 		"docker/registry/v2/repositories/_layers/sha256/" + hx + "/link", // no repo name
 		"elsewhere/file",
 		"docker/registry/v2/lost+found/x",
+		// Empty and dot segments anywhere: a filesystem resolves them elsewhere.
+		"docker/registry/v2/repositories/app/_uploads/../../../../blobs/sha256/0a/" + hx + "/data",
+		"docker/registry/v2/repositories/app/_uploads/u1/../../_layers/sha256/" + hx + "/link",
+		"docker/registry/v2/repositories/app/_uploads/u1/hashstates//sha256/0",
+		"docker/registry/v2/repositories/app/_uploads/./data",
+		"docker/registry/v2/repositories/app/_manifests/tags/../current/link",
+		"docker/registry/v2/repositories/app/_manifests/tags/v1/index/sha256/" + hx + "/link/",
+		"docker/registry/v2/repositories/a/../b/_layers/sha256/" + hx + "/link",
+		"docker/registry/v2/repositories/./_layers/sha256/" + hx + "/link",
+		"docker/registry/v2/blobs/sha256/0a/" + hx + "/data/..",
+		"docker/registry/v2//blobs/sha256/0a/" + hx + "/data",
 	} {
 		if k, err := ParseKey(key); err == nil {
 			t.Errorf("ParseKey(%s) = %+v, want an error", key, k)
@@ -87,6 +98,11 @@ func FuzzParseKey(f *testing.F) {
 		k, err := ParseKey(key)
 		if err != nil {
 			return
+		}
+		for _, seg := range strings.Split(key, "/") {
+			if seg == "" || seg == "." || seg == ".." {
+				t.Fatalf("ParseKey(%q) accepted an empty or dot segment: %+v", key, k)
+			}
 		}
 		// Every key we accept maps back to the same path.
 		var back string

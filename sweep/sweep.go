@@ -118,7 +118,7 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 	for _, r := range plan.Repos {
 		res.Repos[r] = &Counts{}
 	}
-	s := &sweeper{store: store, plan: plan, opts: opts, ctr: ctr, res: res}
+	s := &sweeper{store: store, plan: plan, opts: opts, ctr: ctr, res: res, repoErr: repoErrs(plan)}
 	if opts.DryRun {
 		s.store = storage.ReadOnly(store)
 	}
@@ -146,14 +146,31 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 }
 
 // abortMultipart aborts the stale multipart uploads of plan, Jobs at once.
+// Only uploads of an upload file of a repository the walk listed are
+// aborted.
 func (s *sweeper) abortMultipart(ctx context.Context, ups []storage.MultipartUpload) {
+	checked := make([]storage.MultipartUpload, 0, len(ups))
+	for _, u := range ups {
+		k, err := storage.ParseKey(u.Key)
+		if err == nil && k.Kind != storage.KeyUploadFile {
+			err = fmt.Errorf("%s: not an upload file", u.Key)
+		}
+		if repoErr, listed := s.repoErr[k.Repo]; err == nil && (!listed || repoErr != nil) {
+			err = fmt.Errorf("%s: not in a repository the walk listed with a name in the grammar", u.Key)
+		}
+		if err != nil {
+			s.res.Failed = append(s.res.Failed, Failure{Key: u.Key + " (multipart upload " + u.ID + ")", Err: fmt.Errorf("%w: %w", errRefused, err).Error()})
+			continue
+		}
+		checked = append(checked, u)
+	}
 	ms, ok := s.store.(storage.MultipartStore)
-	if len(ups) == 0 || !ok && !s.opts.DryRun {
+	if len(checked) == 0 || !ok && !s.opts.DryRun {
 		return
 	}
 	g := new(errgroup.Group)
 	g.SetLimit(max(s.opts.Jobs, 1))
-	for _, u := range ups {
+	for _, u := range checked {
 		if ctx.Err() != nil {
 			s.mu.Lock()
 			s.res.Interrupted = true
@@ -189,6 +206,13 @@ func (s *sweeper) removeRepos(ctx context.Context, repos []string) error {
 	}
 	dr, ok := s.store.(storage.DirRemover)
 	for _, name := range repos {
+		if err, listed := s.repoErr[name]; !listed || err != nil {
+			if err == nil {
+				err = errors.New("not a repository the walk listed")
+			}
+			s.res.Failed = append(s.res.Failed, Failure{Key: storage.RepoDir(name), Err: fmt.Errorf("%w: %w", errRefused, err).Error()})
+			continue
+		}
 		if !s.opts.DryRun && ok {
 			for _, dir := range []string{storage.ManifestsDir(name), storage.LayersDir(name), storage.UploadsDir(name)} {
 				if err := dr.RemoveEmptyDirs(ctx, dir); err != nil {
@@ -324,6 +348,106 @@ func (o op) key(p *mark.Plan) string {
 	return ""
 }
 
+// keyKinds is the one kind of key each op may delete: the phase's rule. A
+// blob is never deleted in the upload phase, a tag phase deletes only the
+// files of a tag folder, and so on.
+var keyKinds = [...]storage.KeyKind{
+	kindTagCurrent:    storage.KeyTagCurrent,
+	kindTagHistory:    storage.KeyTagIndex,
+	kindRevisionIndex: storage.KeyTagIndex,
+	kindOrphanIndex:   storage.KeyTagIndex,
+	kindRevision:      storage.KeyRevisionLink,
+	kindLayerLink:     storage.KeyLayerLink,
+	kindUpload:        storage.KeyUploadFile,
+	kindBlob:          storage.KeyBlobData,
+}
+
+// errRefused is wrapped by the failure of a key the sweep refused to delete.
+var errRefused = errors.New("refused")
+
+// check returns an error wrapping errRefused unless key parses as the
+// layout's key of o's kind for exactly what o names (repository, tag,
+// upload, digest), in a repository the walk listed whose name is in the
+// reference grammar, under a tag whose name is in the tag grammar. It is the
+// last word on what a sweep deletes, whatever the plan says: a plan read
+// from a file, or a name the walk found on S3, cannot make the sweep delete
+// a key of another kind or outside the item it names.
+func (o op) check(p *mark.Plan, key string, repoErr map[string]error) error {
+	refuse := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", errRefused, fmt.Sprintf(format, a...))
+	}
+	if int(o.kind) >= len(keyKinds) || o.kind == kindNone {
+		return refuse("%s: no phase deletes it", key)
+	}
+	k, err := storage.ParseKey(key)
+	if err != nil {
+		return refuse("%v", err)
+	}
+	if k.Kind != keyKinds[o.kind] {
+		return refuse("%s: not a %s key", key, kindNames[o.kind])
+	}
+	var digest storage.Digest
+	repo, tag := o.repo(p), ""
+	switch o.kind {
+	case kindTagCurrent:
+		tag = p.Tags[o.index].Name
+	case kindTagHistory:
+		t := &p.Tags[o.index]
+		tag, digest = t.Name, t.Index[o.sub]
+	case kindRevisionIndex:
+		r := &p.Revisions[o.index]
+		tag, digest = r.TagIndex[o.sub], p.Digest(r.ID)
+	case kindOrphanIndex:
+		e := &p.OrphanIndex[o.index]
+		tag, digest = e.Tag, e.Digest
+	case kindRevision:
+		digest = p.Digest(p.Revisions[o.index].ID)
+	case kindLayerLink:
+		digest = p.Digest(p.LayerLinks[o.index].ID)
+	case kindUpload:
+		if u := &p.Uploads[o.index]; k.Upload != u.ID {
+			return refuse("%s: not a file of upload %s", key, u.ID)
+		}
+	case kindBlob:
+		digest, repo = p.Digest(p.Blobs[o.index].ID), ""
+	}
+	if k.Repo != repo || k.Tag != tag || k.Digest != digest {
+		return refuse("%s: names repository %q, tag %q, digest %s, not %q, %q, %s", key, k.Repo, k.Tag, k.Digest, repo, tag, digest)
+	}
+	if repo != "" {
+		err, listed := repoErr[repo]
+		switch {
+		case !listed:
+			return refuse("%s: repository %q is not one the walk listed", key, repo)
+		case err != nil:
+			return refuse("%s: %v", key, err)
+		}
+	}
+	if tag != "" {
+		if err := storage.ValidTag(tag); err != nil {
+			return refuse("%s: %v", key, err)
+		}
+	}
+	return nil
+}
+
+// kindNames name the kinds of key in refusals.
+var kindNames = [...]string{
+	kindNone: "", kindTagCurrent: "tag current link", kindTagHistory: "tag history", kindRevisionIndex: "tag history",
+	kindOrphanIndex: "tag history", kindRevision: "manifest revision link", kindLayerLink: "layer link",
+	kindUpload: "upload file", kindBlob: "blob data",
+}
+
+// repoErrs checks the name of every repository of plan against the
+// reference grammar once, for check.
+func repoErrs(plan *mark.Plan) map[string]error {
+	m := make(map[string]error, len(plan.Repos))
+	for _, name := range plan.Repos {
+		m[name] = storage.ValidRepoName(name)
+	}
+	return m
+}
+
 // repo returns the repository o's deletion counts for; "" for none (a blob
 // nothing linked).
 func (o op) repo(p *mark.Plan) string {
@@ -431,6 +555,9 @@ type sweeper struct {
 	opts  Options
 	ctr   storage.Counter
 
+	// repoErr is ValidRepoName of every repository the plan names.
+	repoErr map[string]error
+
 	mu  sync.Mutex
 	res *Result
 }
@@ -485,18 +612,25 @@ func (s *sweeper) run(ctx context.Context, ph int) error {
 	}
 	per := (batches + parts - 1) / parts * size // ops a part
 	deleteBatch := func(batch []op) {
-		if s.opts.DryRun {
-			// Nothing fails, so no key is needed.
-			for _, o := range batch {
-				done(o, "", nil)
-			}
-			return
-		}
-		keys := make([]string, len(batch))
+		// Every key is checked against its phase, in dry runs too: a dry
+		// run reports the refusals a real run would make.
+		keys := make([]string, 0, len(batch))
 		byKey := make(map[string]op, len(batch))
-		for i, o := range batch {
-			keys[i] = o.key(p)
-			byKey[keys[i]] = o
+		for _, o := range batch {
+			key := o.key(p)
+			if err := o.check(p, key, s.repoErr); err != nil {
+				done(o, key, err)
+				continue
+			}
+			if s.opts.DryRun {
+				done(o, key, nil)
+				continue
+			}
+			keys = append(keys, key)
+			byKey[key] = o
+		}
+		if len(keys) == 0 {
+			return
 		}
 		s.store.Delete(context.WithoutCancel(ctx), keys, func(key string, err error) {
 			// A store answering for a key it was not given gets the

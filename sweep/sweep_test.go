@@ -198,7 +198,7 @@ func fullPlan(t *testing.T) *mark.Plan {
 	p.Revisions = []mark.Revision{{Repo: 1, ID: ic, TagIndex: []string{"x", "y"}}}
 	p.OrphanIndex = []mark.IndexEntry{{Repo: "app", Tag: "z", Digest: c}}
 	p.LayerLinks = []mark.LayerLink{{Repo: 0, ID: ia}}
-	p.Uploads = []mark.Upload{{Repo: "web", ID: "u1", Keys: []string{"k/data", "k/startedat"}, Size: 99}}
+	p.Uploads = []mark.Upload{{Repo: "web", ID: "u1", Keys: []string{storage.UploadDir("web", "u1") + "/data", storage.UploadStartedAtPath("web", "u1")}, Size: 99}}
 	p.Blobs = []mark.Blob{{ID: ia, Repo: 0}, {ID: ib, Repo: mark.NoRepo}}
 	return p
 }
@@ -216,8 +216,8 @@ func TestEntriesListEveryKeyInPhaseOrder(t *testing.T) {
 		{"history", storage.TagIndexLinkPath("app", "z", c), "app", 0, "history of a manifest the repository no longer holds"},
 		{"manifest", storage.RevisionLinkPath("web", c), "web", 0, "untagged manifest"},
 		{"layer link", storage.LayerLinkPath("app", a), "app", 0, "link to a blob deleted or gone, or of an empty repository"},
-		{"upload", "k/data", "web", 0, "stale upload u1"},
-		{"upload", "k/startedat", "web", 0, "stale upload u1"},
+		{"upload", storage.UploadDir("web", "u1") + "/data", "web", 0, "stale upload u1"},
+		{"upload", storage.UploadStartedAtPath("web", "u1"), "web", 0, "stale upload u1"},
 		{"blob", storage.BlobDataPath(a), "app", 7, "referenced by no kept manifest"},
 		{"blob", storage.BlobDataPath(b), "", 30, "referenced by no kept manifest"},
 	}
@@ -338,5 +338,72 @@ func TestExecuteSpreadsJobsOverThePhase(t *testing.T) {
 	}
 	if !slices.Equal(flat.batches, []int{1000, 1000}) {
 		t.Errorf("S3-like store: batches %v, want two of 1000", flat.batches)
+	}
+}
+
+func TestExecuteRefusesKeysOutsideTheirPhase(t *testing.T) {
+	a, b := digest(t, 1), digest(t, 2)
+	hx := a.Hex()
+	// A refusal before the blob phase skips the blobs; empty repositories
+	// and multipart uploads come after them.
+	for _, tc := range []struct {
+		name string
+		edit func(p *mark.Plan)
+	}{
+		{"upload key naming a blob", func(p *mark.Plan) { p.Uploads[0].Keys = []string{storage.BlobDataPath(a)} }},
+		{"upload key of another upload", func(p *mark.Plan) { p.Uploads[0].Keys = []string{storage.UploadStartedAtPath("web", "u2")} }},
+		{"upload key of another repository", func(p *mark.Plan) { p.Uploads[0].Keys = []string{storage.UploadStartedAtPath("app", "u1")} }},
+		{"upload key climbing out", func(p *mark.Plan) {
+			p.Uploads[0].Keys = []string{storage.UploadDir("web", "u1") + "/../../../../blobs/sha256/" + hx[:2] + "/" + hx + "/data"}
+		}},
+		{"upload key naming a tag", func(p *mark.Plan) { p.Uploads[0].Keys = []string{storage.TagCurrentPath("web", "x")} }},
+		{"upload id climbing out", func(p *mark.Plan) {
+			p.Uploads[0].ID = ".."
+			p.Uploads[0].Keys = []string{storage.UploadDir("web", "..") + "/_layers/sha256/" + hx + "/link"}
+		}},
+		{"tag name with a slash", func(p *mark.Plan) { p.Tags[0].Name = "v1/current/link/../../../v2" }},
+		{"tag name climbing out", func(p *mark.Plan) { p.Tags[0].Name = ".." }},
+		{"tag name outside the grammar", func(p *mark.Plan) { p.Tags[0].Name = "-v1" }},
+		{"tag of a repository not walked", func(p *mark.Plan) { p.Tags[0].Repo = "elsewhere" }},
+		{"history entry with a path for a tag", func(p *mark.Plan) {
+			p.Revisions[0].TagIndex = []string{"x/index/sha256/" + hx + "/link/../../../../../../revisions"}
+		}},
+		{"orphan entry climbing out", func(p *mark.Plan) { p.OrphanIndex[0].Tag = "../../revisions" }},
+		{"repository outside the grammar", func(p *mark.Plan) { p.Repos[0] = "App" }},
+		{"repository climbing out", func(p *mark.Plan) { p.Repos[0] = "web/../app" }},
+		{"empty repository not walked", func(p *mark.Plan) { p.EmptyRepos = []string{"elsewhere"} }},
+		{"multipart upload of a blob key", func(p *mark.Plan) {
+			p.Multipart = []storage.MultipartUpload{{Key: storage.BlobDataPath(b), ID: "m"}}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, dry := range []bool{false, true} {
+				p := fullPlan(t)
+				tc.edit(p)
+				r := &recorder{}
+				res, err := Execute(context.Background(), r, p, Options{DryRun: dry, Jobs: 2}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				refused := 0
+				for _, f := range res.Failed {
+					if strings.HasPrefix(f.Err, "refused: ") {
+						refused++
+					}
+				}
+				if refused == 0 {
+					t.Errorf("dry %v: nothing refused; failed %v", dry, res.Failed)
+				}
+				late := len(p.EmptyRepos)+len(p.Multipart) > 0
+				for _, k := range r.deleted {
+					if _, err := storage.ParseKey(k); err != nil || strings.Contains(k, "..") || !late && strings.Contains(k, "/blobs/") {
+						t.Errorf("dry %v: deleted %s", dry, k)
+					}
+				}
+				if !late && res.BlobsSkipped != len(p.Blobs) {
+					t.Errorf("dry %v: a refusal before the blob phase left %d of %d blobs unskipped", dry, len(p.Blobs)-res.BlobsSkipped, len(p.Blobs))
+				}
+			}
+		})
 	}
 }
