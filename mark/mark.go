@@ -261,6 +261,10 @@ func (rp *repoPlan) run() {
 		_, _, isSig := SignatureSubject(t.Name)
 		switch {
 		case r.Unreadable != nil || foreign != nil:
+		case storage.ValidTag(t.Name) != nil:
+			// A name the registry would not write: kept as it is, by every
+			// rule and every compaction (sweep refuses its keys too).
+			d = TagDecision{Keep: true, Reason: "tag name outside the grammar: kept as it is"}
 		case rp.opts.Compact.Links && t.Current == 0 && t.Err == nil:
 			rp.deleteTag(t, TagDecision{Reason: "no current link (an interrupted tag delete)"})
 			continue
@@ -361,6 +365,9 @@ func (rp *repoPlan) run() {
 	// Untagged revisions: deleted unless kept or in doubt.
 	indexOf := make(map[walker.ID][]string)
 	for _, t := range liveTags {
+		if storage.ValidTag(t.Name) != nil {
+			continue // kept as it is, history included
+		}
 		for _, id := range t.Index {
 			indexOf[id] = append(indexOf[id], t.Name)
 		}
@@ -401,7 +408,7 @@ func (rp *repoPlan) compact(liveTags int) (empty bool) {
 	}
 	if c.Links {
 		for _, t := range r.Tags {
-			if deletedTags[t.Name] {
+			if deletedTags[t.Name] || storage.ValidTag(t.Name) != nil {
 				continue
 			}
 			for _, id := range t.Index {

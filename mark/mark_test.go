@@ -365,3 +365,56 @@ func TestIntersectOverASharedTable(t *testing.T) {
 		t.Error("the orphan blob is no longer planned")
 	}
 }
+
+// TestComputeNeverDeletesATagOutsideTheGrammar: a tag folder whose name the
+// registry would not write is kept as it is, by a policy that deletes every
+// other tag, by compaction (no current link, history of absent manifests),
+// and its history stays with the untagged manifests it names.
+func TestComputeNeverDeletesATagOutsideTheGrammar(t *testing.T) {
+	for _, name := range []string{"-dash", ".dot", "with space", "ünï", strings.Repeat("x", 129), "a:b"} {
+		t.Run(name, func(t *testing.T) {
+			v := newInv()
+			r := v.repo("ci/app")
+			v.tag(r, "keep-me", v.image(r, 1), now)
+			foreign := v.image(r, 1)
+			v.tag(r, name, foreign, old)
+			v.tag(r, "doomed", v.image(r, 1), old)
+			untagged := v.image(r, 1)
+			absent := v.blob()
+			delete(v.Blobs, absent)
+			r.Tags[1].Index = append(r.Tags[1].Index, untagged, absent)
+			r.Tags = append(r.Tags, tag{Name: name + "2", Index: []storage.Digest{untagged}}) // no current link
+			pol := mustPolicy(t, "rules:\n  - repositories: [\"ci/**\"]\n    keep: {tags: [\"keep-me\"]}\n")
+			inv := v.build()
+			p := Compute(inv, Options{StartedAt: now, Policy: pol, DeleteUntagged: true, Compact: CompactAll})
+			for _, tg := range p.Tags {
+				if storage.ValidTag(tg.Name) != nil {
+					t.Errorf("tag %q planned for deletion: %+v", tg.Name, tg)
+				}
+			}
+			if len(p.Tags) != 1 || p.Tags[0].Name != "doomed" {
+				t.Errorf("tags deleted %+v, want only doomed", p.Tags)
+			}
+			for _, rev := range p.Revisions {
+				for _, tg := range rev.TagIndex {
+					if storage.ValidTag(tg) != nil {
+						t.Errorf("history entry of tag %q planned", tg)
+					}
+				}
+				if p.Digest(rev.ID) == foreign {
+					t.Error("the manifest of the tag outside the grammar is planned")
+				}
+			}
+			for _, e := range p.OrphanIndex {
+				if storage.ValidTag(e.Tag) != nil {
+					t.Errorf("history entry of tag %q planned", e.Tag)
+				}
+			}
+			for _, d := range p.Decisions {
+				if d.Tag == name && (!d.Keep || !strings.Contains(d.Reason, "outside the grammar")) {
+					t.Errorf("decision %+v", d)
+				}
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/bmatcuk/doublestar/v4"
 	"gopkg.in/yaml.v3"
 
+	"github.com/regsweep/regsweep/storage"
 	"github.com/regsweep/regsweep/walker"
 )
 
@@ -100,8 +101,9 @@ func SignatureSubject(tag string) (subject, what string, ok bool) {
 // Evaluate decides the tags of one repository by the rules alone, as a pure
 // function of the tags and the run's start time. Ties in push time are
 // broken by tag name, so decisions are deterministic. Signature tags are
-// left to Compute when SignaturesFollowSubject is set: they are not in the
-// result.
+// left to Compute when SignaturesFollowSubject is set, and tags whose name
+// is outside the tag grammar always (Compute keeps them as they are): they
+// are not in the result, nor ranked.
 func (p *Policy) Evaluate(repo string, tags []walker.Tag, now time.Time) []TagDecision {
 	var rules []int
 	for i := range p.Rules {
@@ -111,7 +113,7 @@ func (p *Policy) Evaluate(repo string, tags []walker.Tag, now time.Time) []TagDe
 	}
 	var subject []walker.Tag
 	for _, t := range tags {
-		if _, _, sig := SignatureSubject(t.Name); sig && p.SignaturesFollowSubject {
+		if _, _, sig := SignatureSubject(t.Name); sig && p.SignaturesFollowSubject || storage.ValidTag(t.Name) != nil {
 			continue
 		}
 		subject = append(subject, t)

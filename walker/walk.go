@@ -291,6 +291,11 @@ func (w *walk) resolve(raw *rawRepo) *Repo {
 	r.Revisions, r.Layers = links(raw.revisions), links(raw.layers)
 	r.Tags = make([]Tag, len(raw.tags))
 	for i, rt := range raw.tags {
+		// Both strategies come here: a tag name outside the grammar is
+		// reported the same way whichever listed it (mark keeps such tags).
+		if err := storage.ValidTag(rt.Name); err != nil {
+			w.problem(storage.TagDir(r.Name, rt.Name), fmt.Errorf("%w: kept as it is", err))
+		}
 		tag := rt.Tag
 		tag.Current = t.Intern(rt.current)
 		if len(rt.index) > 0 {
@@ -714,9 +719,6 @@ func (w *walk) tags(ctx context.Context, raw *rawRepo) (Time, bool, error) {
 	plain := true
 	for _, name := range names {
 		t := rawTag{Tag: Tag{Name: name}}
-		if err := storage.ValidTag(name); err != nil {
-			w.problem(dir+"/"+name, fmt.Errorf("%w: kept as it is", err))
-		}
 		cur := storage.TagCurrentPath(r.Name, name)
 		d, mt, err := w.readLinkDigest(ctx, cur)
 		switch {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regsweep/regsweep/storage"
 	"github.com/regsweep/regsweep/storage/storagetest"
 )
 
@@ -120,5 +121,62 @@ func TestGCRefusesABadPolicyBeforeReadingStorage(t *testing.T) {
 	code, out, _ := gc(t, "--policy", policy, filepath.Join(t.TempDir(), "nowhere"))
 	if code != exitUsage || !strings.Contains(out, "p.yaml:3: keep.younger_than") {
 		t.Fatalf("exit %d, output %q", code, out)
+	}
+}
+
+// TestGCPolicyNeverDeletesATagOutsideTheGrammar: tags written through
+// distribution's storage code under names the registry's API would refuse
+// are kept, with what they reference, by a policy that deletes every other
+// tag of their repository, whichever walker lists them (tree on a
+// filesystem, flat on S3), and the report names them.
+func TestGCPolicyNeverDeletesATagOutsideTheGrammar(t *testing.T) {
+	forBackends(t, testGCPolicyNeverDeletesATagOutsideTheGrammar)
+}
+
+func testGCPolicyNeverDeletesATagOutsideTheGrammar(t *testing.T, b backend) {
+	r, where := newRegistry(t, b)
+	keep := r.PushImage("ci/app", storagetest.ImageOpts{})
+	r.Tag("ci/app", "keep-me", keep)
+	doomed := r.PushImage("ci/app", storagetest.ImageOpts{})
+	r.Tag("ci/app", "doomed", doomed)
+	foreign := map[string]storagetest.Image{}
+	for _, name := range []string{"-dash", ".dot", "x" + strings.Repeat("y", 128), "-"} {
+		img := r.PushImage("ci/app", storagetest.ImageOpts{})
+		r.Tag("ci/app", name, img)
+		foreign[name] = img
+	}
+	if b == onFS {
+		r.AgeAll(time.Now().Add(-48 * time.Hour))
+	} else {
+		time.Sleep(1100 * time.Millisecond)
+	}
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, []byte("rules:\n  - repositories: [\"ci/**\"]\n    keep: {tags: [keep-me]}\nuntagged: delete\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, rep := gc(t, append([]string{"--verbose", "--policy", policy}, where...)...)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	after := r.State()
+	if _, ok := after.Tags["ci/app:doomed"]; ok || rep.Tags != 1 {
+		t.Errorf("the policy did not delete ci/app:doomed (%d tags deleted)", rep.Tags)
+	}
+	for name, img := range foreign {
+		if after.Tags["ci/app:"+name] != img.Digest || !after.Revisions["ci/app@"+img.Digest.String()] {
+			t.Errorf("tag %q outside the grammar, or its manifest, was deleted", name)
+		}
+		for _, d := range img.Blobs {
+			if !after.Blobs[d] {
+				t.Errorf("blob %s of tag %q was deleted", d, name)
+			}
+		}
+		if !strings.Contains(out, storage.TagDir("ci/app", name)) {
+			t.Errorf("the output does not name tag folder %q", name)
+		}
+	}
+	r.Reopen()
+	if err := r.Serves(context.Background(), "ci/app", "keep-me"); err != nil {
+		t.Error(err)
 	}
 }
