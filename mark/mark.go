@@ -348,6 +348,7 @@ func (rp *repoPlan) run() {
 	if rp.opts.Policy != nil && len(r.Tags) > 0 && len(liveTags) == 0 {
 		rp.p.Warnings = append(rp.p.Warnings, fmt.Sprintf("the policy deletes every tag of %s (%d)", r.Name, len(r.Tags)))
 	}
+	rp.emptied(liveTags)
 
 	if len(rp.graphErrs) > 0 && rp.doubt == "" {
 		rp.doubt = rp.graphErrs[0]
@@ -456,6 +457,30 @@ func (rp *repoPlan) visit(id walker.ID, subjects map[walker.ID][]walker.ID, keep
 			rp.broken(id, "references missing blob "+t.Digest(b).String())
 		}
 	}
+}
+
+// emptied records the repository in Plan.Emptied if it had tags that serve
+// (a current link, or one that could not be read) and keeps none of them.
+func (rp *repoPlan) emptied(liveTags []walker.Tag) {
+	serving := func(t walker.Tag) bool { return t.Current != 0 || t.Err != nil }
+	had := 0
+	for _, t := range rp.r.Tags {
+		if serving(t) {
+			had++
+		}
+	}
+	if had == 0 || slices.ContainsFunc(liveTags, serving) {
+		return
+	}
+	e := Emptied{Repo: rp.r.Name, Tags: had}
+	if pol := rp.opts.Policy; pol != nil {
+		for i := range pol.Rules {
+			if pol.Rules[i].Matches(rp.r.Name) {
+				e.Rules = append(e.Rules, i+1)
+			}
+		}
+	}
+	rp.p.Emptied = append(rp.p.Emptied, e)
 }
 
 // deleteTag plans the deletion of tag t and records why.

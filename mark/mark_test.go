@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -296,6 +297,38 @@ func TestComputeWarnsWhenEveryTagOfARepositoryGoes(t *testing.T) {
 	p := Compute(v.build(), Options{StartedAt: now, Policy: pol})
 	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "every tag of ci/cache") {
 		t.Errorf("warnings %v", p.Warnings)
+	}
+}
+
+// TestComputeRecordsRepositoriesLeftWithoutATag: the per-run safety net,
+// on the real repositories, whatever the rules' globs look like.
+func TestComputeRecordsRepositoriesLeftWithoutATag(t *testing.T) {
+	v := newInv()
+	emptied := v.repo("ci/cache")
+	v.tag(emptied, "a", v.image(emptied, 1), old)
+	v.tag(emptied, "b", v.image(emptied, 1), old)
+	kept := v.repo("ci/app")
+	v.tag(kept, "a", v.image(kept, 1), old)
+	v.tag(kept, "keep", v.image(kept, 1), old)
+	foreign := v.repo("ci/odd")
+	v.tag(foreign, "a", v.image(foreign, 1), old)
+	v.tag(foreign, "-odd", v.image(foreign, 1), old) // outside the grammar: stays
+	broken := v.repo("ci/broken")
+	broken.Tags = append(broken.Tags, tag{Name: "half", Index: []storage.Digest{v.image(broken, 1)}}) // no current link
+	untouched := v.repo("other")
+	v.tag(untouched, "a", v.image(untouched, 1), old)
+	pol := mustPolicy(t, "rules:\n  - repositories: [\"ci/**\"]\n    keep: {tags: [keep]}\n  - repositories: [\"*/cache\"]\n    keep: {tags: [nomatch]}\n")
+	p := Compute(v.build(), Options{StartedAt: now, Policy: pol, Compact: CompactAll})
+	want := []Emptied{{Repo: "ci/cache", Tags: 2, Rules: []int{1, 2}}}
+	if len(p.Emptied) != 1 || p.Emptied[0].Repo != want[0].Repo || p.Emptied[0].Tags != 2 || !slices.Equal(p.Emptied[0].Rules, want[0].Rules) {
+		t.Errorf("emptied %+v, want %+v", p.Emptied, want)
+	}
+	err := p.DeletesEveryTag()
+	if err == nil || !strings.Contains(err.Error(), "ci/cache (2 tags; rule 1 (line 2), 2 (line 4))") {
+		t.Errorf("DeletesEveryTag: %v", err)
+	}
+	if p := Compute(v.build(), Options{StartedAt: now, Compact: CompactAll}); p.DeletesEveryTag() != nil {
+		t.Errorf("without a policy: %v", p.DeletesEveryTag())
 	}
 }
 

@@ -88,6 +88,9 @@ type Plan struct {
 	// Warnings are what an admin should see before trusting the run, such
 	// as a policy deleting every tag of a repository.
 	Warnings []string
+	// Emptied are the repositories that had tags and that the plan leaves
+	// with none (see DeletesEveryTag).
+	Emptied []Emptied `json:"-"`
 	// Err is non-nil when the plan is partial: blobs are not swept
 	// (ErrIncompleteGraph) or a repository was left alone. It lists every
 	// path concerned.

@@ -229,12 +229,8 @@ func ParsePolicy(file string, data []byte, allowDeleteAll bool) (*Policy, error)
 		return nil, err
 	}
 	if !allowDeleteAll {
-		for i, r := range p.Rules {
-			for _, g := range r.Include {
-				if g == "**" && len(r.Exclude) == 0 && r.Newest < 1 {
-					return nil, fmt.Errorf("policy %s:%d: rule %d matches every repository and does not keep at least the newest tag (keep.newest >= 1): it may delete every tag; pass --allow-delete-all if that is meant", file, r.Line, i+1)
-				}
-			}
+		if err := p.checkDeleteAll(file); err != nil {
+			return nil, err
 		}
 	}
 	return p, nil

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -262,6 +263,69 @@ func TestREADMEPoliciesParse(t *testing.T) {
 		src, _, _ := strings.Cut(blk, "```")
 		if _, err := ParsePolicy(fmt.Sprintf("README block %d", i+1), []byte(src), false); err != nil {
 			t.Errorf("%v\n%s", err, src)
+		}
+	}
+}
+
+// TestSafetyNetJudgesWhatRulesMatch: rules that together match every
+// repository, however spelled, and keep no newest tag are refused; rules
+// that leave some real namespace alone, or keep the newest, are not.
+func TestSafetyNetJudgesWhatRulesMatch(t *testing.T) {
+	rule := func(repos, keep string) string {
+		return "  - repositories: " + repos + "\n    keep: " + keep + "\n"
+	}
+	none := `{tags: ["^nomatch$"]}`
+	for _, tc := range []struct {
+		name, rules string
+		refused     bool
+	}{
+		{"double star", rule(`["**"]`, none), true},
+		{"double star slash star", rule(`["**/*"]`, none), true},
+		{"star plus star slash double star", rule(`["*", "*/**"]`, `{younger_than: 30d}`), true},
+		{"brace set of first characters", rule(`["{[a-m],[n-z],[0-9]}*", "{[a-m],[n-z],[0-9]}*/**"]`, none), true},
+		{"brace set of depths", rule(`["{*,*/*,*/**}"]`, none), true},
+		{"exclusion of reserved names", rule(`["**", "!**/_*"]`, none), true},
+		{"exclusion of upper case", rule(`["**", "!**/LEGACY"]`, none), true},
+		{"two rules covering everything", rule(`["[a-m]*", "[a-m]*/**"]`, none) + rule(`["{[n-z0-9]*,[n-z0-9]*/**}"]`, `{newest: 0}`), true},
+		{"nested double star", rule(`["**/**"]`, none), true},
+		{"keeps the newest", rule(`["**/*"]`, `{newest: 1}`), false},
+		{"a safe rule beside covers the rest", rule(`["**"]`, none) + rule(`["**"]`, `{newest: 2}`), false},
+		{"exclusion of a real namespace", rule(`["**", "!legacy/**"]`, none), false},
+		{"exclusion in a brace set", rule(`["**", "!{legacy,old}/**"]`, none), false},
+		{"one level only", rule(`["*"]`, none), false},
+		{"up to three levels", rule(`["*", "*/*", "*/*/*"]`, none), false},
+		{"letters only first", rule(`["[a-z]*", "[a-z]*/**"]`, none), false},
+		{"double star inside a name is a star", rule(`["a**", "[b-z0-9]**"]`, none), false},
+		{"a namespace", rule(`["team-a/**"]`, none), false},
+		{"every cache", rule(`["**/cache"]`, `{newest: 0}`), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "rules:\n" + tc.rules
+			_, err := ParsePolicy("test.yaml", []byte(src), false)
+			if refused := err != nil; refused != tc.refused {
+				t.Errorf("refused %v (%v), want %v:\n%s", refused, err, tc.refused, src)
+			}
+			if err != nil && (!strings.Contains(err.Error(), "every repository") || !strings.Contains(err.Error(), "--allow-delete-all")) {
+				t.Errorf("refusal %q does not say why", err)
+			}
+			if _, err := ParsePolicy("test.yaml", []byte(src), true); err != nil {
+				t.Errorf("--allow-delete-all: %v", err)
+			}
+		})
+	}
+}
+
+func TestFillGlob(t *testing.T) {
+	for glob, want := range map[string][]string{
+		"legacy/**":         {"legacy/x"},
+		"{a,b/c}/**":        {"a/x", "b/c/x"},
+		"[!a-c]x":           {"dx"},
+		"team\\-a/*":        {"team-a/x"},
+		"{x,{y,z}}":         {"x", "y", "z"},
+		"**/{cache,debug}?": {"x/cachex", "x/debugx"},
+	} {
+		if got := fillGlob(glob, 64); !slices.Equal(got, want) {
+			t.Errorf("fillGlob(%q) = %q, want %q", glob, got, want)
 		}
 	}
 }

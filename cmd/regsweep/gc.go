@@ -53,7 +53,7 @@ func runGC(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, dryRu
 		return err
 	}
 	defer s.Close()
-	inv, plan, err := s.plan(p.opts)
+	inv, plan, err := s.plan(p.opts, pf.allowDeleteAll)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,7 @@ func (p *planFlags) register(fl *pflag.FlagSet) {
 	fl.BoolVar(&p.deleteUntagged, "delete-untagged", false, "also delete manifests no tag reaches (children of kept indexes and referrers of kept manifests stay)")
 	fl.DurationVar(&p.minAge, "min-age", time.Hour, "keep unreferenced blobs and revisions modified less than this before the run started")
 	fl.StringVar(&p.policyFile, "policy", "", "apply the tag retention policy in `FILE` (YAML, see README)")
-	fl.BoolVar(&p.allowDeleteAll, "allow-delete-all", false, "accept a policy rule for every repository (**) that may delete every tag")
+	fl.BoolVar(&p.allowDeleteAll, "allow-delete-all", false, "accept a policy that may delete every tag of a repository (rules matching every repository that keep no newest tag, or a run leaving a repository with tags without any)")
 	fl.StringSliceVar(&p.compact, "compact", []string{"all"}, "compaction to do: any of uploads, repos, links; all; or none")
 	fl.DurationVar(&p.uploadMaxAge, "upload-max-age", 7*24*time.Hour, "remove uploads started longer ago than this (with --compact uploads)")
 }

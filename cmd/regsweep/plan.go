@@ -36,7 +36,7 @@ func newPlanCommand(e env) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			_, plan, err := s.plan(p.opts)
+			_, plan, err := s.plan(p.opts, pf.allowDeleteAll)
 			if err != nil {
 				return err
 			}

@@ -180,3 +180,64 @@ func testGCPolicyNeverDeletesATagOutsideTheGrammar(t *testing.T, b backend) {
 		t.Error(err)
 	}
 }
+
+// TestGCPolicySafetyNet: a policy whose rules together match every
+// repository without keeping a newest tag is refused before the walk, however
+// its globs are spelled; one that would leave a real repository that has tags
+// with none is refused after the walk, naming the repository and the rule;
+// --allow-delete-all lets both through. Refused runs delete nothing.
+func TestGCPolicySafetyNet(t *testing.T) {
+	root := t.TempDir()
+	r := storagetest.New(t, root)
+	for _, rt := range []string{"ci/a:release", "ci/a:dev-1", "ci/b:dev-1", "ci/b:dev-2", "tools/x:latest"} {
+		repo, tag, _ := strings.Cut(rt, ":")
+		r.Tag(repo, tag, r.PushImage(repo, storagetest.ImageOpts{}))
+	}
+	r.AgeAll(time.Now().Add(-48 * time.Hour))
+	write := func(src string) string {
+		p := filepath.Join(t.TempDir(), "policy.yaml")
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	before := r.State()
+	unchanged := func(what string) {
+		t.Helper()
+		after := r.State()
+		if len(after.Tags) != len(before.Tags) || len(after.Blobs) != len(before.Blobs) || len(after.Revisions) != len(before.Revisions) {
+			t.Fatalf("%s: a refused run deleted something", what)
+		}
+	}
+	for _, src := range []string{
+		"rules:\n  - repositories: [\"**/*\"]\n    keep: {tags: [\"^nomatch$\"]}\n",
+		"rules:\n  - repositories: [\"*\", \"*/**\"]\n    keep: {younger_than: 1d}\n",
+		"rules:\n  - repositories: [\"{ci,tools}/**\", \"**\", \"!**/_*\"]\n    keep: {tags: [release]}\n",
+	} {
+		code, out, _ := gc(t, "--delete-untagged", "--policy", write(src), root)
+		if code != exitUsage || !strings.Contains(out, "matches every repository") {
+			t.Errorf("exit %d, want a refusal before the walk:\n%s", code, out)
+		}
+		unchanged(src)
+	}
+	// ci/b has no release tag: the rule leaves it with none.
+	pol := write("rules:\n  - repositories: [\"ci/**\"]\n    keep: {tags: [release]}\n")
+	for _, args := range [][]string{{"gc", "--min-age", "0"}, {"gc", "--dry-run", "--min-age", "0"}, {"plan", "-o", filepath.Join(t.TempDir(), "p")}} {
+		code, out := regsweep(t, append(args, "-q", "--policy", pol, root)...)
+		if code != exitUsage || !strings.Contains(out, "every tag of 1 repositories: ci/b (2 tags; rule 1 (line 2))") || !strings.Contains(out, "--allow-delete-all") {
+			t.Errorf("%s: exit %d, want a refusal naming ci/b and rule 1:\n%s", args[0], code, out)
+		}
+		unchanged(args[0])
+	}
+	code, _, rep := gc(t, "--allow-delete-all", "--policy", pol, root)
+	if code != 0 || rep.Tags != 3 {
+		t.Fatalf("--allow-delete-all: exit %d, %d tags deleted, want 3", code, rep.Tags)
+	}
+	r.Reopen()
+	for _, rt := range []string{"ci/a:release", "tools/x:latest"} {
+		repo, tag, _ := strings.Cut(rt, ":")
+		if err := r.Serves(context.Background(), repo, tag); err != nil {
+			t.Error(err)
+		}
+	}
+}

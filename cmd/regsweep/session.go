@@ -116,8 +116,9 @@ func (s *session) walk(name string, recheck *walker.Inventory) (*walker.Inventor
 	return inv, err
 }
 
-// plan walks and marks.
-func (s *session) plan(opts mark.Options) (*walker.Inventory, *mark.Plan, error) {
+// plan walks and marks; it refuses a plan that leaves a repository that
+// has tags with none, unless allowDeleteAll.
+func (s *session) plan(opts mark.Options, allowDeleteAll bool) (*walker.Inventory, *mark.Plan, error) {
 	inv, err := s.walk("walk", nil)
 	if err != nil {
 		return nil, nil, err
@@ -127,7 +128,23 @@ func (s *session) plan(opts mark.Options) (*walker.Inventory, *mark.Plan, error)
 		plan = mark.Compute(inv, opts)
 		return nil
 	})
+	if err := refuseDeletesEveryTag(plan, allowDeleteAll); err != nil {
+		return nil, nil, err
+	}
 	return inv, plan, nil
+}
+
+// refuseDeletesEveryTag turns the per-run safety net of mark into a
+// refusal, before anything is deleted: the check is on the repositories
+// as walked, so it holds whatever the policy's globs look like.
+func refuseDeletesEveryTag(plan *mark.Plan, allowDeleteAll bool) error {
+	if allowDeleteAll {
+		return nil
+	}
+	if err := plan.DeletesEveryTag(); err != nil {
+		return usageError{fmt.Errorf("refused: %w", err)}
+	}
+	return nil
 }
 
 // recheck lists the repositories again just before deleting, and drops from
