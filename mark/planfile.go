@@ -100,11 +100,18 @@ type (
 		Size   int64
 		Repo   string
 	}
+	// decisionWire is a TagDecision with its repository, which the
+	// report's per-repository lists leave out.
+	decisionWire struct {
+		Repo string `json:"repository"`
+		TagDecision
+	}
 	planJSON struct {
 		*planWire
 		Revisions  []revisionWire
 		LayerLinks []layerLinkWire
 		Blobs      []blobWire
+		Decisions  []decisionWire
 	}
 )
 
@@ -122,6 +129,10 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 	w.Blobs = make([]blobWire, len(p.Blobs))
 	for i, b := range p.Blobs {
 		w.Blobs[i] = blobWire{p.Digest(b.ID), p.Size(b.ID), p.Repo(b.Repo)}
+	}
+	w.Decisions = make([]decisionWire, len(p.Decisions))
+	for i, d := range p.Decisions {
+		w.Decisions[i] = decisionWire{d.Repo, d}
 	}
 	return json.Marshal(w)
 }
@@ -175,6 +186,14 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 		if p.Blobs[i].Repo, err = repo(x.Repo); err != nil {
 			return err
 		}
+	}
+	p.Decisions = make([]TagDecision, len(w.Decisions))
+	for i, d := range w.Decisions {
+		if _, ok := repoOf[d.Repo]; !ok {
+			return fmt.Errorf("decision on tag %q: repository %q is not among the plan's repositories", d.Tag, d.Repo)
+		}
+		p.Decisions[i] = d.TagDecision
+		p.Decisions[i].Repo = d.Repo
 	}
 	return nil
 }

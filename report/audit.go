@@ -979,7 +979,7 @@ func (a *Audit) findings() []finding {
 	}
 	add("Broken images", len(a.Broken), 0, []string{"Image", "Reason"}, []string{""}, rows)
 	if tags, untagged := a.brokenCounts(); untagged > 0 {
-		out[len(out)-1].total = fmt.Sprintf("%d tags, %d untagged manifests", tags, untagged)
+		out[len(out)-1].total = Count(tags, "tag") + ", " + Count(untagged, "untagged manifest")
 	}
 
 	rows = nil
@@ -1039,7 +1039,7 @@ func (a *Audit) findings() []finding {
 		if e.RemovedByGC {
 			gc = "yes"
 		}
-		rows = append(rows, []string{e.Path, fmt.Sprintf("%d layer links, %d uploads", e.LayerLinks, e.Uploads), gc})
+		rows = append(rows, []string{e.Path, Count(e.LayerLinks, "layer link")+", "+Count(e.Uploads, "upload"), gc})
 	}
 	add("Empty repositories", len(a.EmptyRepositories), 0, []string{"Path", "Holds", "Removed by gc"}, []string{"", "removed by gc: "}, rows)
 
@@ -1096,7 +1096,7 @@ func (a *Audit) digestLine() string {
 	if d == nil {
 		return "not verified (--verify-digests re-hashes every blob)"
 	}
-	s := fmt.Sprintf("%d blobs (%s) re-hashed", d.Blobs, Bytes(d.Bytes))
+	s := fmt.Sprintf("%s (%s) re-hashed", Count(d.Blobs, "blob"), Bytes(d.Bytes))
 	if d.Seconds > 0 {
 		s += fmt.Sprintf(" in %.2fs (%s/s)", d.Seconds, Bytes(int64(float64(d.Bytes)/d.Seconds)))
 	}
@@ -1120,8 +1120,9 @@ func AuditText(w io.Writer, a *Audit) error {
 	ew := &errWriter{w: w}
 	s := a.Scanned
 	fmt.Fprintf(ew, "regsweep audit %s (read only)\n", a.Location)
-	fmt.Fprintf(ew, "scanned %d repositories, %d tags, %d manifests, %d layer links, %d blobs (%s), %d uploads (%s)\n",
-		s.Repositories, s.Tags, s.Manifests, s.LayerLinks, s.Blobs, Bytes(s.Bytes), s.Uploads, Bytes(a.Storage.UploadBytes))
+	fmt.Fprintf(ew, "scanned %s, %s, %s, %s, %s (%s), %s (%s)\n",
+		Count(s.Repositories, "repository"), Count(s.Tags, "tag"), Count(s.Manifests, "manifest"), Count(s.LayerLinks, "layer link"),
+		Count(s.Blobs, "blob"), Bytes(s.Bytes), Count(s.Uploads, "upload"), Bytes(a.Storage.UploadBytes))
 	st := a.Storage
 	fmt.Fprintf(ew, "blobs referenced by manifests: %d (%s); by none: %d (%s)\n\n",
 		st.ReferencedBlobs, Bytes(st.ReferencedBytes), st.UnreferencedBlobs, Bytes(st.UnreferencedBytes))
@@ -1148,12 +1149,12 @@ func AuditText(w io.Writer, a *Audit) error {
 	}
 
 	c := a.GC.Counts
-	fmt.Fprintf(ew, "\n%s would delete %d tags, %d manifests, %d tag history entries, %d layer links, %d blobs: %s\n",
-		a.gcCommand(), c.Tags, c.Manifests, c.TagIndexEntries, c.LayerLinks, c.Blobs, Bytes(c.Bytes))
-	fmt.Fprintf(ew, "  and compact %d stale uploads (%s), %d empty repositories\n", c.Uploads, Bytes(c.UploadBytes), c.Repositories)
-	if k := a.GC.Kept; k != (mark.Kept{}) {
-		fmt.Fprintf(ew, "  keeping though unreferenced: %d blobs and %d revisions too recent, %d layer links too recent, %d blobs unswept (graph incomplete), %d revisions in doubt\n",
-			k.BlobsTooRecent, k.RevisionsTooRecent, k.LayerLinksTooRecent, k.BlobsUnswept, k.RevisionsInDoubt)
+	fmt.Fprintf(ew, "\n%s would delete %s, %s, %s, %s, %s: %s\n",
+		a.gcCommand(), Count(c.Tags, "tag"), Count(c.Manifests, "manifest"), Count(c.TagIndexEntries, "tag history entry"),
+		Count(c.LayerLinks, "layer link"), Count(c.Blobs, "blob"), Bytes(c.Bytes))
+	fmt.Fprintf(ew, "  and compact %s (%s), %s\n", Count(c.Uploads, "stale upload"), Bytes(c.UploadBytes), Count(c.Repositories, "empty repository"))
+	if kept := keptParts(a.GC.Kept); len(kept) > 0 {
+		fmt.Fprintf(ew, "  keeping though unreferenced: %s\n", strings.Join(kept, ", "))
 	}
 	for _, x := range a.GC.Warnings {
 		fmt.Fprintf(ew, "  warning: %s\n", x)
@@ -1225,7 +1226,7 @@ func AuditMarkdown(w io.Writer, a *Audit) error {
 	fmt.Fprintf(ew, "\nDigests: %s.\n", a.digestLine())
 
 	s, st := a.Scanned, a.Storage
-	fmt.Fprintf(ew, "\n## Storage\n\n%d repositories, %d tags, %d manifests, %d layer links.\n\n", s.Repositories, s.Tags, s.Manifests, s.LayerLinks)
+	fmt.Fprintf(ew, "\n## Storage\n\n%s, %s, %s, %s.\n\n", Count(s.Repositories, "repository"), Count(s.Tags, "tag"), Count(s.Manifests, "manifest"), Count(s.LayerLinks, "layer link"))
 	fmt.Fprintf(ew, "| | Count | Size |\n|---|---:|---:|\n")
 	fmt.Fprintf(ew, "| Blobs stored | %d | %s |\n", st.Blobs, Bytes(st.Bytes))
 	fmt.Fprintf(ew, "| Referenced by manifests | %d | %s |\n", st.ReferencedBlobs, Bytes(st.ReferencedBytes))
@@ -1237,9 +1238,8 @@ func AuditMarkdown(w io.Writer, a *Audit) error {
 	fmt.Fprintf(ew, "| Kind | Count | Size |\n|---|---:|---:|\n")
 	fmt.Fprintf(ew, "| Tags | %d | |\n| Manifests | %d | |\n| Tag history entries | %d | |\n| Layer links | %d | |\n", c.Tags, c.Manifests, c.TagIndexEntries, c.LayerLinks)
 	fmt.Fprintf(ew, "| Blobs | %d | %s |\n| Stale uploads | %d | %s |\n| Empty repositories | %d | |\n", c.Blobs, Bytes(c.Bytes), c.Uploads, Bytes(c.UploadBytes), c.Repositories)
-	if k := a.GC.Kept; k != (mark.Kept{}) {
-		fmt.Fprintf(ew, "\nKept though unreferenced: %d blobs and %d revisions too recent, %d layer links too recent, %d blobs unswept (graph incomplete), %d revisions in doubt.\n",
-			k.BlobsTooRecent, k.RevisionsTooRecent, k.LayerLinksTooRecent, k.BlobsUnswept, k.RevisionsInDoubt)
+	if kept := keptParts(a.GC.Kept); len(kept) > 0 {
+		fmt.Fprintf(ew, "\nKept though unreferenced: %s.\n", strings.Join(kept, ", "))
 	}
 	var notes []string
 	for _, x := range a.GC.Warnings {

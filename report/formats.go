@@ -55,13 +55,14 @@ func Markdown(w io.Writer, r *Report) error {
 	if r.DryRun {
 		mode = "dry run"
 	}
-	fmt.Fprintf(w, "# regsweep gc: %s\n\n", r.Location)
+	fmt.Fprintf(w, "# regsweep %s: %s\n\n", r.Command, r.Location)
 	fmt.Fprintf(w, "- %s, started %s\n- delete untagged: %v, min age: %s", mode, r.StartedAt.Format(time.RFC3339), r.DeleteUntagged, r.MinAge)
 	if r.Policy != "" {
 		fmt.Fprintf(w, ", policy: `%s`", r.Policy)
 	}
-	fmt.Fprintf(w, "\n- scanned: %d repositories, %d tags, %d manifests, %d blobs (%s)\n\n",
-		r.Scanned.Repositories, r.Scanned.Tags, r.Scanned.Manifests, r.Scanned.Blobs, Bytes(r.Scanned.Bytes))
+	sc := r.Scanned
+	fmt.Fprintf(w, "\n- scanned: %s, %s, %s, %s (%s)\n\n",
+		Count(sc.Repositories, "repository"), Count(sc.Tags, "tag"), Count(sc.Manifests, "manifest"), Count(sc.Blobs, "blob"), Bytes(sc.Bytes))
 	fmt.Fprintf(w, "| repository | tags | manifests | layer links | blobs | reclaimed |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, repo := range r.Repositories {
 		c := repo.Counts
@@ -72,7 +73,7 @@ func Markdown(w io.Writer, r *Report) error {
 	}
 	c := r.Counts
 	fmt.Fprintf(w, "| **total** | %d | %d | %d | %d | **%s** |\n\n", c.Tags, c.Manifests, c.LayerLinks, c.Blobs, Bytes(c.Bytes))
-	fmt.Fprintf(w, "Compaction: %d uploads (%s), %d tag history entries, %d empty repositories.\n\n", c.Uploads, Bytes(c.UploadBytes), c.TagIndexEntries, c.Repositories)
+	fmt.Fprintf(w, "Compaction: %s (%s), %s, %s.\n\n", Count(c.Uploads, "upload"), Bytes(c.UploadBytes), Count(c.TagIndexEntries, "tag history entry"), Count(c.Repositories, "empty repository"))
 	section := func(title string, lines []string) {
 		if len(lines) == 0 {
 			return

@@ -15,6 +15,8 @@ import (
 
 // Report is one run's outcome. Its JSON form is documented in the README.
 type Report struct {
+	// Command is the command that ran: gc or apply.
+	Command        string    `json:"command"`
 	Location       string    `json:"location"`
 	DryRun         bool      `json:"dry_run"`
 	StartedAt      time.Time `json:"started_at"`
@@ -76,9 +78,10 @@ type Phase struct {
 	Seconds float64 `json:"seconds"`
 }
 
-// New fills a Report from a plan and the result of its sweep.
-func New(location string, plan *mark.Plan, res *sweep.Result) *Report {
+// New fills the Report of command from a plan and the result of its sweep.
+func New(command, location string, plan *mark.Plan, res *sweep.Result) *Report {
 	r := &Report{
+		Command:        command,
 		Location:       location,
 		DryRun:         res.DryRun,
 		StartedAt:      plan.Options.StartedAt.UTC(),
@@ -139,9 +142,10 @@ func Text(w io.Writer, r *Report, verbose bool) error {
 		verb = "would delete"
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(w, "regsweep gc %s (dry run: %v, delete untagged: %v, min age: %s)\n", r.Location, r.DryRun, r.DeleteUntagged, r.MinAge)
-	fmt.Fprintf(w, "scanned %d repositories, %d tags, %d manifests, %d layer links, %d blobs (%s), %d uploads\n\n",
-		r.Scanned.Repositories, r.Scanned.Tags, r.Scanned.Manifests, r.Scanned.LayerLinks, r.Scanned.Blobs, Bytes(r.Scanned.Bytes), r.Scanned.Uploads)
+	fmt.Fprintf(w, "regsweep %s %s (dry run: %v, delete untagged: %v, min age: %s)\n", r.Command, r.Location, r.DryRun, r.DeleteUntagged, r.MinAge)
+	sc := r.Scanned
+	fmt.Fprintf(w, "scanned %s, %s, %s, %s, %s (%s), %s\n\n", Count(sc.Repositories, "repository"), Count(sc.Tags, "tag"),
+		Count(sc.Manifests, "manifest"), Count(sc.LayerLinks, "layer link"), Count(sc.Blobs, "blob"), Bytes(sc.Bytes), Count(sc.Uploads, "upload"))
 	fmt.Fprintf(tw, "REPOSITORY\tTAGS\tMANIFESTS\tLAYER LINKS\tBLOBS\tRECLAIMED\t\n")
 	quiet := 0
 	for _, repo := range r.Repositories {
@@ -183,13 +187,12 @@ func Text(w io.Writer, r *Report, verbose bool) error {
 		fmt.Fprintf(w, "\nwarning: %s\n", warn)
 	}
 	if c.Uploads+c.Repositories+c.Multipart > 0 || c.TagIndexEntries > 0 {
-		fmt.Fprintf(w, "\nalso %s: %d tag history entries; compaction: %d stale uploads (%s), %d multipart uploads aborted, %d empty repositories\n",
-			verb, c.TagIndexEntries, c.Uploads, Bytes(c.UploadBytes), c.Multipart, c.Repositories)
+		fmt.Fprintf(w, "\nalso %s: %s; compaction: %s (%s), %s aborted, %s\n",
+			verb, Count(c.TagIndexEntries, "tag history entry"), Count(c.Uploads, "stale upload"), Bytes(c.UploadBytes),
+			Count(c.Multipart, "multipart upload"), Count(c.Repositories, "empty repository"))
 	}
-	k := r.Kept
-	if k != (mark.Kept{}) {
-		fmt.Fprintf(w, "\nkept though unreferenced: %d blobs and %d revisions too recent, %d layer links too recent, %d blobs unswept (graph incomplete), %d revisions in doubt, %d objects reachable again at the recheck\n",
-			k.BlobsTooRecent, k.RevisionsTooRecent, k.LayerLinksTooRecent, k.BlobsUnswept, k.RevisionsInDoubt, k.ChangedDuringRun)
+	if kept := keptParts(r.Kept); len(kept) > 0 {
+		fmt.Fprintf(w, "\nkept though unreferenced: %s\n", strings.Join(kept, ", "))
 	}
 	if len(r.Broken) > 0 {
 		fmt.Fprintf(w, "\nbroken images (kept, cannot be served whole): %d\n", len(r.Broken))
@@ -205,19 +208,19 @@ func Text(w io.Writer, r *Report, verbose bool) error {
 		fmt.Fprintf(w, "\n%s\n", d)
 	}
 	if len(r.Problems) > 0 {
-		fmt.Fprintf(w, "\nleft alone: %d paths\n", len(r.Problems))
+		fmt.Fprintf(w, "\nleft alone: %s\n", Count(len(r.Problems), "path"))
 		for _, p := range limit(r.Problems, 20) {
 			fmt.Fprintf(w, "  %s: %s\n", p.Path, p.Reason)
 		}
 	}
 	if len(r.Failed) > 0 {
-		fmt.Fprintf(w, "\nfailed deletes: %d (the next run retries them)\n", len(r.Failed))
+		fmt.Fprintf(w, "\nfailed: %s (the next run retries them)\n", Count(len(r.Failed), "delete"))
 		for _, f := range limit(r.Failed, 20) {
 			fmt.Fprintf(w, "  %s: %s\n", f.Key, f.Err)
 		}
 	}
 	if r.BlobsSkipped > 0 {
-		fmt.Fprintf(w, "\nblobs not deleted because an earlier delete failed: %d\n", r.BlobsSkipped)
+		fmt.Fprintf(w, "\nnot deleted because an earlier delete failed: %s\n", Count(r.BlobsSkipped, "blob"))
 	}
 	if r.Interrupted {
 		fmt.Fprintf(w, "\ninterrupted: the run stopped before its end; run it again to finish\n")
@@ -233,6 +236,24 @@ func Text(w io.Writer, r *Report, verbose bool) error {
 		fmt.Fprintf(w, "\ntime: %s\n", strings.Join(parts, ", "))
 	}
 	return nil
+}
+
+// keptParts says what was kept though unreferenced, and why: only the
+// reasons that kept something.
+func keptParts(k mark.Kept) []string {
+	var out []string
+	add := func(n int, noun, why string) {
+		if n > 0 {
+			out = append(out, Count(n, noun)+" "+why)
+		}
+	}
+	add(k.BlobsTooRecent, "blob", "too recent")
+	add(k.RevisionsTooRecent, "revision", "too recent")
+	add(k.LayerLinksTooRecent, "layer link", "too recent")
+	add(k.BlobsUnswept, "blob", "unswept (graph incomplete)")
+	add(k.RevisionsInDoubt, "revision", "in doubt")
+	add(k.ChangedDuringRun, "object", "reachable again at the recheck")
+	return out
 }
 
 func limit[T any](s []T, n int) []T {

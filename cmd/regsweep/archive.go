@@ -38,7 +38,7 @@ func (s *session) archive(plan *mark.Plan) error {
 		}
 		c.Add(int64(files))
 		s.log.Info("archived", "file", name, "objects", files, "bytes", bytes)
-		fmt.Fprintf(s.stdout, "archived %d objects (%s) to %s; regsweep restore %s puts them back\n", files, report.Bytes(bytes), name, name)
+		fmt.Fprintf(s.stdout, "archived %s (%s) to %s; regsweep restore %s puts them back\n", report.Count(files, "object"), report.Bytes(bytes), name, name)
 		return nil
 	})
 }
@@ -89,9 +89,9 @@ func newRestoreCommand(e env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "restored %d objects from %s into %s\n", files, args[0], s.store)
-			if files < len(idx.Keys) {
-				fmt.Fprintf(e.stdout, "(%d of the keys it lists were already gone when it was written)\n", len(idx.Keys)-files)
+			fmt.Fprintf(e.stdout, "restored %s from %s into %s\n", report.Count(files, "object"), args[0], s.store)
+			if gone := len(idx.Keys) - files; gone > 0 {
+				fmt.Fprintf(e.stdout, "(already gone when it was written: %s it lists)\n", report.Count(gone, "key"))
 			}
 			return nil
 		},

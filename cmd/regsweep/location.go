@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/regsweep/regsweep/report"
 	"github.com/regsweep/regsweep/storage"
 )
 
@@ -41,7 +42,7 @@ func (l *locationFlags) resolve(args []string) (storage.Location, error) {
 	case len(args) == 1:
 		loc, err = storage.ParseLocation(args[0])
 	default:
-		return loc, usageError{fmt.Errorf("want one LOCATION (a folder or s3://BUCKET[/ROOT]) or --config FILE, got %d arguments", len(args))}
+		return loc, usageError{fmt.Errorf("want one LOCATION (a folder or s3://BUCKET[/ROOT]) or --config FILE, got %s", report.Count(len(args), "argument"))}
 	}
 	if err != nil {
 		return loc, usageError{err}

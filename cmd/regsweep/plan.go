@@ -103,17 +103,15 @@ func readPlan(name string) (*mark.PlanFile, error) {
 func printPlan(w io.Writer, pf *mark.PlanFile, name string, verbose bool) {
 	p := pf.Plan
 	o := p.Options
-	var bytes int64
-	for _, b := range p.Blobs {
-		bytes += p.Size(b.ID)
-	}
+	c := sweep.Count(p)
 	fmt.Fprintf(w, "plan %s: %s, made %s\n", name, pf.Location, pf.CreatedAt.UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "options: delete untagged %v, min age %s, compact %+v", o.DeleteUntagged, o.MinAge, o.Compact)
 	if pf.PolicyFile != "" {
 		fmt.Fprintf(w, ", policy %s", pf.PolicyFile)
 	}
-	fmt.Fprintf(w, "\ndeletes: %d tags, %d manifests, %d layer links, %d blobs (%s), %d uploads, %d history entries, %d empty repositories\n",
-		len(p.Tags), len(p.Revisions), len(p.LayerLinks), len(p.Blobs), report.Bytes(bytes), len(p.Uploads), len(p.OrphanIndex), len(p.EmptyRepos))
+	fmt.Fprintf(w, "\ndeletes: %s, %s, %s, %s (%s), %s, %s, %s\n",
+		report.Count(c.Tags, "tag"), report.Count(c.Manifests, "manifest"), report.Count(c.LayerLinks, "layer link"), report.Count(c.Blobs, "blob"), report.Bytes(c.Bytes),
+		report.Count(c.Uploads, "upload"), report.Count(c.TagIndexEntries, "history entry"), report.Count(c.Repositories, "empty repository"))
 	for _, e := range pf.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}

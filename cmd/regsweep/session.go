@@ -33,6 +33,7 @@ type session struct {
 	warnings  []string
 	startedAt time.Time
 	jobs      int
+	command   string // gc, plan, apply, restore
 }
 
 // openSession opens the store of loc and, for a command that deletes, takes
@@ -47,7 +48,7 @@ func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock b
 	if rf.logFormat == "json" {
 		h = slog.NewJSONHandler(e.stderr, hopts)
 	}
-	s := &session{ctx: ctx, flags: rf, loc: loc, stdout: e.stdout, stderr: e.stderr, log: slog.New(h), startedAt: startedAt, jobs: rf.jobsFor()}
+	s := &session{ctx: ctx, flags: rf, loc: loc, stdout: e.stdout, stderr: e.stderr, log: slog.New(h), startedAt: startedAt, jobs: rf.jobsFor(), command: command}
 	store, closeStore, err := open(ctx, loc, e.wrapStore)
 	if err != nil {
 		return nil, err
@@ -178,7 +179,7 @@ func (s *session) execute(inv *walker.Inventory, plan *mark.Plan, dryRun bool, p
 	}); err != nil {
 		return err
 	}
-	rep := report.New(s.store.String(), plan, res)
+	rep := report.New(s.command, s.store.String(), plan, res)
 	rep.Phases = s.phases
 	st := inv.Stats
 	rep.Scanned = report.Scanned{Repositories: st.Repos, Tags: st.Tags, Manifests: st.Revisions, LayerLinks: st.LayerLinks, Blobs: st.Blobs, Bytes: st.BlobBytes, Uploads: st.Uploads}
@@ -202,7 +203,7 @@ func (s *session) execute(inv *walker.Inventory, plan *mark.Plan, dryRun bool, p
 	case plan.Err != nil:
 		return fmt.Errorf("%w: %v", errIncomplete, firstLine(plan.Err))
 	case res.Incomplete():
-		return fmt.Errorf("%w: %d deletes failed, %d blobs skipped", errIncomplete, len(res.Failed), res.BlobsSkipped)
+		return fmt.Errorf("%w: %s failed, %s skipped", errIncomplete, report.Count(len(res.Failed), "delete"), report.Count(res.BlobsSkipped, "blob"))
 	}
 	return nil
 }

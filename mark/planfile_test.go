@@ -1,0 +1,121 @@
+package mark
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/regsweep/regsweep/storage"
+)
+
+// TestPlanFileRoundTrip: a plan read back from its file is the plan that
+// was written, decisions with their repositories included, and writes the
+// same file again.
+func TestPlanFileRoundTrip(t *testing.T) {
+	t.Parallel()
+	inv := newInv()
+	for i, name := range []string{"team/app", "team/cache"} {
+		r := inv.repo(name)
+		for k, tag := range []string{"latest", "v1", "pr-1", "pr-2"} {
+			m := inv.image(r, 1)
+			inv.tag(r, tag, m, now.Add(-time.Duration(k*10+i)*24*time.Hour))
+			if tag == "pr-1" {
+				inv.tag(r, cosign(m, "sig"), inv.referrer(r, m), old)
+			}
+		}
+		inv.image(r, 1) // untagged
+	}
+	policy := `rules:
+  - repositories: ["team/**"]
+    keep: {newest: 1, tags: ["v.*"]}
+untagged: delete
+signatures: follow-subject
+`
+	opts := Options{DeleteUntagged: true, StartedAt: now, MinAge: time.Hour, Compact: CompactAll, Policy: mustPolicy(t, policy)}
+	plan := Compute(inv.build(), opts)
+	if len(plan.Decisions) == 0 || len(plan.Tags) == 0 || len(plan.Revisions) == 0 || len(plan.Blobs) == 0 {
+		t.Fatalf("the plan should decide tags and delete tags, revisions and blobs: %+v", plan)
+	}
+	var file bytes.Buffer
+	in := &PlanFile{Location: "/srv/registry", CreatedAt: now, PolicyFile: "p.yaml", PolicyText: policy, Plan: plan}
+	if err := WritePlanFile(&file, in); err != nil {
+		t.Fatal(err)
+	}
+	first := append([]byte(nil), file.Bytes()...)
+	out, err := ReadPlanFile(&file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.Plan
+	if d := cmp.Diff(plan.Decisions, got.Decisions); d != "" {
+		t.Errorf("decisions differ (-written +read):\n%s", d)
+	}
+	for _, d := range got.Decisions {
+		if d.Repo == "" {
+			t.Errorf("decision on %s read back without its repository", d.Tag)
+		}
+	}
+	if d := cmp.Diff(plan.Tags, got.Tags, cmp.Comparer(func(a, b storage.Digest) bool { return a == b })); d != "" {
+		t.Errorf("tags differ (-written +read):\n%s", d)
+	}
+	digests := func(p *Plan) (revs, blobs []string) {
+		for _, r := range p.Revisions {
+			revs = append(revs, p.Repo(r.Repo)+"@"+p.Digest(r.ID).String())
+		}
+		for _, b := range p.Blobs {
+			blobs = append(blobs, p.Digest(b.ID).String())
+		}
+		return revs, blobs
+	}
+	wr, wb := digests(plan)
+	gr, gb := digests(got)
+	if d := cmp.Diff(wr, gr); d != "" {
+		t.Errorf("revisions differ:\n%s", d)
+	}
+	if d := cmp.Diff(wb, gb); d != "" {
+		t.Errorf("blobs differ:\n%s", d)
+	}
+	if got.Options.Policy == nil || got.Options.DeleteUntagged != opts.DeleteUntagged || got.Options.Compact != opts.Compact {
+		t.Errorf("options read back as %+v", got.Options)
+	}
+	// Written again, the same bytes: nothing was lost on the way.
+	var again bytes.Buffer
+	if err := WritePlanFile(&again, out); err != nil {
+		t.Fatal(err)
+	}
+	a, b := planJSONOf(t, first), planJSONOf(t, again.Bytes())
+	if d := cmp.Diff(a, b); d != "" {
+		t.Errorf("plan file written again differs:\n%s", d)
+	}
+}
+
+// TestPlanFileRefusesDecisionsOfOtherRepositories: a decision naming no
+// repository of the plan, or none at all, is a damaged plan.
+func TestPlanFileRefusesDecisionsOfOtherRepositories(t *testing.T) {
+	t.Parallel()
+	for _, repo := range []string{"elsewhere", ""} {
+		var p Plan
+		doc := `{"Options":{"DeleteUntagged":false,"MinAge":0,"StartedAt":"2026-01-01T00:00:00Z","Compact":{"Uploads":false,"UploadMaxAge":0,"Repos":false,"Links":false}},"Repos":["a"],"Decisions":[{"repository":"` + repo + `","tag":"x","keep":false,"reason":"r"}]}`
+		err := json.Unmarshal([]byte(doc), &p)
+		if err == nil || !strings.Contains(err.Error(), "not among the plan's repositories") {
+			t.Errorf("repository %q: %v", repo, err)
+		}
+	}
+}
+
+func planJSONOf(t *testing.T, file []byte) string {
+	t.Helper()
+	f, err := ReadPlanFile(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.MarshalIndent(f, "", " ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
