@@ -73,6 +73,8 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 		}
 	}
 
+	p.Warnings = append(p.Warnings, policyWarnings(inv, opts, p.Decisions)...)
+
 	sweepBlobs := len(graphErrs) == 0
 	for _, r := range inv.Repos {
 		if r.Unreadable != nil {
@@ -232,7 +234,11 @@ func (rp *repoPlan) run() {
 	r, inv := rp.r, rp.inv
 	rp.kept = make(map[walker.ID]bool)
 	var work []walker.ID
+	var reached map[walker.ID]bool // when set, every ID a kept manifest keeps
 	keep := func(id walker.ID) {
+		if reached != nil {
+			reached[id] = true
+		}
 		if id != 0 && !rp.kept[id] {
 			rp.kept[id] = true
 			work = append(work, id)
@@ -298,16 +304,14 @@ func (rp *repoPlan) run() {
 			rp.doubt = fmt.Sprintf("manifest %s of %s: %v", inv.Digests.Digest(l.ID), r.Name, m.Err)
 		}
 	}
+	var young []walker.ID
 	for _, l := range r.Revisions {
 		switch {
 		case !rp.opts.DeleteUntagged, l.Corrupt:
 			keep(l.ID)
 			keep(l.Target)
 		case l.ModTime.After(rp.p.Cutoff):
-			if !rp.kept[l.ID] {
-				rp.p.Kept.RevisionsTooRecent++
-			}
-			keep(l.ID)
+			young = append(young, l.ID)
 		}
 	}
 
@@ -323,24 +327,49 @@ func (rp *repoPlan) run() {
 
 	// Signature tags live and die with their subject, signatures of
 	// signatures included: repeat until nothing changes.
-	for changed := true; changed; {
-		changed = false
-		rest := sigTags[:0]
-		for _, t := range sigTags {
-			subj, what, _ := SignatureSubject(t.Name)
-			sd, err := storage.ParseDigest(subj)
-			if err == nil && rp.kept[inv.Digests.Lookup(sd)] {
-				rp.keepTag(t, TagDecision{Keep: true, Reason: what + " of kept subject " + subj})
-				liveTags = append(liveTags, t)
-				keep(t.Current)
-				closure()
-				changed = true
-				continue
+	followSubjects := func() {
+		for changed := true; changed; {
+			changed = false
+			rest := sigTags[:0]
+			for _, t := range sigTags {
+				subj, what, _ := SignatureSubject(t.Name)
+				sd, err := storage.ParseDigest(subj)
+				if err == nil && rp.kept[inv.Digests.Lookup(sd)] {
+					rp.keepTag(t, TagDecision{Keep: true, Reason: what + " of kept subject " + subj})
+					liveTags = append(liveTags, t)
+					keep(t.Current)
+					closure()
+					changed = true
+					continue
+				}
+				rest = append(rest, t)
 			}
-			rest = append(rest, t)
+			sigTags = rest
 		}
-		sigTags = rest
 	}
+	followSubjects()
+
+	// Revisions too recent to delete stay, with what they keep. They count
+	// as kept for being recent only when nothing else would keep them: the
+	// manifest of a kept tag, a referrer or child of a kept manifest (old
+	// or recent itself) stays whatever its age. This is the one place that
+	// counts them.
+	var recent []walker.ID
+	for _, id := range young {
+		if !rp.kept[id] {
+			recent = append(recent, id)
+			keep(id)
+		}
+	}
+	reached = make(map[walker.ID]bool)
+	closure()
+	for _, id := range recent {
+		if !reached[id] {
+			rp.p.Kept.RevisionsTooRecent++
+		}
+	}
+	reached = nil
+	followSubjects()
 	for _, t := range sigTags {
 		subj, what, _ := SignatureSubject(t.Name)
 		rp.deleteTag(t, TagDecision{Reason: what + " of deleted subject " + subj})

@@ -269,7 +269,7 @@ func TestComputeReferrersTagFollowsItsSubject(t *testing.T) {
 			reasons[d.Tag] = d.Reason
 		}
 	}
-	want := map[string]string{"build-2": "kept by no matching rule (1)", "sha256-" + builds[2].Hex(): "referrers of deleted subject " + builds[2].String()}
+	want := map[string]string{"build-2": "no rule keeps it (rule 1 matches)", "sha256-" + builds[2].Hex(): "referrers of deleted subject " + builds[2].String()}
 	if !maps.Equal(reasons, want) {
 		t.Errorf("deleted tags %v, want %v", reasons, want)
 	}
@@ -294,7 +294,7 @@ func TestComputeWarnsWhenEveryTagOfARepositoryGoes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := Compute(v.build(), Options{StartedAt: now, Policy: pol})
+	p := Compute(v.build(), Options{StartedAt: now, Policy: pol, DeleteUntagged: true})
 	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "every tag of ci/cache") {
 		t.Errorf("warnings %v", p.Warnings)
 	}

@@ -152,7 +152,10 @@ func (p *Policy) Evaluate(repo string, tags []walker.Tag, now time.Time) []TagDe
 			for k, i := range rules {
 				nums[k] = strconv.Itoa(i + 1)
 			}
-			d.Reason = "kept by no matching rule (" + strings.Join(nums, ", ") + ")"
+			d.Reason = "no rule keeps it (rule " + nums[0] + " matches)"
+			if len(nums) > 1 {
+				d.Reason = "no rule keeps it (rules " + strings.Join(nums, ", ") + " match)"
+			}
 		}
 		out = append(out, d)
 	}
@@ -393,4 +396,54 @@ func ParseAge(s string) (time.Duration, error) {
 		rest = rest[i+1:]
 	}
 	return total, nil
+}
+
+// policyWarnings says what in a run's policy does not do what it seems to:
+// a rule that matches no repository (a typo in a glob keeps everything it
+// meant to trim), and tags deleted while every manifest is kept (without
+// untagged: delete the images of deleted tags stay, blobs and all).
+func policyWarnings(inv *walker.Inventory, opts Options, decisions []TagDecision) []string {
+	pol := opts.Policy
+	if pol == nil {
+		return nil
+	}
+	var out []string
+	unmatched := make(map[int]bool, len(pol.Rules))
+	for i := range pol.Rules {
+		unmatched[i] = true
+	}
+	for _, r := range inv.Repos {
+		if len(unmatched) == 0 {
+			break
+		}
+		for i := range unmatched {
+			if pol.Rules[i].Matches(r.Name) {
+				delete(unmatched, i)
+			}
+		}
+	}
+	for i := range pol.Rules {
+		if unmatched[i] {
+			out = append(out, fmt.Sprintf("policy rule %d (line %d, repositories %s) matches no repository: it keeps and deletes nothing", i+1, pol.Rules[i].Line, pol.Rules[i].globs()))
+		}
+	}
+	deleted := 0
+	for _, d := range decisions {
+		if !d.Keep {
+			deleted++
+		}
+	}
+	if deleted > 0 && !opts.DeleteUntagged {
+		out = append(out, fmt.Sprintf("the policy deletes tags (%d) but no manifest: untagged manifests are kept (the policy has no untagged: delete, and --delete-untagged is not given), so their images stay, blobs and all", deleted))
+	}
+	return out
+}
+
+// globs returns the rule's repository globs as the policy file spelled them.
+func (r *Rule) globs() string {
+	gs := append([]string(nil), r.Include...)
+	for _, g := range r.Exclude {
+		gs = append(gs, "!"+g)
+	}
+	return strings.Join(gs, ", ")
 }

@@ -79,9 +79,9 @@ func TestEvaluate(t *testing.T) {
 			repo: "team-a/app",
 			want: map[string]string{
 				"latest": "keep: matches latest", "pr-3": "keep: newest 2", "v1.2.3": "keep: matches ^v[0-9]+\\.[0-9]+\\.[0-9]+$",
-				"v1.2": "delete: kept by no matching rule (1)", "pr-1": "delete: kept by no matching rule (1)",
-				"pr-2": "delete: kept by no matching rule (1)", "nightly-a": "delete: kept by no matching rule (1)",
-				"nightly-b": "delete: kept by no matching rule (1)",
+				"v1.2": "delete: no rule keeps it (rule 1 matches)", "pr-1": "delete: no rule keeps it (rule 1 matches)",
+				"pr-2": "delete: no rule keeps it (rule 1 matches)", "nightly-a": "delete: no rule keeps it (rule 1 matches)",
+				"nightly-b": "delete: no rule keeps it (rule 1 matches)",
 			},
 		},
 		{
@@ -103,7 +103,7 @@ func TestEvaluate(t *testing.T) {
 			repo: "team-a/app",
 			want: map[string]string{
 				"latest": "keep: newest 5", "pr-3": "keep: newest 5", "pr-2": "keep: newest 5", "pr-1": "keep: newest 5",
-				"nightly-a": "keep: newest 5", "nightly-b": "delete: kept by no matching rule (1, 2)",
+				"nightly-a": "keep: newest 5", "nightly-b": "delete: no rule keeps it (rules 1, 2 match)",
 				"v1.2.3": "keep: matches v.*", "v1.2": "keep: matches v.*",
 			},
 		},

@@ -1039,7 +1039,7 @@ func (a *Audit) findings() []finding {
 		if e.RemovedByGC {
 			gc = "yes"
 		}
-		rows = append(rows, []string{e.Path, Count(e.LayerLinks, "layer link")+", "+Count(e.Uploads, "upload"), gc})
+		rows = append(rows, []string{e.Path, Count(e.LayerLinks, "layer link") + ", " + Count(e.Uploads, "upload"), gc})
 	}
 	add("Empty repositories", len(a.EmptyRepositories), 0, []string{"Path", "Holds", "Removed by gc"}, []string{"", "removed by gc: "}, rows)
 

@@ -31,7 +31,7 @@ func policyRegistry(t *testing.T) (root, policy string) {
 	r.Tag("app", "latest", imgs[2])
 	r.AgeAll(time.Now().Add(-72 * time.Hour))
 	for i, tag := range []string{"v1", "v2", "v3", "latest"} {
-		r.SetTagTime("app", tag, time.Now().Add(-time.Duration(60-i) * time.Hour))
+		r.SetTagTime("app", tag, time.Now().Add(-time.Duration(60-i)*time.Hour))
 	}
 	policy = filepath.Join(t.TempDir(), "policy.yaml")
 	if err := os.WriteFile(policy, []byte("rules:\n  - repositories: [app]\n    keep: {newest: 1}\nuntagged: delete\n"), 0o644); err != nil {

@@ -83,7 +83,7 @@ signatures: follow-subject
 			reasons[repo.Name+":"+d.Tag] = d.Reason
 		}
 	}
-	if reasons["team-a/app:pr-2"] != "kept by no matching rule (1)" || reasons["team-a/app:latest"] != "newest 2" || reasons["team-b/tool:old"] != "no rule matches" {
+	if reasons["team-a/app:pr-2"] != "no rule keeps it (rule 1 matches)" || reasons["team-a/app:latest"] != "newest 2" || reasons["team-b/tool:old"] != "no rule matches" {
 		t.Errorf("reasons in the JSON report: %v", reasons)
 	}
 
