@@ -238,7 +238,7 @@ func (f *FS) Stat(ctx context.Context, key string) (Object, error) {
 			return Object{}, f.wrap("stat", key, err)
 		}
 		if mode != 0 {
-			return Object{}, fmt.Errorf("stat %s: not a regular file (%s)", path.Join(f.dir, key), mode.Type())
+			return Object{}, f.notRegular("stat", key, mode)
 		}
 		return Object{Key: key, Size: size, ModTime: mtime}, nil
 	}
@@ -247,12 +247,16 @@ func (f *FS) Stat(ctx context.Context, key string) (Object, error) {
 		return Object{}, f.wrap("stat", key, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return Object{}, fmt.Errorf("stat %s: not a regular file (%s)", path.Join(f.dir, key), fi.Mode().Type())
+		return Object{}, f.notRegular("stat", key, fi.Mode())
 	}
 	return Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
-// ReadFile reads a regular file of at most limit bytes.
+// ReadFile reads a regular file of at most limit bytes. Anything else (a
+// FIFO, a socket, a device, a folder, a symlink) is an error wrapping
+// ErrNotRegular, found without waiting: the file is opened without
+// blocking or following a symlink (see openRead) and its type checked
+// before a byte is read.
 func (f *FS) ReadFile(ctx context.Context, key string, limit int64) ([]byte, Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, Object{}, err
@@ -264,33 +268,79 @@ func (f *FS) ReadFile(ctx context.Context, key string, limit int64) ([]byte, Obj
 		case err != nil:
 			return nil, o, f.wrap("read", key, err)
 		case mode != 0:
-			return nil, o, fmt.Errorf("read %s: not a regular file (%s)", path.Join(f.dir, key), mode.Type())
+			return nil, o, f.notRegular("read", key, mode)
 		case size > limit:
 			return nil, o, fmt.Errorf("read %s: %d bytes, limit %d: %w", path.Join(f.dir, key), size, limit, ErrTooLarge)
 		}
 		return b, o, nil
 	}
-	file, err := f.root.OpenFile(key, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	file, o, err := f.openRead("read", key)
 	if err != nil {
-		return nil, Object{}, f.wrap("read", key, err)
+		return nil, o, err
 	}
 	defer file.Close()
-	fi, err := file.Stat()
-	if err != nil {
-		return nil, Object{}, f.wrap("read", key, err)
+	if o.Size > limit {
+		return nil, o, fmt.Errorf("read %s: %d bytes, limit %d: %w", path.Join(f.dir, key), o.Size, limit, ErrTooLarge)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, Object{}, fmt.Errorf("read %s: not a regular file (%s)", path.Join(f.dir, key), fi.Mode().Type())
-	}
-	o := Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}
-	if fi.Size() > limit {
-		return nil, o, fmt.Errorf("read %s: %d bytes, limit %d: %w", path.Join(f.dir, key), fi.Size(), limit, ErrTooLarge)
-	}
-	b := make([]byte, fi.Size())
+	b := make([]byte, o.Size)
 	if _, err := io.ReadFull(file, b); err != nil {
 		return nil, o, f.wrap("read", key, err)
 	}
 	return b, o, nil
+}
+
+// openRead opens a regular file to read through os.Root (the fallback of
+// the openat2 path): without blocking (a FIFO opens without waiting for a
+// writer), without following a symlink, without taking a terminal as the
+// run's controlling terminal; anything but a regular file is closed unread.
+// Reads of a regular file block as usual: O_NONBLOCK means nothing to them.
+func (f *FS) openRead(op, key string) (*os.File, Object, error) {
+	file, err := f.root.OpenFile(key, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	if err != nil {
+		// A socket, or a device without a driver, cannot be opened at all.
+		if fi, serr := f.root.Lstat(key); serr == nil && !fi.Mode().IsRegular() {
+			return nil, Object{}, f.notRegular(op, key, fi.Mode())
+		}
+		return nil, Object{}, f.wrap(op, key, err)
+	}
+	fi, err := file.Stat()
+	if err != nil {
+		file.Close()
+		return nil, Object{}, f.wrap(op, key, err)
+	}
+	if !fi.Mode().IsRegular() {
+		file.Close()
+		return nil, Object{}, f.notRegular(op, key, fi.Mode())
+	}
+	return file, Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+}
+
+// ErrNotRegular is wrapped by the errors of FS reads and stats of a key
+// that is no regular file: a folder, a symlink, a FIFO, a socket or a
+// device where the layout has a file. Such a key is damage to report and
+// leave alone.
+var ErrNotRegular = errors.New("not a regular file")
+
+// notRegular is the error for key, which is of type mode.
+func (f *FS) notRegular(op, key string, mode fs.FileMode) error {
+	return fmt.Errorf("%s %s: %s: %w", op, path.Join(f.dir, key), typeName(mode), ErrNotRegular)
+}
+
+// typeName names the type of a file that is not regular, for messages.
+func typeName(mode fs.FileMode) string {
+	switch {
+	case mode&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case mode&fs.ModeSocket != 0:
+		return "a socket"
+	case mode&fs.ModeDevice != 0:
+		return "a device"
+	case mode&fs.ModeSymlink != 0:
+		return "a symlink"
+	case mode.IsDir():
+		return "a folder"
+	}
+	return "a special file"
 }
 
 // Delete removes each file, then the folders above it that are left empty,

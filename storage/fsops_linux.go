@@ -4,10 +4,8 @@ package storage
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -21,12 +19,15 @@ import (
 
 // beneath opens key relative to the root directory fd.
 func beneath(dirfd int, key string, flags uint64) (int, error) {
-	for {
+	for try := 0; ; try++ {
 		fd, err := unix.Openat2(dirfd, key, &unix.OpenHow{
 			Flags:   flags | unix.O_CLOEXEC | unix.O_NOFOLLOW,
 			Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS,
 		})
-		if err == unix.EINTR || err == unix.EAGAIN {
+		// EAGAIN is a rename racing the resolution, or, opening without
+		// blocking, a lease another process holds: retry a few times, never
+		// spin.
+		if err == unix.EINTR || err == unix.EAGAIN && try < 8 {
 			continue
 		}
 		if err == unix.ELOOP || err == unix.EXDEV {
@@ -57,6 +58,27 @@ func closeFastRoot(fd int) {
 	}
 }
 
+// readFlags open a file to read: a FIFO opens without waiting for a writer,
+// a terminal never becomes the run's controlling terminal. Reads of a
+// regular file block as usual: O_NONBLOCK means nothing to them.
+const readFlags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY
+
+// fastOpenRead opens key to read (readFlags), confined to the root.
+func (f *FS) fastOpenRead(key string) (int, error) {
+	return beneath(f.dirfd, key, readFlags)
+}
+
+// fastSpecial names the type of what key is when opening it to read failed
+// with err as opening a socket or a device without a driver fails (ENXIO,
+// ENODEV): ok is false for any other error or a regular file.
+func (f *FS) fastSpecial(key string, err error) (fs.FileMode, bool) {
+	if err != unix.ENXIO && err != unix.ENODEV {
+		return 0, false
+	}
+	_, _, mode, serr := f.fastStat(key)
+	return mode, serr == nil && mode != 0
+}
+
 func modeOf(st *unix.Stat_t) fs.FileMode {
 	switch st.Mode & unix.S_IFMT {
 	case unix.S_IFREG:
@@ -65,6 +87,14 @@ func modeOf(st *unix.Stat_t) fs.FileMode {
 		return fs.ModeDir
 	case unix.S_IFLNK:
 		return fs.ModeSymlink
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
 	}
 	return fs.ModeIrregular
 }
@@ -108,7 +138,7 @@ func (f *FS) fastStatChildren(dir, name string, fn func(Entry, Object, error) er
 			case serr != nil:
 				err = f.wrap("stat", key, readErr(serr))
 			case modeOf(&st) != 0:
-				err = fmt.Errorf("stat %s: not a regular file (%s)", path.Join(f.dir, key), modeOf(&st).Type())
+				err = f.notRegular("stat", key, modeOf(&st))
 			default:
 				o = Object{Key: key, Size: st.Size, ModTime: time.Unix(st.Mtim.Unix())}
 			}
@@ -144,10 +174,14 @@ func (f *FS) fastModTimes(dir string, names []string, fn func(int, time.Time, er
 }
 
 // fastRead reads a regular file of at most limit bytes; size and mtime come
-// back even when the file is too large.
+// back even when the file is too large. A file of another type (mode) is
+// opened without blocking (see readFlags) and not read.
 func (f *FS) fastRead(key string, limit int64) (b []byte, size int64, mtime time.Time, mode fs.FileMode, err error) {
-	fd, err := beneath(f.dirfd, key, unix.O_RDONLY)
+	fd, err := f.fastOpenRead(key)
 	if err != nil {
+		if m, ok := f.fastSpecial(key, err); ok {
+			return nil, 0, time.Time{}, m, nil
+		}
 		return nil, 0, time.Time{}, 0, readErr(err)
 	}
 	defer unix.Close(fd)

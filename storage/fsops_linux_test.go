@@ -1,6 +1,11 @@
 package storage
 
 import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -25,6 +30,101 @@ func TestPrivateDir(t *testing.T) {
 	} {
 		if got := privateDir(c.st, c.euid); got != c.want {
 			t.Errorf("uid %d mode %o, euid %d: private %v, want %v", c.st.Uid, c.st.Mode, c.euid, got, c.want)
+		}
+	}
+}
+
+// TestFSSpecialFilesNeverBlock puts a FIFO, a socket and (as root) a
+// terminal-like device where the layout has files (a tag's current link, a
+// blob's data, the lock) and reads them through every read path, on the
+// openat2 path and on os.Root's: each is refused at once as what it is,
+// wrapping ErrNotRegular, and left in place. A FIFO opened for reading
+// without O_NONBLOCK would wait for a writer forever; the open would never
+// return and the test would time out.
+func TestFSSpecialFilesNeverBlock(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	d, _ := ParseDigest("sha256:" + strings.Repeat("0a", 32))
+	make := map[string]func(string) error{
+		"a FIFO": func(p string) error { return unix.Mkfifo(p, 0o644) },
+		"a socket": func(p string) error {
+			// Bound at a short path (sun_path holds 108 bytes), then moved.
+			short, err := os.MkdirTemp("", "sock")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(short)
+			fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			if err := unix.Bind(fd, &unix.SockaddrUnix{Name: short + "/s"}); err != nil {
+				return err
+			}
+			return os.Rename(short+"/s", p)
+		},
+	}
+	if os.Geteuid() == 0 {
+		// /dev/tty (5,0): opened without O_NOCTTY by a process with no
+		// terminal, it would become the run's controlling terminal.
+		make["a device"] = func(p string) error { return unix.Mknod(p, unix.S_IFCHR|0o644, int(unix.Mkdev(5, 0))) }
+	}
+	kinds := map[string]string{} // key -> kind
+	var keys []string
+	for kind, mk := range make {
+		for _, key := range []string{TagCurrentPath("app-"+kind[2:], "v1"), BlobDataPath(d) + "-" + kind[2:]} {
+			kinds[key] = kind
+			p := filepath.Join(root, filepath.FromSlash(key))
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := mk(p); err != nil {
+				t.Fatalf("make %s at %s: %v", kind, key, err)
+			}
+			keys = append(keys, key)
+		}
+	}
+	if err := unix.Mkfifo(filepath.Join(root, LockKey), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, fast := range []bool{true, false} {
+		f, err := OpenFS(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		f.fast = f.fast && fast
+		reads := map[string]func(string) error{
+			"ReadFile": func(k string) error { _, _, err := f.ReadFile(ctx, k, 1<<20); return err },
+			"Open": func(k string) error {
+				rc, _, err := f.Open(ctx, k)
+				if err == nil {
+					rc.Close()
+				}
+				return err
+			},
+			"Stat": func(k string) error { _, err := f.Stat(ctx, k); return err },
+		}
+		for name, read := range reads {
+			for _, key := range keys {
+				kind := kinds[key]
+				err := read(key)
+				if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), kind) {
+					t.Errorf("fast %v: %s(%s) = %v, want %s, not a regular file", fast, name, key, err, kind)
+				}
+			}
+		}
+		if _, err := ReadLock(ctx, f); !errors.Is(err, ErrNotRegular) {
+			t.Errorf("fast %v: ReadLock of a FIFO = %v", fast, err)
+		}
+		if _, _, err := AcquireLock(ctx, f, LockInfo{RunID: "x"}, false); !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "a FIFO") {
+			t.Errorf("fast %v: AcquireLock over a FIFO = %v, want locked, naming the FIFO", fast, err)
+		}
+	}
+	for _, key := range append(keys, LockKey) {
+		if _, err := os.Lstat(filepath.Join(root, filepath.FromSlash(key))); err != nil {
+			t.Errorf("%s: %v", key, err)
 		}
 	}
 }

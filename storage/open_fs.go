@@ -2,32 +2,29 @@ package storage
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
-	"path"
-	"syscall"
 )
 
 // Open streams a regular file's content, for reads too large for ReadFile
 // (re-hashing a blob); the caller closes the reader. The file is resolved
 // as ReadFile resolves it: beneath the root, refusing a symlink anywhere in
-// the path (one openat2 call on Linux, os.Root elsewhere). It is opened
-// non-blocking, so that a FIFO planted in the tree is refused rather than
-// waited on; reads of a regular file block as usual.
+// the path (one openat2 call on Linux, os.Root elsewhere), without blocking
+// (see openRead), and anything but a regular file is refused unread.
 func (f *FS) Open(ctx context.Context, key string) (io.ReadCloser, Object, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, Object{}, err
 	}
-	var file *os.File
-	var err error
-	if f.fast {
-		file, err = f.fastOpen(key)
-	} else {
-		file, err = f.root.OpenFile(key, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
+	if !f.fast {
+		file, o, err := f.openRead("open", key)
+		if err != nil {
+			return nil, o, err
+		}
+		return &fsReader{f: file, fs: f, key: key}, o, nil
 	}
+	file, err := f.fastOpen(key)
 	if err != nil {
-		return nil, Object{}, f.wrap("open", key, err)
+		return nil, Object{}, err
 	}
 	fi, err := file.Stat()
 	if err != nil {
@@ -36,7 +33,7 @@ func (f *FS) Open(ctx context.Context, key string) (io.ReadCloser, Object, error
 	}
 	if !fi.Mode().IsRegular() {
 		file.Close()
-		return nil, Object{}, fmt.Errorf("open %s: not a regular file (%s)", path.Join(f.dir, key), fi.Mode().Type())
+		return nil, Object{}, f.notRegular("open", key, fi.Mode())
 	}
 	return &fsReader{f: file, fs: f, key: key}, Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }

@@ -4,16 +4,17 @@ package storage
 
 import (
 	"os"
-
-	"golang.org/x/sys/unix"
 )
 
-// fastOpen opens a file for reading with the openat2 confinement of
-// fastRead (see fsops_linux.go).
+// fastOpen opens a file for reading with the openat2 confinement and the
+// flags of fastRead (see fsops_linux.go).
 func (f *FS) fastOpen(key string) (*os.File, error) {
-	fd, err := beneath(f.dirfd, key, unix.O_RDONLY|unix.O_NONBLOCK)
+	fd, err := f.fastOpenRead(key)
 	if err != nil {
-		return nil, osErr(err)
+		if mode, ok := f.fastSpecial(key, err); ok {
+			return nil, f.notRegular("open", key, mode)
+		}
+		return nil, f.wrap("open", key, readErr(err))
 	}
 	return os.NewFile(uintptr(fd), key), nil
 }

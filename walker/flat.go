@@ -259,7 +259,7 @@ func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
 		for _, u := range r.uploads {
 			p := storage.UploadStartedAtPath(name, u.ID)
 			w.pool.Go(func(ctx context.Context) error {
-				u.StartedAt = readStartedAt(ctx, w.store, p)
+				u.StartedAt = w.readStartedAt(ctx, p)
 				return ctx.Err()
 			})
 		}

@@ -758,7 +758,7 @@ func (w *walk) uploads(ctx context.Context, r *Repo) (Time, error) {
 		if err != nil && !storage.IsNotFound(err) {
 			return at, err
 		}
-		u.StartedAt = readStartedAt(ctx, w.store, storage.UploadStartedAtPath(r.Name, name))
+		u.StartedAt = w.readStartedAt(ctx, storage.UploadStartedAtPath(r.Name, name))
 		r.Uploads = append(r.Uploads, u)
 	}
 	return at, nil
@@ -791,10 +791,14 @@ func (w *walk) resolveAlias(ctx context.Context, repo string, l *rawLink) error 
 }
 
 // readStartedAt reads an upload's start time; zero when it is missing or
-// unreadable (such an upload counts as young).
-func readStartedAt(ctx context.Context, store storage.Store, p string) time.Time {
-	b, _, err := store.ReadFile(ctx, p, maxLinkSize)
+// unreadable (such an upload counts as young). A startedat that exists but
+// cannot be read (a FIFO, a folder, a failed read) is also a problem.
+func (w *walk) readStartedAt(ctx context.Context, p string) time.Time {
+	b, _, err := w.store.ReadFile(ctx, p, maxLinkSize)
 	if err != nil {
+		if ctx.Err() == nil && !storage.IsNotFound(err) {
+			w.problem(p, fmt.Errorf("%w: upload kept as young", err))
+		}
 		return time.Time{}
 	}
 	t, err := time.Parse(time.RFC3339, string(bytes.TrimSpace(b)))
