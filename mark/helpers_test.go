@@ -31,6 +31,7 @@ type repo struct {
 	Tags       []tag
 	Revisions  []link
 	Layers     []link
+	Deleted    []link
 	Unreadable error
 }
 
@@ -79,7 +80,7 @@ func (v *inv) buildWith(t *walker.Digests) *walker.Inventory {
 	repos := slices.Clone(v.Repos)
 	slices.SortFunc(repos, func(a, b *repo) int { return strings.Compare(a.Name, b.Name) })
 	for _, r := range repos {
-		wr := &walker.Repo{Name: r.Name, Revisions: links(r.Revisions), Layers: links(r.Layers), Unreadable: r.Unreadable}
+		wr := &walker.Repo{Name: r.Name, Revisions: links(r.Revisions), Layers: links(r.Layers), Deleted: links(r.Deleted), Unreadable: r.Unreadable}
 		for _, tg := range r.Tags {
 			wt := walker.Tag{Name: tg.Name, Current: t.Intern(tg.Current), PushedAt: tg.PushedAt, Err: tg.Err}
 			for _, d := range tg.Index {

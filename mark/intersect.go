@@ -73,6 +73,8 @@ func Intersect(a, b *Plan) *Plan {
 	out.Multipart = keepIn(a.Multipart, b.Multipart, multipart, multipart, &dropped)
 	name := func(r string) string { return r }
 	out.EmptyRepos = keepIn(a.EmptyRepos, b.EmptyRepos, name, name, &dropped)
+	folder := func(f RevisionFolder) RevisionFolder { return f }
+	out.RevisionFolders = keepIn(a.RevisionFolders, b.RevisionFolders, folder, folder, &dropped)
 	out.Kept.ChangedDuringRun += dropped
 	out.Broken = b.Broken
 	out.Err = errors.Join(a.Err, b.Err)

@@ -160,19 +160,26 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 	for _, i := range emptyCandidates {
 		r := inv.Repos[i]
 		var extra []LayerLink
-		ok := true
+		ok, unaged := true, false
 		for _, l := range r.Layers {
 			ll := LayerLink{Repo: RepoIndex(i), ID: l.ID}
 			if planned[ll] {
 				continue
 			}
-			if l.Corrupt || l.ModTime.IsZero() || l.ModTime.After(p.Cutoff) {
-				ok = false // age unknown or young: the next run decides
+			if l.Corrupt || l.ModTime.After(p.Cutoff) {
+				ok = false // young, or what it holds is unknown: kept
 				break
 			}
+			unaged = unaged || l.ModTime.IsZero()
 			extra = append(extra, ll)
 		}
-		if ok {
+		switch {
+		case !ok:
+		case unaged:
+			// The walk did not need these ages; the caller may read them
+			// (walker.AgeLayerLinks) and compute the plan again.
+			p.linkAgesWanted = append(p.linkAgesWanted, r.Name)
+		default:
 			p.LayerLinks = append(p.LayerLinks, extra...)
 			p.EmptyRepos = append(p.EmptyRepos, r.Name)
 		}
@@ -223,8 +230,15 @@ type repoPlan struct {
 	p    *Plan
 	opts Options
 
-	alias     map[walker.ID][]walker.ID
-	kept      map[walker.ID]bool
+	alias map[walker.ID][]walker.ID
+	kept  map[walker.ID]bool
+	// linked are the manifests the repository holds (a revision link):
+	// the registry serves no other from it. strict is set when that is
+	// known, for a readable repository of a name the registry serves; a
+	// tag or index child naming another manifest is then broken, and keeps
+	// nothing of it.
+	linked    map[walker.ID]bool
+	strict    bool
 	liveTags  int // tags that stay and point somewhere
 	graphErrs []string
 	doubt     string // why untagged revisions are all kept, if they are
@@ -252,6 +266,24 @@ func (rp *repoPlan) run() {
 	foreign := storage.ValidRepoName(r.Name)
 	if foreign != nil && rp.doubt == "" {
 		rp.doubt = foreign.Error()
+	}
+	rp.linked = make(map[walker.ID]bool, len(r.Revisions))
+	for _, l := range r.Revisions {
+		rp.linked[l.ID] = true
+	}
+	rp.strict = r.Unreadable == nil && foreign == nil
+	// keepServed keeps the manifest a tag names, if the repository holds it.
+	keepServed := func(id walker.ID) {
+		switch {
+		case id == 0 || !rp.strict || rp.linked[id]:
+		case !inv.Digests.Stored(id):
+			rp.broken(id, "manifest blob missing from the blob store")
+			return
+		default:
+			rp.broken(id, "manifest "+inv.Digests.Digest(id).String()+" has no revision link in the repository")
+			return
+		}
+		keep(id)
 	}
 	// Tags: delete what the policy says, keep the rest. Signature tags
 	// that follow their subject are decided after the closure.
@@ -287,7 +319,7 @@ func (rp *repoPlan) run() {
 		if t.Err != nil {
 			rp.doubt = fmt.Sprintf("tag %s of %s: %v", t.Name, r.Name, t.Err)
 		}
-		keep(t.Current)
+		keepServed(t.Current)
 	}
 
 	// Revisions: roots when untagged content is kept, when in doubt, when
@@ -337,7 +369,7 @@ func (rp *repoPlan) run() {
 				if err == nil && rp.kept[inv.Digests.Lookup(sd)] {
 					rp.keepTag(t, TagDecision{Keep: true, Reason: what + " of kept subject " + subj})
 					liveTags = append(liveTags, t)
-					keep(t.Current)
+					keepServed(t.Current)
 					closure()
 					changed = true
 					continue
@@ -426,10 +458,7 @@ func (rp *repoPlan) compact(liveTags int) (empty bool) {
 	if r.Unreadable != nil || storage.ValidRepoName(r.Name) != nil {
 		return false
 	}
-	revs := make(map[walker.ID]bool, len(r.Revisions))
-	for _, l := range r.Revisions {
-		revs[l.ID] = true
-	}
+	revs := rp.linked
 	deletedTags := map[string]bool{}
 	for _, t := range rp.p.Tags {
 		if t.Repo == r.Name {
@@ -446,6 +475,11 @@ func (rp *repoPlan) compact(liveTags int) (empty bool) {
 					rp.p.OrphanIndex = append(rp.p.OrphanIndex, IndexEntry{Repo: r.Name, Tag: t.Name, Digest: rp.inv.Digests.Digest(id)})
 				}
 			}
+		}
+		// Removing an empty folder is safe whatever its age: a push of
+		// the manifest again fills it, and a folder holding a file stays.
+		for _, l := range r.Deleted {
+			rp.p.RevisionFolders = append(rp.p.RevisionFolders, RevisionFolder{Repo: r.Name, Digest: rp.inv.Digests.Digest(l.ID)})
 		}
 	}
 	young := 0
@@ -479,6 +513,12 @@ func (rp *repoPlan) visit(id walker.ID, subjects map[walker.ID][]walker.ID, keep
 		return
 	}
 	for _, c := range m.Children() {
+		if rp.strict && !rp.linked[c] {
+			// The registry cannot serve it from here (upstream's GC
+			// does not mark what it references either).
+			rp.broken(id, "child manifest "+t.Digest(c).String()+" has no revision link in the repository")
+			continue
+		}
 		keep(c)
 	}
 	for _, b := range m.Blobs() {

@@ -286,6 +286,49 @@ func TestComputeReferrersTagFollowsItsSubject(t *testing.T) {
 	}
 }
 
+// TestComputeManifestAbsentFromTheRepository: a manifest deleted through the
+// registry's API has no revision link; the registry cannot serve it from
+// that repository, so a tag or an index naming it keeps nothing of it (with
+// or without --delete-untagged) and the image is reported broken.
+func TestComputeManifestAbsentFromTheRepository(t *testing.T) {
+	for _, untagged := range []bool{false, true} {
+		v := newInv()
+		r := v.repo("app")
+		kept, gone, dangling := v.image(r, 1), v.image(r, 1), v.image(r, 1)
+		idx := v.index(r, kept, gone)
+		v.tag(r, "multi", idx, old)
+		v.tag(r, "single", dangling, old)
+		// Deleted through the API: the links go, the folders stay.
+		r.Revisions = slices.DeleteFunc(r.Revisions, func(l link) bool { return l.Digest == gone || l.Digest == dangling })
+		r.Deleted = []link{{Digest: gone, ModTime: walker.TimeOf(old)}, {Digest: dangling, ModTime: walker.TimeOf(old)}}
+		p := Compute(v.build(), Options{DeleteUntagged: untagged, StartedAt: now, Compact: CompactAll})
+		if p.Err != nil {
+			t.Fatal(p.Err)
+		}
+		blobs := blobSet(p)
+		for _, d := range append([]storage.Digest{gone, dangling}, append(v.Manifests[gone].Refs.Blobs, v.Manifests[dangling].Refs.Blobs...)...) {
+			if !blobs[d] {
+				t.Errorf("untagged %v: blob %s of a manifest the repository does not hold is kept", untagged, d)
+			}
+		}
+		for _, d := range append([]storage.Digest{idx, kept}, v.Manifests[kept].Refs.Blobs...) {
+			if blobs[d] {
+				t.Errorf("untagged %v: blob %s of the kept index deleted", untagged, d)
+			}
+		}
+		broken := map[string]string{}
+		for _, b := range p.Broken {
+			broken[b.Tag] = b.Reason
+		}
+		if !strings.Contains(broken["multi"], "child manifest "+gone.String()+" has no revision link") || !strings.Contains(broken["single"], "has no revision link") || len(broken) != 2 {
+			t.Errorf("untagged %v: broken %v", untagged, p.Broken)
+		}
+		if len(p.RevisionFolders) != 2 {
+			t.Errorf("untagged %v: revision folders to remove %v", untagged, p.RevisionFolders)
+		}
+	}
+}
+
 func TestComputeWarnsWhenEveryTagOfARepositoryGoes(t *testing.T) {
 	v := newInv()
 	r := v.repo("ci/cache")

@@ -75,6 +75,10 @@ type Plan struct {
 	Uploads     []Upload
 	Multipart   []storage.MultipartUpload
 	EmptyRepos  []string
+	// RevisionFolders are the empty folders of manifests deleted through
+	// the registry's API (walker.Repo.Deleted), removed on stores with
+	// folders.
+	RevisionFolders []RevisionFolder
 
 	// Kept counts what was kept for a reason other than being reachable.
 	Kept Kept
@@ -97,7 +101,17 @@ type Plan struct {
 	Err error `json:"-"`
 
 	used bool
+	// linkAgesWanted are the repositories this run empties but keeps, only
+	// because the ages of their layer links are unknown.
+	linkAgesWanted []string
 }
+
+// LinkAgesWanted names the repositories that the run empties (no tag left,
+// every manifest deleted) but does not remove, only because the walk did not
+// read the ages of their layer links (a filesystem walk reads them only where
+// it must). Read them with walker.AgeLayerLinks and compute the plan again,
+// and the same run removes these repositories, subject to MinAge.
+func (p *Plan) LinkAgesWanted() []string { return p.linkAgesWanted }
 
 // Tag is a tag to delete: its current link and its whole history.
 type Tag struct {
@@ -127,6 +141,13 @@ type Revision struct {
 type IndexEntry struct {
 	Repo, Tag string
 	Digest    storage.Digest
+}
+
+// RevisionFolder is the folder of a manifest deleted through the registry's
+// API: its link is gone, the empty folder stays until a GC removes it.
+type RevisionFolder struct {
+	Repo   string
+	Digest storage.Digest
 }
 
 // Upload is an abandoned upload to delete.

@@ -452,6 +452,9 @@ func (g *auditGraph) walk(links *repoLinks, roots ...walker.ID) *reach {
 func (g *auditGraph) markLinks(r *walker.Repo) *repoLinks {
 	for _, l := range r.Revisions {
 		g.revMark.set(l.ID)
+		if l.Target != 0 {
+			g.revMark.set(l.Target) // a corrupt link keeps what it names too
+		}
 	}
 	for _, l := range r.Layers {
 		if !l.Corrupt {
@@ -464,6 +467,7 @@ func (g *auditGraph) markLinks(r *walker.Repo) *repoLinks {
 func (g *auditGraph) unmarkLinks(r *walker.Repo) {
 	for _, l := range r.Revisions {
 		g.revMark.unset(l.ID)
+		g.revMark.unset(l.Target)
 	}
 	for _, l := range r.Layers {
 		g.layerMark.unset(l.ID)
@@ -496,14 +500,18 @@ func (g *auditGraph) visit(rc *reach, d, by walker.ID) {
 		rc.missing = append(rc.missing, missingRef{d, by})
 		return
 	}
-	g.need(rc, s)
 	switch {
 	case rc.links == nil:
 	case g.isCorrupt(storage.RevisionLinkPath, rc.links.name, d):
 		rc.defects = append(rc.defects, fmt.Sprintf("revision link of %s %s is corrupt", what, g.digest(d)))
 	case !g.revMark.has(d):
+		// The registry cannot serve it from this repository (a manifest
+		// deleted through its API): it needs nothing, as gc keeps nothing
+		// of it.
 		rc.defects = append(rc.defects, fmt.Sprintf("%s %s has no revision link in the repository", what, g.digest(d)))
+		return
 	}
+	g.need(rc, s)
 	m := g.inv.Manifests[d]
 	switch {
 	case m == nil:
@@ -619,7 +627,16 @@ func (g *auditGraph) usage(a *Audit, gc *sweep.Result) {
 	referenced, shared := newBitset(n), newBitset(n)
 	s := &a.Storage
 	for i, r := range g.inv.Repos {
-		rc := g.walk(nil, repoRoots(r)...)
+		// What the repository serves, as gc keeps it: only manifests it
+		// links, unless it is left alone whole (unreadable, foreign).
+		var links *repoLinks
+		if r.Unreadable == nil && storage.ValidRepoName(r.Name) == nil {
+			links = g.markLinks(r)
+		}
+		rc := g.walk(links, repoRoots(r)...)
+		if links != nil {
+			g.unmarkLinks(r)
+		}
 		g.repoReach[i] = rc.blobs
 		for _, id := range rc.blobs {
 			if referenced.has(id) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"path"
+	"slices"
 	"sync"
 
 	"golang.org/x/sync/errgroup"
@@ -54,6 +56,10 @@ type Result struct {
 	// BlobsSkipped are blobs not deleted because a deletion before them
 	// failed: a manifest that still stands may need them.
 	BlobsSkipped int
+	// Skipped are the manifests, their history entries and the layer
+	// links not deleted because a tag of their repository could not be
+	// deleted: the tag stays, and so does everything it may reach.
+	Skipped int
 	// Interrupted is set when the context ended before the sweep did.
 	Interrupted bool
 }
@@ -105,6 +111,11 @@ const (
 //     failed delete may still need its blobs): stale multipart uploads,
 //     then blobs, then the folders of repositories compaction emptied.
 //
+// A tag whose current link could not be deleted stays, and the registry
+// still serves it: phases 2 and 3 then skip its repository's manifests,
+// history entries and layer links (the tag's whole closure is among them,
+// reachability being per repository), and phase 4 does not run.
+//
 // Per-key failures are recorded in Result.Failed and the sweep goes on:
 // leftover garbage is safe, and the next run retries it.
 func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Options, ctr storage.Counter) (*Result, error) {
@@ -142,7 +153,39 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 	if err := s.run(ctx, phaseBlobs); err != nil {
 		return res, err
 	}
+	s.removeRevisionFolders(ctx, plan.RevisionFolders)
 	return res, s.removeRepos(ctx, plan.EmptyRepos)
+}
+
+// removeRevisionFolders removes the empty folders of manifests deleted
+// through the registry's API, Jobs at once, on a store with folders. A
+// folder that is not empty (the manifest pushed again since) stays: only
+// empty folders are removed, never a file.
+func (s *sweeper) removeRevisionFolders(ctx context.Context, folders []mark.RevisionFolder) {
+	dr, ok := s.store.(storage.DirRemover)
+	if len(folders) == 0 || !ok || s.opts.DryRun {
+		return
+	}
+	g := new(errgroup.Group)
+	g.SetLimit(max(s.opts.Jobs, 1))
+	for _, f := range folders {
+		if ctx.Err() != nil {
+			s.mu.Lock()
+			s.res.Interrupted = true
+			s.mu.Unlock()
+			break
+		}
+		g.Go(func() error {
+			dir := path.Dir(storage.RevisionLinkPath(f.Repo, f.Digest))
+			if err := dr.RemoveEmptyDirs(context.WithoutCancel(ctx), dir); err != nil {
+				s.mu.Lock()
+				s.res.Failed = append(s.res.Failed, Failure{Key: dir, Err: err.Error()})
+				s.mu.Unlock()
+			}
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // abortMultipart aborts the stale multipart uploads of plan, Jobs at once.
@@ -560,6 +603,21 @@ type sweeper struct {
 
 	mu  sync.Mutex
 	res *Result
+	// tagFailed are the repositories a tag of which could not be deleted.
+	tagFailed map[string]bool
+}
+
+// keepsTagClosure reports whether o is kept for a tag of its repository
+// whose delete failed: the tag may reach what o deletes. Called between
+// phases' deletes, never during the tag phase that fills tagFailed.
+func (s *sweeper) keepsTagClosure(o op) bool {
+	switch o.kind {
+	case kindRevisionIndex, kindRevision, kindLayerLink:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.tagFailed[o.repo(s.plan)]
+	}
+	return false
 }
 
 // run deletes the keys of phase ph in batches, Jobs batches at a time. It
@@ -580,6 +638,12 @@ func (s *sweeper) run(ctx context.Context, ph int) error {
 				return
 			}
 			s.res.Failed = append(s.res.Failed, Failure{Key: key, Err: err.Error()})
+			if o.kind == kindTagCurrent {
+				if s.tagFailed == nil {
+					s.tagFailed = map[string]bool{}
+				}
+				s.tagFailed[o.repo(p)] = true
+			}
 			return
 		}
 		o.count(p, &s.res.Total)
@@ -612,6 +676,20 @@ func (s *sweeper) run(ctx context.Context, ph int) error {
 	}
 	per := (batches + parts - 1) / parts * size // ops a part
 	deleteBatch := func(batch []op) {
+		kept := 0
+		batch = slices.DeleteFunc(batch, func(o op) bool {
+			if s.keepsTagClosure(o) {
+				kept++
+				return true
+			}
+			return false
+		})
+		if kept > 0 {
+			s.mu.Lock()
+			s.res.Skipped += kept
+			s.mu.Unlock()
+			s.ctr.Add(int64(kept))
+		}
 		// Every key is checked against its phase, in dry runs too: a dry
 		// run reports the refusals a real run would make.
 		keys := make([]string, 0, len(batch))

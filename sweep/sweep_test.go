@@ -130,6 +130,40 @@ func TestExecuteSkipsBlobsAfterAFailure(t *testing.T) {
 	}
 }
 
+// TestExecuteKeepsTheClosureOfATagItCouldNotDelete: a tag whose current
+// link stays is still served, so nothing of its repository that the tag may
+// reach goes in the later phases; other repositories are swept as planned.
+func TestExecuteKeepsTheClosureOfATagItCouldNotDelete(t *testing.T) {
+	p := testPlan(t)
+	p.Repos = []string{"app", "other"}
+	for i := range p.Revisions {
+		if i%2 == 1 { // the odd items are other's
+			p.Tags[i].Repo = "other"
+			p.Revisions[i].Repo, p.LayerLinks[i].Repo = 1, 1
+		}
+	}
+	r := &recorder{fail: "app/_manifests/tags/ta/current"}
+	res, err := Execute(context.Background(), r, p, Options{Jobs: 4}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var others int
+	for _, k := range r.deleted {
+		switch {
+		case strings.Contains(k, "/blobs/"):
+			t.Errorf("a blob was deleted after a tag delete failed: %s", k)
+		case strings.Contains(k, "/app/") && !strings.Contains(k, "/_manifests/tags/"):
+			t.Errorf("deleted %s, though a tag of app could not be deleted", k)
+		case strings.Contains(k, "/other/_manifests/revisions/"), strings.Contains(k, "/other/_layers/"):
+			others++
+		}
+	}
+	// app: 3 revisions, 3 layer links, and 3 history entries of the deleted revisions kept.
+	if others != 4 || res.Skipped != 9 || len(res.Failed) != 1 || !res.Incomplete() {
+		t.Errorf("other's revisions and layer links deleted: %d (want 4); skipped %d (want 9); failed %v", others, res.Skipped, res.Failed)
+	}
+}
+
 func TestExecuteDryRunDeletesNothing(t *testing.T) {
 	r := &recorder{}
 	res, err := Execute(context.Background(), r, testPlan(t), Options{DryRun: true, Jobs: 4}, nil)

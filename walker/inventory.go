@@ -130,6 +130,12 @@ type Repo struct {
 	Revisions []Link
 	Layers    []Link
 	Uploads   []Upload
+	// Deleted are the revision folders that hold no link file: manifests
+	// deleted through the registry's API (DELETE /v2/<name>/manifests/
+	// <digest> removes the link and leaves its folder). The repository
+	// does not hold them. Link.ModTime is the folder's. Stores without
+	// folders (S3) have none.
+	Deleted []Link
 	// Unreadable says why part of the repository could not be listed. Its
 	// references are unknown: nothing may be swept on its account.
 	Unreadable error

@@ -49,6 +49,11 @@ func (w *walk) unchanged(ctx context.Context, r *Repo) bool {
 		ok = !l.Corrupt && d.Algorithm() == storage.SHA256 &&
 			add(manifests+"revisions/sha256/"+d.Hex()+"/link", l.ModTime)
 	}
+	for i := 0; ok && i < len(r.Deleted); i++ {
+		// A push of the manifest again writes the link into its folder.
+		d := w.inv.Digests.Digest(r.Deleted[i].ID)
+		ok = d.Algorithm() == storage.SHA256 && add(manifests+"revisions/sha256/"+d.Hex(), r.Deleted[i].ModTime)
+	}
 	for i := 0; ok && i < len(r.Tags); i++ {
 		tag := &r.Tags[i]
 		dir := manifests + "tags/" + tag.Name + "/"

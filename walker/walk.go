@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path"
 	"sort"
 	"strings"
 	"sync"
@@ -71,6 +72,8 @@ type rawRepo struct {
 	revisions []rawLink
 	layers    []rawLink
 	tags      []rawTag
+	// deleted are revision folders without a link (Repo.Deleted).
+	deleted []rawLink
 }
 
 // rawLink is a listed link, 48 bytes: a registry may hold a million, and
@@ -289,6 +292,9 @@ func (w *walk) resolve(raw *rawRepo) *Repo {
 		return out
 	}
 	r.Revisions, r.Layers = links(raw.revisions), links(raw.layers)
+	if len(raw.deleted) > 0 {
+		r.Deleted = links(raw.deleted)
+	}
 	r.Tags = make([]Tag, len(raw.tags))
 	for i, rt := range raw.tags {
 		// Both strategies come here: a tag name outside the grammar is
@@ -484,7 +490,7 @@ func (w *walk) repoDir(ctx context.Context, rel string) error {
 			}
 			// Listed again: the first walk's lists go now, not after the
 			// recheck, so that the two are never held whole at once.
-			old.Tags, old.Revisions, old.Layers, old.Uploads = nil, nil, nil, nil
+			old.Tags, old.Revisions, old.Layers, old.Uploads, old.Deleted = nil, nil, nil, nil, nil
 		}
 	}
 	return w.repo(ctx, rel)
@@ -543,8 +549,12 @@ func (w *walk) repo(ctx context.Context, name string) error {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case storage.IsNotFound(err):
-			// A revision folder without link: the registry does not serve it.
-			w.problem(p, errors.New("revision folder without link file: left alone"))
+			// A revision folder without link: a manifest deleted through
+			// the registry's API (see Repo.Deleted), unless it holds
+			// something else.
+			if err := w.deletedRevision(ctx, raw, d); err != nil {
+				return err
+			}
 		case err != nil:
 			// Corrupt: kept whatever the policy, and what either digest
 			// references stays.
@@ -593,6 +603,28 @@ func (w *walk) repo(ctx context.Context, name string) error {
 	}
 	w.mu.Unlock()
 	w.finishRepo(raw, true)
+	return nil
+}
+
+// deletedRevision looks into the folder of revision d of raw, whose link
+// is missing. Empty, it is a manifest deleted through the registry's API,
+// noted with the folder's time in raw.deleted; holding anything else, it is
+// a problem, left alone. Either way the repository does not hold d.
+func (w *walk) deletedRevision(ctx context.Context, raw *rawRepo, d storage.Digest) error {
+	dir := path.Dir(storage.RevisionLinkPath(raw.repo.Name, d))
+	entries, at, err := w.list(ctx, dir)
+	switch {
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case storage.IsNotFound(err):
+		// Gone since it was listed: nothing left of it.
+	case err != nil:
+		w.problem(dir, fmt.Errorf("revision folder without link file, cannot list: %w: left alone", err))
+	case len(entries) > 0:
+		w.problem(dir, errors.New("revision folder without link file, holding other files: left alone"))
+	default:
+		raw.deleted = append(raw.deleted, newRawLink(d, at))
+	}
 	return nil
 }
 
@@ -890,6 +922,39 @@ func (w *walk) readManifest(ctx context.Context, id ID) error {
 	w.inv.Stats.ManifestsRead++
 	w.mu.Unlock()
 	w.ctr.Add(1)
+	return nil
+}
+
+// AgeLayerLinks reads the modification times of the layer links of the
+// named repositories of inv that the walk left unknown: a plan that removes
+// a repository whole needs the age of every link in it
+// (mark.Plan.LinkAgesWanted), and a walk reads a link's age only where it
+// must. A link whose stat fails keeps an unknown age (and so its
+// repository). It completes inv, which must not be in use meanwhile.
+func AgeLayerLinks(ctx context.Context, store storage.Store, inv *Inventory, repos []string, jobs int) error {
+	p := newPool()
+	for _, name := range repos {
+		r := inv.Repo(name)
+		if r == nil {
+			continue
+		}
+		for i := range r.Layers {
+			l := &r.Layers[i]
+			if !l.ModTime.IsZero() || l.Corrupt {
+				continue
+			}
+			key := storage.LayerLinkPath(r.Name, inv.Digests.Digest(l.ID))
+			p.Go(func(ctx context.Context) error {
+				if o, err := store.Stat(ctx, key); err == nil {
+					l.ModTime = TimeOf(o.ModTime)
+				}
+				return ctx.Err()
+			})
+		}
+	}
+	if err := p.Run(ctx, jobs); err != nil {
+		return fmt.Errorf("age layer links in %s: %w", store, err)
+	}
 	return nil
 }
 

@@ -61,7 +61,11 @@ skipped and reported).`,
 			if err != nil {
 				return err
 			}
-			plan = mark.Intersect(plan, mark.Compute(inv, plan.Options))
+			again, err := s.compute(inv, plan.Options)
+			if err != nil {
+				return err
+			}
+			plan = mark.Intersect(plan, again)
 			if err := s.archive(plan); err != nil {
 				return err
 			}

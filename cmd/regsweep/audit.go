@@ -102,7 +102,9 @@ func runAudit(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, ve
 	var plan *mark.Plan
 	var gc *sweep.Result
 	if err := s.timed("mark", func(storage.Counter) (err error) {
-		plan = mark.Compute(inv, opts)
+		if plan, err = s.compute(inv, opts); err != nil {
+			return err
+		}
 		// A dry sweep only counts, touching no storage: its counts are
 		// those of gc --dry-run with the same options.
 		gc, err = sweep.Execute(ctx, s.store, plan, sweep.Options{DryRun: true, Jobs: 1}, nil)

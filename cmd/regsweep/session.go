@@ -125,10 +125,13 @@ func (s *session) plan(opts mark.Options, allowDeleteAll bool) (*walker.Inventor
 		return nil, nil, err
 	}
 	var plan *mark.Plan
-	_ = s.timed("mark", func(storage.Counter) error {
-		plan = mark.Compute(inv, opts)
-		return nil
+	err = s.timed("mark", func(storage.Counter) (err error) {
+		plan, err = s.compute(inv, opts)
+		return err
 	})
+	if err != nil {
+		return nil, nil, err
+	}
 	if err := refuseDeletesEveryTag(plan, allowDeleteAll); err != nil {
 		return nil, nil, err
 	}
@@ -146,6 +149,20 @@ func refuseDeletesEveryTag(plan *mark.Plan, allowDeleteAll bool) error {
 		return usageError{fmt.Errorf("refused: %w", err)}
 	}
 	return nil
+}
+
+// compute marks inv. A repository the plan empties whose layer links the
+// walk did not age has them read, and the plan is computed again, so that
+// the same run removes it.
+func (s *session) compute(inv *walker.Inventory, opts mark.Options) (*mark.Plan, error) {
+	plan := mark.Compute(inv, opts)
+	if repos := plan.LinkAgesWanted(); len(repos) > 0 {
+		if err := walker.AgeLayerLinks(s.ctx, s.store, inv, repos, s.jobs); err != nil {
+			return nil, err
+		}
+		plan = mark.Compute(inv, opts)
+	}
+	return plan, nil
 }
 
 // recheck lists the repositories again just before deleting, and drops from
@@ -166,7 +183,11 @@ func (s *session) recheck(inv *walker.Inventory, plan *mark.Plan) (*mark.Plan, e
 	if err != nil {
 		return nil, err
 	}
-	return mark.Intersect(plan, mark.Compute(again, plan.Options)), nil
+	b, err := s.compute(again, plan.Options)
+	if err != nil {
+		return nil, err
+	}
+	return mark.Intersect(plan, b), nil
 }
 
 // execute sweeps plan (dry or not), writes the reports, and returns the
