@@ -15,15 +15,22 @@ import (
 )
 
 // PlanFileVersion is the format of plan files this build reads and writes.
-const PlanFileVersion = 1
+// Version 1 recorded the location only as the command line named it (a
+// relative folder, an S3 bucket without its endpoint), which may name
+// another storage when applied from elsewhere: it is refused. Version 2
+// records the Place.
+const PlanFileVersion = 2
 
 // PlanFile is a plan written to disk for review and a later apply: where
 // and when it was made, with which options and policy, and what it
 // deletes. On disk it is zstd-compressed JSON.
 type PlanFile struct {
-	Version   int       `json:"version"`
-	Location  string    `json:"location"`
-	CreatedAt time.Time `json:"created_at"`
+	Version int `json:"version"`
+	// Location names where the plan was made, for people; Place says it
+	// in full, and is where apply acts.
+	Location  string        `json:"location"`
+	Place     storage.Place `json:"place"`
+	CreatedAt time.Time     `json:"created_at"`
 	// PolicyFile and PolicyText are the policy applied, if any; apply
 	// parses the text again to recheck.
 	PolicyFile string   `json:"policy_file,omitempty"`
@@ -63,8 +70,14 @@ func ReadPlanFile(r io.Reader) (*PlanFile, error) {
 	if err := dec.Decode(&f); err != nil {
 		return nil, fmt.Errorf("read plan: not a regsweep plan file: %w", err)
 	}
+	if f.Version == 1 {
+		return nil, errors.New("read plan: format version 1 records the location only as the command line named it (a relative folder, S3 without its endpoint), which may be another storage from here: make the plan again with this regsweep")
+	}
 	if f.Version != PlanFileVersion {
 		return nil, fmt.Errorf("read plan: format version %d, this regsweep reads %d", f.Version, PlanFileVersion)
+	}
+	if err := f.Place.Check(); err != nil {
+		return nil, fmt.Errorf("read plan: %w", err)
 	}
 	if f.Plan == nil {
 		return nil, errors.New("read plan: no plan in the file")

@@ -3,12 +3,14 @@ package report
 import (
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -20,8 +22,10 @@ const (
 	FormatPrometheus = "prometheus"
 )
 
-// Write writes r in format; now stamps the Prometheus success metric.
-func Write(w io.Writer, r *Report, format string, now time.Time) error {
+// Write writes r in format; now stamps the Prometheus success metric of a
+// complete real run, and lastSuccess (zero: none) is the one an incomplete
+// or dry run carries over from the previous file (see LastSuccess).
+func Write(w io.Writer, r *Report, format string, now, lastSuccess time.Time) error {
 	switch format {
 	case FormatJSON:
 		return JSON(w, r)
@@ -30,7 +34,7 @@ func Write(w io.Writer, r *Report, format string, now time.Time) error {
 	case FormatMarkdown:
 		return Markdown(w, r)
 	case FormatPrometheus:
-		return Prometheus(w, r, now)
+		return Prometheus(w, r, now, lastSuccess)
 	}
 	return fmt.Errorf("report format %q: want json, text, markdown or prometheus", format)
 }
@@ -103,11 +107,16 @@ func Markdown(w io.Writer, r *Report) error {
 	return nil
 }
 
+// successMetric is the time of the last complete real run.
+const successMetric = "regsweep_last_success_timestamp_seconds"
+
 // Prometheus writes the node_exporter textfile collector's format, so an
 // alert can watch GC as it watches disk space: bytes reclaimed, objects
-// deleted by kind, run time by phase, and the time of the last complete run
-// (left out when the run was incomplete, so the alert sees its age grow).
-func Prometheus(w io.Writer, r *Report, now time.Time) error {
+// deleted by kind, run time by phase, and the time of the last complete real
+// run: now for such a run; for a dry or incomplete one, lastSuccess as the
+// previous file had it (left out when zero), so that an alert on its age
+// still fires after a dry run overwrote the file.
+func Prometheus(w io.Writer, r *Report, now, lastSuccess time.Time) error {
 	gauge := func(name, help string, ms ...*dto.Metric) *dto.MetricFamily {
 		return &dto.MetricFamily{Name: proto.String(name), Help: proto.String(help), Type: dto.MetricType_GAUGE.Enum(), Metric: ms}
 	}
@@ -149,7 +158,10 @@ func Prometheus(w io.Writer, r *Report, now time.Time) error {
 		gauge("regsweep_failed_deletes", "Deletes of the last run that failed.", m(float64(len(r.Failed)))),
 	}
 	if len(r.Errors) == 0 && len(r.Failed) == 0 && !r.Interrupted && !r.DryRun {
-		fams = append(fams, gauge("regsweep_last_success_timestamp_seconds", "Unix time the last complete real run ended.", m(float64(now.Unix()))))
+		lastSuccess = now
+	}
+	if !lastSuccess.IsZero() {
+		fams = append(fams, gauge(successMetric, "Unix time the last complete real run ended.", m(float64(lastSuccess.Unix()))))
 	}
 	for _, f := range fams {
 		if _, err := expfmt.MetricFamilyToText(w, f); err != nil {
@@ -157,4 +169,28 @@ func Prometheus(w io.Writer, r *Report, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// LastSuccess reads the time of the last complete real run from a previous
+// Prometheus file: zero when the file has none. A file that does not parse
+// as the text format, or holds the metric other than as one gauge sample, is
+// an error.
+func LastSuccess(r io.Reader) (time.Time, error) {
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(r)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("previous prometheus file: %w", err)
+	}
+	f := fams[successMetric]
+	if f == nil {
+		return time.Time{}, nil
+	}
+	if f.GetType() != dto.MetricType_GAUGE || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetGauge() == nil {
+		return time.Time{}, fmt.Errorf("previous prometheus file: %s is not one gauge sample", successMetric)
+	}
+	v := f.GetMetric()[0].GetGauge().GetValue()
+	if math.IsNaN(v) || v <= 0 || v > math.MaxInt32*4 {
+		return time.Time{}, fmt.Errorf("previous prometheus file: %s = %v is no time", successMetric, v)
+	}
+	return time.Unix(int64(v), 0), nil
 }

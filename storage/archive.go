@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"time"
@@ -22,12 +23,40 @@ import (
 
 const archiveIndexName = "regsweep-archive.json"
 
+// ArchiveVersion is the format of the archives this build writes. Version 1
+// recorded the location only as the command line named it (a relative
+// folder, an S3 bucket without its endpoint); version 2 adds Place.
+const ArchiveVersion = 2
+
 // ArchiveIndex is the first entry of an undo archive.
 type ArchiveIndex struct {
-	Version   int       `json:"version"`
-	Location  string    `json:"location"`
+	Version int `json:"version"`
+	// Location names where the archive was made, for people.
+	Location string `json:"location"`
+	// Place is where the archive was made, in full (version 2 on).
+	Place     *Place    `json:"place,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	Keys      []string  `json:"keys"`
+}
+
+// Recorded is where the archive says it was made, when that can be
+// trusted: its Place, or for a version 1 archive an absolute folder. For
+// anything else (a relative folder, an S3 bucket whose endpoint a version 1
+// archive did not record) it returns an error saying so: the caller must
+// then be told where to restore.
+func (idx *ArchiveIndex) Recorded() (Place, error) {
+	if idx.Place != nil {
+		if err := idx.Place.Check(); err != nil {
+			return Place{}, fmt.Errorf("archive: %w", err)
+		}
+		return *idx.Place, nil
+	}
+	if loc, err := ParseLocation(idx.Location); err == nil && loc.Kind == KindFilesystem {
+		if p := (Place{Kind: KindFilesystem, Dir: idx.Location}); p.Check() == nil {
+			return p, nil // absolute and clean: the same folder from anywhere
+		}
+	}
+	return Place{}, fmt.Errorf("archive format %d records its location only as %q, which does not say where it is from any working directory (a relative folder, or S3 without its endpoint)", idx.Version, idx.Location)
 }
 
 // Opener is implemented by stores that can stream a file, so that archives
@@ -37,10 +66,10 @@ type Opener interface {
 }
 
 // WriteArchive writes every existing file among keys into w as an undo
-// archive for location. Keys already gone are listed in the index and
-// skipped. It fails on the first file it cannot read: a run must not
-// delete what it could not archive.
-func WriteArchive(ctx context.Context, s Store, location string, keys []string, createdAt time.Time, w io.Writer) (files int, bytes int64, err error) {
+// archive made at place. Keys already gone are listed in the index and
+// skipped. It fails on the first file it cannot read: a run must not delete
+// what it could not archive.
+func WriteArchive(ctx context.Context, s Store, place Place, keys []string, createdAt time.Time, w io.Writer) (files int, bytes int64, err error) {
 	op, ok := s.(Opener)
 	if !ok {
 		return 0, 0, fmt.Errorf("archive: %s cannot stream files", s)
@@ -50,7 +79,7 @@ func WriteArchive(ctx context.Context, s Store, location string, keys []string, 
 		return 0, 0, err
 	}
 	tw := tar.NewWriter(zw)
-	idx, err := json.Marshal(ArchiveIndex{Version: 1, Location: location, CreatedAt: createdAt, Keys: keys})
+	idx, err := json.Marshal(ArchiveIndex{Version: ArchiveVersion, Location: place.Location().String(), Place: &place, CreatedAt: createdAt, Keys: keys})
 	if err != nil {
 		return 0, 0, err
 	}
@@ -96,7 +125,7 @@ func writeEntry(tw *tar.Writer, name string, mtime time.Time, size int64, r io.R
 // ReadArchiveIndex reads the index of an undo archive.
 func ReadArchiveIndex(r io.Reader) (*ArchiveIndex, error) {
 	var idx *ArchiveIndex
-	err := walkArchive(r, func(*tar.Header, io.Reader) error { return errStop }, func(i *ArchiveIndex) { idx = i })
+	err := walkArchive(r, func(*tar.Header, io.Reader) error { return errStop }, func(i *ArchiveIndex) error { idx = i; return nil })
 	if err != nil && !errors.Is(err, errStop) {
 		return nil, err
 	}
@@ -108,51 +137,304 @@ func ReadArchiveIndex(r io.Reader) (*ArchiveIndex, error) {
 
 var errStop = errors.New("stop")
 
-// Restore puts every file of an undo archive back into s, checking each
-// blob's content against the digest in its key. It returns how many files
-// it wrote. A blob whose content does not match is not written, and the
-// restore fails naming it.
-func Restore(ctx context.Context, s Store, r io.Reader, progress Counter) (files int, err error) {
-	p, ok := s.(Putter)
+// RestoreCheck is an archive checked whole against a store, before the
+// first write: what Write puts back.
+type RestoreCheck struct {
+	// Index is the archive's index.
+	Index *ArchiveIndex
+	// Files is the number of file entries, Bytes their size.
+	Files int
+	Bytes int64
+	// Present is the number of entries the store already holds with the
+	// same content: Write leaves them as they are.
+	Present int
+
+	entries []checkedEntry
+}
+
+type checkedEntry struct {
+	name    string
+	size    int64
+	present bool
+}
+
+// linkMax bounds a link entry: "sha512:" and 128 hex digits, with room.
+const linkMax = 256
+
+// CheckRestore reads a whole undo archive and checks it against s without
+// writing anything. It refuses the archive, naming the first bad entry,
+// when
+//   - an entry (or a key its index lists) is not a plain key of the layout
+//     (ParseKey: no empty, "." or ".." segment anywhere), is listed twice,
+//     is not among the index's keys, or is not a regular file;
+//   - an entry's content is not what its key proves: blob data must hash to
+//     its digest, a layer link, revision link or tag history entry must
+//     hold the digest of its folder, a tag's current link a digest (upload
+//     files cannot be checked);
+//   - s holds the key already with other content (or as something else
+//     than a regular file): a restore never replaces a file.
+//
+// Entries s holds already with the same content are counted as present.
+func CheckRestore(ctx context.Context, s Store, r io.Reader, progress Counter) (*RestoreCheck, error) {
+	op, ok := s.(Opener)
 	if !ok {
-		return 0, fmt.Errorf("restore into %s: %w", s, ErrCannotPut)
+		return nil, fmt.Errorf("restore into %s: %s cannot stream files", s, s)
+	}
+	cr, ok := s.(Creator)
+	if !ok {
+		return nil, fmt.Errorf("restore into %s: %w", s, ErrCannotCreate)
 	}
 	if progress == nil {
 		progress = Nop{}
 	}
+	c := &RestoreCheck{}
+	listed := map[string]bool{}
+	seen := map[string]bool{}
+	err := walkArchive(r, func(h *tar.Header, body io.Reader) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k, err := entryKey(h, listed, seen)
+		if err != nil {
+			return err
+		}
+		present, err := checkEntry(ctx, op, k, h, body)
+		if err == nil && !present {
+			err = cr.CheckCreate(ctx, h.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("restore: archive entry %s: %w; nothing restored", h.Name, err)
+		}
+		c.entries = append(c.entries, checkedEntry{h.Name, h.Size, present})
+		c.Files++
+		c.Bytes += h.Size
+		if present {
+			c.Present++
+		}
+		progress.Add(h.Size)
+		return nil
+	}, func(idx *ArchiveIndex) error {
+		c.Index = idx
+		for _, key := range idx.Keys {
+			if _, err := ParseKey(key); err != nil {
+				return fmt.Errorf("restore: the archive's index lists %q: %w; nothing restored", key, err)
+			}
+			listed[key] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if c.Index == nil {
+		return nil, errors.New("restore: archive: no index")
+	}
+	return c, nil
+}
+
+// entryKey parses an entry's name as a key the index lists, once.
+func entryKey(h *tar.Header, listed, seen map[string]bool) (Key, error) {
+	k, err := ParseKey(h.Name)
+	switch {
+	case err != nil:
+		return k, fmt.Errorf("restore: archive entry %q is not a key of the layout: %w; nothing restored", h.Name, err)
+	case !listed[h.Name]:
+		return k, fmt.Errorf("restore: archive entry %s is not among the keys its index lists; nothing restored", h.Name)
+	case seen[h.Name]:
+		return k, fmt.Errorf("restore: archive entry %s comes twice; nothing restored", h.Name)
+	case h.Size < 0 || isLink(k.Kind) && h.Size > linkMax:
+		return k, fmt.Errorf("restore: archive entry %s: %d bytes is no size for it; nothing restored", h.Name, h.Size)
+	}
+	seen[h.Name] = true
+	return k, nil
+}
+
+// checkEntry verifies an entry's content and compares it with what s holds
+// at its key, in one read of the entry: present says s holds the same.
+func checkEntry(ctx context.Context, op Opener, k Key, h *tar.Header, body io.Reader) (present bool, err error) {
+	v := newVerifier(k)
+	stored, o, err := op.Open(ctx, h.Name)
+	switch {
+	case IsNotFound(err):
+		_, err := io.Copy(v, io.LimitReader(body, h.Size))
+		if err != nil {
+			return false, err
+		}
+		return false, v.check()
+	case err != nil:
+		return false, fmt.Errorf("the store holds something there that cannot be compared, so it is not replaced: %w", err)
+	}
+	defer stored.Close()
+	cmp := &compareWriter{r: stored}
+	if _, err := io.Copy(io.MultiWriter(v, cmp), io.LimitReader(body, h.Size)); err != nil {
+		return false, err
+	}
+	if err := v.check(); err != nil {
+		return false, err
+	}
+	if err := cmp.err; err != nil {
+		return false, fmt.Errorf("read what the store holds there: %w", err)
+	}
+	if o.Size != h.Size || cmp.differ || !cmp.atEOF() {
+		return false, fmt.Errorf("the store holds other content there (%d bytes, the archive %d): a restore never replaces a file", o.Size, h.Size)
+	}
+	return true, nil
+}
+
+// Write puts back every entry c found absent, reading the archive again:
+// each entry must be the one checked, with its content verified again as
+// it is written, and each is created only where no file exists. It returns
+// the number of files written. Folders and files take the owner and mode
+// of the folder they are written into (filesystem), and the entries'
+// modification times.
+func (c *RestoreCheck) Write(ctx context.Context, s Store, r io.Reader, progress Counter) (written int, err error) {
+	cr, ok := s.(Creator)
+	if !ok {
+		return 0, fmt.Errorf("restore into %s: %w", s, ErrCannotCreate)
+	}
+	if progress == nil {
+		progress = Nop{}
+	}
+	i := 0
 	err = walkArchive(r, func(h *tar.Header, body io.Reader) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		k, perr := ParseKey(h.Name)
-		if perr != nil {
-			return fmt.Errorf("restore: %s is not a key of the layout: %w", h.Name, perr)
+		if i >= len(c.entries) || c.entries[i].name != h.Name || c.entries[i].size != h.Size {
+			return fmt.Errorf("restore: the archive changed since it was checked (entry %d is %s)", i, h.Name)
+		}
+		e := c.entries[i]
+		i++
+		if e.present {
+			return nil
+		}
+		k, err := ParseKey(h.Name)
+		if err != nil {
+			return fmt.Errorf("restore: %w", err)
 		}
 		content, cleanup, err := spool(body, h.Size)
 		if err != nil {
 			return fmt.Errorf("restore %s: %w", h.Name, err)
 		}
 		defer cleanup()
-		if k.Kind == KeyBlobData {
-			if err := checkDigest(k.Digest, content); err != nil {
-				return fmt.Errorf("restore %s: %w", h.Name, err)
-			}
+		v := newVerifier(k)
+		if _, err := io.Copy(v, content); err != nil {
+			return fmt.Errorf("restore %s: %w", h.Name, err)
 		}
-		if err := p.Put(ctx, h.Name, content, h.Size); err != nil {
+		if err := v.check(); err != nil {
+			return fmt.Errorf("restore %s: the archive changed since it was checked: %w", h.Name, err)
+		}
+		if _, err := content.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("restore %s: %w", h.Name, err)
+		}
+		if err := cr.Create(ctx, h.Name, content, h.Size, h.ModTime); err != nil {
+			if errors.Is(err, ErrExists) {
+				return fmt.Errorf("restore: %w: written by someone else since the check, not replaced", err)
+			}
 			return fmt.Errorf("restore: %w", err)
 		}
-		if fs, ok := s.(*FS); ok {
-			_ = fs.root.Chtimes(h.Name, h.ModTime, h.ModTime)
-		}
-		files++
+		written++
 		progress.Add(h.Size)
 		return nil
 	}, nil)
-	return files, err
+	if err == nil && i != len(c.entries) {
+		err = fmt.Errorf("restore: the archive changed since it was checked (%d entries, %d checked)", i, len(c.entries))
+	}
+	return written, err
+}
+
+func isLink(k KeyKind) bool {
+	return k == KeyLayerLink || k == KeyRevisionLink || k == KeyTagIndex || k == KeyTagCurrent
+}
+
+// verifier checks an entry's content as it streams by: blob data against
+// its digest, links against the digest of their folder.
+type verifier struct {
+	k    Key
+	h    hash.Hash
+	link bytes.Buffer
+}
+
+func newVerifier(k Key) *verifier {
+	v := &verifier{k: k}
+	if k.Kind == KeyBlobData {
+		v.h = k.Digest.Algorithm().Hash()
+	}
+	return v
+}
+
+func (v *verifier) Write(p []byte) (int, error) {
+	switch {
+	case v.h != nil:
+		v.h.Write(p)
+	case isLink(v.k.Kind):
+		if v.link.Len()+len(p) > linkMax {
+			return 0, fmt.Errorf("a link of more than %d bytes", linkMax)
+		}
+		v.link.Write(p)
+	}
+	return len(p), nil
+}
+
+func (v *verifier) check() error {
+	switch {
+	case v.h != nil:
+		if got := hex.EncodeToString(v.h.Sum(nil)); got != v.k.Digest.Hex() {
+			return fmt.Errorf("content hashes to %s:%s, not %s", v.k.Digest.Algorithm(), got, v.k.Digest)
+		}
+	case isLink(v.k.Kind):
+		d, err := ParseDigest(v.link.String())
+		if err != nil {
+			return fmt.Errorf("not a link file: %w", err)
+		}
+		if v.k.Kind != KeyTagCurrent && d != v.k.Digest {
+			return fmt.Errorf("link holds %s, its folder names %s", d, v.k.Digest)
+		}
+	}
+	return nil
+}
+
+// compareWriter compares what is written to it with what r reads.
+type compareWriter struct {
+	r      io.Reader
+	buf    []byte
+	differ bool
+	err    error
+}
+
+func (c *compareWriter) Write(p []byte) (int, error) {
+	if c.differ || c.err != nil {
+		return len(p), nil
+	}
+	if cap(c.buf) < len(p) {
+		c.buf = make([]byte, len(p))
+	}
+	b := c.buf[:len(p)]
+	n, err := io.ReadFull(c.r, b)
+	if !bytes.Equal(b[:n], p) {
+		c.differ = true
+	}
+	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+		c.err = err
+	}
+	return len(p), nil
+}
+
+// atEOF reports whether r holds nothing more.
+func (c *compareWriter) atEOF() bool {
+	if c.differ || c.err != nil {
+		return false
+	}
+	var b [1]byte
+	n, err := io.ReadFull(c.r, b[:])
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n == 0
 }
 
 // walkArchive calls index for the index entry and fn for every file entry.
-func walkArchive(r io.Reader, fn func(*tar.Header, io.Reader) error, index func(*ArchiveIndex)) error {
+func walkArchive(r io.Reader, fn func(*tar.Header, io.Reader) error, index func(*ArchiveIndex) error) error {
 	zr, err := zstd.NewReader(r)
 	if err != nil {
 		return fmt.Errorf("archive: %w", err)
@@ -163,6 +445,9 @@ func walkArchive(r io.Reader, fn func(*tar.Header, io.Reader) error, index func(
 	for {
 		h, err := tr.Next()
 		if err == io.EOF {
+			if first {
+				return errors.New("archive: empty, not a regsweep undo archive")
+			}
 			return nil
 		}
 		if err != nil {
@@ -174,16 +459,22 @@ func walkArchive(r io.Reader, fn func(*tar.Header, io.Reader) error, index func(
 				return errors.New("archive: not a regsweep undo archive (no index first)")
 			}
 			var idx ArchiveIndex
-			if err := json.NewDecoder(tr).Decode(&idx); err != nil {
+			dec := json.NewDecoder(io.LimitReader(tr, h.Size))
+			if err := dec.Decode(&idx); err != nil {
 				return fmt.Errorf("archive index: %w", err)
 			}
+			if idx.Version < 1 || idx.Version > ArchiveVersion {
+				return fmt.Errorf("archive index: format version %d, this regsweep reads 1 to %d", idx.Version, ArchiveVersion)
+			}
 			if index != nil {
-				index(&idx)
+				if err := index(&idx); err != nil {
+					return err
+				}
 			}
 			continue
 		}
 		if h.Typeflag != tar.TypeReg {
-			return fmt.Errorf("archive: %s is not a regular file", h.Name)
+			return fmt.Errorf("archive: entry %q is not a regular file; nothing restored", h.Name)
 		}
 		if err := fn(h, tr); err != nil {
 			return err
@@ -212,21 +503,6 @@ func spool(r io.Reader, size int64) (io.ReadSeeker, func(), error) {
 		return nil, nil, err
 	}
 	return f, cleanup, nil
-}
-
-// checkDigest hashes a seekable content and rewinds it.
-func checkDigest(d Digest, r io.ReadSeeker) error {
-	h := d.Algorithm().Hash()
-	if _, err := io.Copy(h, r); err != nil {
-		return err
-	}
-	if _, err := r.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != d.Hex() {
-		return fmt.Errorf("content hashes to %s:%s, not %s", d.Algorithm(), got, d)
-	}
-	return nil
 }
 
 func bytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

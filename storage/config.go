@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -213,4 +214,101 @@ func Open(ctx context.Context, loc Location) (Store, error) {
 		return OpenS3(ctx, loc.S3)
 	}
 	return nil, fmt.Errorf("open store: unknown kind %q (want %s or %s)", loc.Kind, KindFilesystem, KindS3)
+}
+
+// Place is where a plan or an archive was made, as the file records it: a
+// filesystem folder as an absolute, cleaned path (a relative one would name
+// another folder from another working directory), or an S3 bucket with its
+// root, endpoint, region and addressing (without the endpoint, a client
+// would go to AWS). Credentials and client tuning are not part of it.
+type Place struct {
+	Kind      string `json:"kind"`
+	Dir       string `json:"dir,omitempty"`
+	Bucket    string `json:"bucket,omitempty"`
+	Root      string `json:"root,omitempty"`
+	Endpoint  string `json:"endpoint,omitempty"`
+	Region    string `json:"region,omitempty"`
+	PathStyle bool   `json:"path_style,omitempty"`
+}
+
+// Place records where l is. A filesystem folder is made absolute against
+// the working directory and cleaned.
+func (l Location) Place() (Place, error) {
+	switch l.Kind {
+	case KindFilesystem:
+		dir, err := filepath.Abs(l.Dir)
+		if err != nil {
+			return Place{}, fmt.Errorf("location %s: %w", l.Dir, err)
+		}
+		return Place{Kind: KindFilesystem, Dir: dir}, nil
+	case KindS3:
+		o := l.S3
+		return Place{Kind: KindS3, Bucket: o.Bucket, Root: strings.Trim(o.RootDirectory, "/"), Endpoint: o.Endpoint, Region: o.Region, PathStyle: o.ForcePathStyle}, nil
+	}
+	return Place{}, fmt.Errorf("location of unknown kind %q", l.Kind)
+}
+
+// Check refuses a Place a file may not be trusted with: an unknown kind, a
+// folder that is not absolute and clean, an S3 place without a bucket or
+// with a root that is not plain.
+func (p Place) Check() error {
+	switch p.Kind {
+	case KindFilesystem:
+		if p.Dir == "" || !filepath.IsAbs(p.Dir) || filepath.Clean(p.Dir) != p.Dir {
+			return fmt.Errorf("recorded folder %q is not an absolute, cleaned path", p.Dir)
+		}
+		if p.Bucket != "" || p.Root != "" || p.Endpoint != "" || p.Region != "" || p.PathStyle {
+			return fmt.Errorf("recorded folder %s has S3 settings", p.Dir)
+		}
+		return nil
+	case KindS3:
+		if p.Dir != "" {
+			return fmt.Errorf("recorded S3 location has a folder %q", p.Dir)
+		}
+		if p.Bucket == "" || strings.Contains(p.Bucket, "/") {
+			return fmt.Errorf("recorded S3 bucket %q is not a bucket name", p.Bucket)
+		}
+		if p.Root != "" && slices.ContainsFunc(strings.Split(p.Root, "/"), notPlain) {
+			return fmt.Errorf("recorded S3 root %q is not a plain key prefix", p.Root)
+		}
+		return nil
+	}
+	return fmt.Errorf("recorded location of unknown kind %q", p.Kind)
+}
+
+// Location is the location p records, to open.
+func (p Place) Location() Location {
+	if p.Kind == KindS3 {
+		return Location{Kind: KindS3, S3: S3Options{Bucket: p.Bucket, RootDirectory: p.Root, Endpoint: p.Endpoint, Region: p.Region, ForcePathStyle: p.PathStyle}}
+	}
+	return Location{Kind: p.Kind, Dir: p.Dir}
+}
+
+// String names p as a LOCATION argument, with the S3 endpoint when it is
+// not AWS's.
+func (p Place) String() string {
+	s := p.Location().String()
+	if p.Kind == KindS3 && p.Endpoint != "" {
+		s += " at " + p.Endpoint
+	}
+	return s
+}
+
+// Same reports whether p and q are one storage: the same folder (by path,
+// or the same folder reached through a symlink), or the same bucket and
+// root at the same endpoint. Region and addressing style do not change
+// which storage it is.
+func (p Place) Same(q Place) bool {
+	if p.Kind != q.Kind {
+		return false
+	}
+	if p.Kind == KindFilesystem {
+		if p.Dir == q.Dir {
+			return true
+		}
+		a, errA := os.Stat(p.Dir)
+		b, errB := os.Stat(q.Dir)
+		return errA == nil && errB == nil && os.SameFile(a, b)
+	}
+	return p.Bucket == q.Bucket && p.Root == q.Root && strings.TrimRight(p.Endpoint, "/") == strings.TrimRight(q.Endpoint, "/")
 }

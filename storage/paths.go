@@ -2,6 +2,7 @@ package storage
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -196,10 +197,8 @@ func ParseKey(key string) (Key, error) {
 		return Key{}, fmt.Errorf("%s: outside %s", key, V2)
 	}
 	parts := strings.Split(key[len(V2)+1:], "/")
-	for _, s := range parts {
-		if s == "" || s == "." || s == ".." {
-			return Key{}, fmt.Errorf("%s: empty or dot segment", key)
-		}
+	if slices.ContainsFunc(parts, notPlain) {
+		return Key{}, fmt.Errorf("%s: empty or dot segment", key)
 	}
 	switch parts[0] {
 	case dirBlobs:
@@ -219,6 +218,10 @@ func ParseKey(key string) (Key, error) {
 	}
 	return Key{}, fmt.Errorf("%s: not in blobs or repositories", key)
 }
+
+// notPlain tells a path segment that is empty, "." or "..": one that names
+// no file of its own, which a filesystem would resolve elsewhere.
+func notPlain(seg string) bool { return seg == "" || seg == "." || seg == ".." }
 
 func parseRepoKey(key string, parts []string) (Key, error) {
 	i := 0

@@ -369,8 +369,7 @@ func (s *S3) PutIfAbsent(ctx context.Context, key string, data []byte) error {
 		Body:        bytes.NewReader(data),
 		IfNoneMatch: aws.String("*"),
 	})
-	var re interface{ HTTPStatusCode() int }
-	if errors.As(err, &re) && (re.HTTPStatusCode() == http.StatusPreconditionFailed || re.HTTPStatusCode() == http.StatusConflict) {
+	if isPreconditionFailed(err) {
 		return fmt.Errorf("create %s: %w", s.url(bk), ErrExists)
 	}
 	if err != nil {

@@ -29,21 +29,17 @@ skipped and reported).`,
 			if err != nil {
 				return err
 			}
-			locArgs := args[1:]
-			if len(locArgs) == 0 && rf.loc.config == "" {
-				locArgs = []string{pfile.Location}
-			}
-			loc, err := rf.loc.resolve(locArgs)
+			loc, err := appliesTo(&rf.loc, args[0], args[1:], pfile.Place)
 			if err != nil {
 				return err
-			}
-			if loc.String() != pfile.Location {
-				return usageError{fmt.Errorf("plan %s is for %s, not %s", args[0], pfile.Location, loc)}
 			}
 			if age := startedAt.Sub(pfile.CreatedAt); age > maxPlanAge {
 				return usageError{fmt.Errorf("plan %s is %s old, more than --max-plan-age %s: make a new one", args[0], age.Round(time.Second), maxPlanAge)}
 			}
 			if err := rf.check(); err != nil {
+				return err
+			}
+			if err := rf.checkOutputs(loc); err != nil {
 				return err
 			}
 			if err := checkLive(&rf, loc.ReadOnlyMaintenance, false); err != nil {

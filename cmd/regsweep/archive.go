@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -23,15 +24,19 @@ func (s *session) archive(plan *mark.Plan) error {
 	for i, e := range entries {
 		keys[i] = e.Key
 	}
+	place, err := s.loc.Place()
+	if err != nil {
+		return err
+	}
 	return s.timed("archive", func(c storage.Counter) error {
-		f, err := os.Create(name)
-		if err != nil {
-			return fmt.Errorf("--archive: %w", err)
-		}
-		files, bytes, err := storage.WriteArchive(s.ctx, s.store, s.store.String(), keys, s.startedAt, f)
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
+		var files int
+		var bytes int64
+		// Written whole, then renamed into place: a failed write (a full
+		// disk) leaves an earlier archive of that name as it was.
+		err := writeFileAtomic(name, 0o600, func(w io.Writer) (err error) {
+			files, bytes, err = storage.WriteArchive(s.ctx, s.store, place, keys, s.startedAt, w)
+			return err
+		})
 		if err != nil {
 			// Nothing is deleted without its archive.
 			return fmt.Errorf("archive %s: %w; nothing deleted", name, err)
@@ -48,23 +53,33 @@ func newRestoreCommand(e env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "restore ARCHIVE [LOCATION | --config config.yml]",
 		Short: "Put back what a gc or apply with --archive deleted, into the same or another location",
-		Args:  cobra.RangeArgs(1, 2),
+		Long: `restore puts back the files of an undo archive (gc or apply --archive), into
+the location the archive records or into LOCATION (or --config) when given.
+
+The whole archive is checked before the first write, and refused whole if one
+entry is bad: every entry must be a plain key of the registry layout listed in
+the archive's index, blob data must hash to its digest, links must hold the
+digest their folder names, and a file the storage already holds with other
+content is never replaced. Files and folders restored on a filesystem take the
+owner and mode of the folder they are written into.`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			f, err := os.Open(args[0])
+			name := args[0]
+			f, err := os.Open(name)
 			if err != nil {
 				return usageError{err}
 			}
 			idx, err := storage.ReadArchiveIndex(f)
 			f.Close()
 			if err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
+				return fmt.Errorf("%s: %w", name, err)
 			}
-			locArgs := args[1:]
-			if len(locArgs) == 0 && rf.loc.config == "" {
-				locArgs = []string{idx.Location}
+			rec, recErr := idx.Recorded()
+			if recErr != nil {
+				recErr = fmt.Errorf("%s: %w", name, recErr)
 			}
-			loc, err := rf.loc.resolve(locArgs)
+			loc, _, err := rf.loc.resolveRecorded(args[1:], rec, recErr)
 			if err != nil {
 				return err
 			}
@@ -76,21 +91,35 @@ func newRestoreCommand(e env) *cobra.Command {
 				return err
 			}
 			defer s.Close()
-			f, err = os.Open(args[0])
-			if err != nil {
-				return err
+			pass := func(fn func(io.Reader, storage.Counter) error) func(storage.Counter) error {
+				return func(c storage.Counter) error {
+					f, err := os.Open(name)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					return fn(f, c)
+				}
 			}
-			defer f.Close()
+			var check *storage.RestoreCheck
+			if err := s.timed("check", pass(func(r io.Reader, c storage.Counter) (err error) {
+				check, err = storage.CheckRestore(ctx, s.store, r, c)
+				return err
+			})); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
 			var files int
-			err = s.timed("restore", func(c storage.Counter) (err error) {
-				files, err = storage.Restore(ctx, s.store, f, c)
+			if err := s.timed("restore", pass(func(r io.Reader, c storage.Counter) (err error) {
+				files, err = check.Write(ctx, s.store, r, c)
 				return err
-			})
-			if err != nil {
-				return err
+			})); err != nil {
+				return fmt.Errorf("%s: %w (%d objects restored before)", name, err, files)
 			}
-			fmt.Fprintf(e.stdout, "restored %s from %s into %s\n", report.Count(files, "object"), args[0], s.store)
-			if gone := len(idx.Keys) - files; gone > 0 {
+			fmt.Fprintf(e.stdout, "restored %s from %s into %s\n", report.Count(files, "object"), name, s.store)
+			if check.Present > 0 {
+				fmt.Fprintf(e.stdout, "(there already, with the same content: %s)\n", report.Count(check.Present, "object"))
+			}
+			if gone := len(idx.Keys) - check.Files; gone > 0 {
 				fmt.Fprintf(e.stdout, "(already gone when it was written: %s it lists)\n", report.Count(gone, "key"))
 			}
 			return nil

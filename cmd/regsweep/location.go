@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -47,21 +48,66 @@ func (l *locationFlags) resolve(args []string) (storage.Location, error) {
 	if err != nil {
 		return loc, usageError{err}
 	}
-	if loc.Kind == storage.KindS3 {
-		if l.endpoint != "" {
-			loc.S3.Endpoint = l.endpoint
+	return loc, l.applyS3(&loc)
+}
+
+// applyS3 sets the S3 flags on loc; they are refused for a folder.
+func (l *locationFlags) applyS3(loc *storage.Location) error {
+	if loc.Kind != storage.KindS3 {
+		if l.s3Given() {
+			return usageError{fmt.Errorf("--s3-* flags given for the folder %s", loc.Dir)}
 		}
-		if l.region != "" {
-			loc.S3.Region = l.region
-		}
-		if l.pathStyle {
-			loc.S3.ForcePathStyle = true
-		}
-		loc.S3.RequestsPerSecond = l.rps
-	} else if l.endpoint != "" || l.region != "" || l.pathStyle {
-		return loc, usageError{fmt.Errorf("--s3-* flags given for the folder %s", loc.Dir)}
+		return nil
 	}
-	return loc, nil
+	if l.endpoint != "" {
+		loc.S3.Endpoint = l.endpoint
+	}
+	if l.region != "" {
+		loc.S3.Region = l.region
+	}
+	if l.pathStyle {
+		loc.S3.ForcePathStyle = true
+	}
+	loc.S3.RequestsPerSecond = l.rps
+	return nil
+}
+
+// s3Given reports whether an S3 flag that changes where requests go is set.
+func (l *locationFlags) s3Given() bool { return l.endpoint != "" || l.region != "" || l.pathStyle }
+
+// resolveRecorded finds where a plan or an archive that records rec is to
+// act. Without LOCATION or --config it is rec itself, read from the file and
+// not from the working directory: the absolute folder, or the bucket at the
+// recorded endpoint, region and addressing (--s3-* flags, when given,
+// override them, which names another location explicitly). A LOCATION or
+// --config names it explicitly; an s3:// LOCATION naming rec's bucket and
+// root without --s3-* flags reaches it as recorded, never through AWS's
+// default endpoint when the file names another. recErr, when set, says why
+// the file's record cannot be used: then only an explicit location does.
+func (l *locationFlags) resolveRecorded(args []string, rec storage.Place, recErr error) (loc storage.Location, explicit bool, err error) {
+	if len(args) == 0 && l.config == "" {
+		if recErr != nil {
+			return loc, false, usageError{fmt.Errorf("%w: name the LOCATION (or --config) on the command line", recErr)}
+		}
+		loc = rec.Location()
+		return loc, l.s3Given(), l.applyS3(&loc)
+	}
+	if loc, err = l.resolve(args); err != nil {
+		return loc, true, err
+	}
+	if recErr == nil && l.config == "" && loc.Kind == storage.KindS3 && rec.Kind == storage.KindS3 &&
+		loc.S3.Bucket == rec.Bucket && strings.Trim(loc.S3.RootDirectory, "/") == rec.Root {
+		if l.endpoint == "" {
+			loc.S3.Endpoint = rec.Endpoint
+		}
+		if l.region == "" {
+			loc.S3.Region = rec.Region
+		}
+		if !l.pathStyle {
+			loc.S3.ForcePathStyle = rec.PathStyle
+		}
+	}
+	return loc, true, nil
 }
 
 // open opens the store of loc, wrapped by wrap if set; the returned func
@@ -80,4 +126,22 @@ func open(ctx context.Context, loc storage.Location, wrap func(storage.Location,
 		return wrap(loc, s), release, nil
 	}
 	return s, release, nil
+}
+
+// appliesTo is where apply acts on the plan file name made at rec: the
+// recorded place, or a LOCATION or --config naming that same storage.
+// Anything else is refused: the plan's keys come from that storage's walk.
+func appliesTo(l *locationFlags, name string, args []string, rec storage.Place) (storage.Location, error) {
+	loc, _, err := l.resolveRecorded(args, rec, nil)
+	if err != nil {
+		return loc, err
+	}
+	place, err := loc.Place()
+	if err != nil {
+		return loc, err
+	}
+	if !place.Same(rec) {
+		return loc, usageError{fmt.Errorf("plan %s is for %s, not %s: apply acts only where its plan was made", name, rec, place)}
+	}
+	return loc, nil
 }

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -156,26 +159,78 @@ func (r *runFlags) jobsFor() int {
 	return defaultJobs
 }
 
-// writeReports writes every --report file in its format.
+// writeReports writes every --report file in its format, each through a
+// temporary file renamed into place. A Prometheus file of a dry or
+// incomplete run keeps the previous file's time of the last complete run.
 func (r *runFlags) writeReports(rep *report.Report, now time.Time) error {
 	for i, name := range r.reports {
-		format := report.FormatFor(name)
-		if i < len(r.reportFormats) {
-			format = r.reportFormats[i]
+		format := r.reportFormat(i)
+		var last time.Time
+		if format == report.FormatPrometheus {
+			var err error
+			if last, err = previousSuccess(name); err != nil {
+				return fmt.Errorf("write report %s: %w; not replaced, so that its last success time stays", name, err)
+			}
 		}
-		f, err := os.Create(name)
-		if err != nil {
+		if err := writeFileAtomic(name, 0o644, func(w io.Writer) error {
+			return report.Write(w, rep, format, now, last)
+		}); err != nil {
 			return fmt.Errorf("write report: %w", err)
-		}
-		if err := report.Write(f, rep, format, now); err != nil {
-			f.Close()
-			return fmt.Errorf("write report %s: %w", name, err)
-		}
-		if err := f.Close(); err != nil {
-			return fmt.Errorf("write report %s: %w", name, err)
 		}
 	}
 	return nil
+}
+
+// reportFormat is the format of the i-th --report.
+func (r *runFlags) reportFormat(i int) string {
+	if i < len(r.reportFormats) {
+		return r.reportFormats[i]
+	}
+	return report.FormatFor(r.reports[i])
+}
+
+// previousSuccess reads the last success time of the Prometheus file name
+// replaces, if there is one.
+func previousSuccess(name string) (time.Time, error) {
+	f, err := os.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer f.Close()
+	return report.LastSuccess(f)
+}
+
+// checkOutputs checks every file the run writes, extra ones included, before
+// storage is read (see checkOutputs), and that a previous Prometheus file
+// parses, so that its last success time can be carried over.
+func (r *runFlags) checkOutputs(loc storage.Location, extra ...output) error {
+	if err := checkOutputs(loc, r.outputs(extra...)); err != nil {
+		return err
+	}
+	for i, name := range r.reports {
+		if r.reportFormat(i) != report.FormatPrometheus {
+			continue
+		}
+		if _, err := previousSuccess(name); err != nil {
+			return usageError{fmt.Errorf("--report %s: %w: replacing it would lose its last success time; move it away or name another file", name, err)}
+		}
+	}
+	return nil
+}
+
+// outputs lists the files the run writes besides the storage.
+func (r *runFlags) outputs(extra ...output) []output {
+	outs := extra
+	for _, name := range r.reports {
+		outs = append(outs, output{"--report", name})
+	}
+	if r.archive != "" {
+		outs = append(outs, output{"--archive", r.archive})
+	}
+	return outs
 }
 
 // prepared is a command line checked before storage is touched: where, with
@@ -189,13 +244,17 @@ type prepared struct {
 
 // prepare resolves the location and validates the run and plan flags; the
 // policy is parsed here, before anything is read from storage.
-func prepare(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags) (prepared, error) {
+// Every output file, extra ones included, is checked here too.
+func prepare(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, extra ...output) (prepared, error) {
 	p := prepared{startedAt: time.Now()}
 	var err error
 	if p.loc, err = rf.loc.resolve(args); err != nil {
 		return p, err
 	}
 	if err := rf.check(); err != nil {
+		return p, err
+	}
+	if err := rf.checkOutputs(p.loc, extra...); err != nil {
 		return p, err
 	}
 	p.opts, p.policyText, err = pf.options(cmd, p.startedAt)

@@ -27,7 +27,11 @@ func newPlanCommand(e env) *cobra.Command {
 			if out == "" {
 				return usageError{fmt.Errorf("plan: -o PLAN is required")}
 			}
-			p, err := prepare(cmd, args, &pf, &rf)
+			p, err := prepare(cmd, args, &pf, &rf, output{"-o", out})
+			if err != nil {
+				return err
+			}
+			place, err := p.loc.Place()
 			if err != nil {
 				return err
 			}
@@ -40,7 +44,7 @@ func newPlanCommand(e env) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			pfile := &mark.PlanFile{Location: p.loc.String(), CreatedAt: p.startedAt, PolicyFile: pf.policyFile, PolicyText: p.policyText, Plan: plan}
+			pfile := &mark.PlanFile{Location: place.String(), Place: place, CreatedAt: p.startedAt, PolicyFile: pf.policyFile, PolicyText: p.policyText, Plan: plan}
 			if err := writePlan(out, pfile); err != nil {
 				return err
 			}
@@ -71,17 +75,10 @@ func newPlanCommand(e env) *cobra.Command {
 	return cmd
 }
 
+// writePlan writes a plan file through a temporary file renamed into place.
 func writePlan(name string, pf *mark.PlanFile) error {
-	f, err := os.Create(name)
-	if err != nil {
+	if err := writeFileAtomic(name, 0o644, func(w io.Writer) error { return mark.WritePlanFile(w, pf) }); err != nil {
 		return fmt.Errorf("write plan: %w", err)
-	}
-	if err := mark.WritePlanFile(f, pf); err != nil {
-		f.Close()
-		return fmt.Errorf("write plan %s: %w", name, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write plan %s: %w", name, err)
 	}
 	return nil
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -82,7 +81,7 @@ func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock b
 // filesystem folder layout is created first; the lock is taken as for gc.
 func openSessionForRestore(cmd *cobra.Command, loc storage.Location, rf *runFlags, e env) (*session, error) {
 	if loc.Kind == storage.KindFilesystem {
-		if err := os.MkdirAll(filepath.Join(loc.Dir, filepath.FromSlash(storage.V2)), 0o755); err != nil {
+		if err := storage.CreateLayout(loc.Dir); err != nil {
 			return nil, err
 		}
 	}

@@ -1,0 +1,51 @@
+package report
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/regsweep/regsweep/sweep"
+)
+
+// TestPrometheusLastSuccess: only a complete real run stamps its time; a
+// dry, interrupted, failed or incomplete run carries over the previous one
+// (or leaves it out when there was none), and LastSuccess reads it back.
+func TestPrometheusLastSuccess(t *testing.T) {
+	t.Parallel()
+	now, prev := time.Unix(1_800_000_000, 0), time.Unix(1_700_000_000, 0)
+	for _, tc := range []struct {
+		name string
+		r    Report
+		prev time.Time
+		want time.Time
+	}{
+		{"complete", Report{}, prev, now},
+		{"complete, none before", Report{}, time.Time{}, now},
+		{"dry", Report{DryRun: true}, prev, prev},
+		{"dry, none before", Report{DryRun: true}, time.Time{}, time.Time{}},
+		{"interrupted", Report{Interrupted: true}, prev, prev},
+		{"incomplete", Report{Errors: []string{"graph incomplete"}}, prev, prev},
+		{"failed deletes", Report{Failed: []sweep.Failure{{Key: "k", Err: "x"}}}, prev, prev},
+	} {
+		var buf bytes.Buffer
+		if err := Prometheus(&buf, &tc.r, now, tc.prev); err != nil {
+			t.Fatal(err)
+		}
+		got, err := LastSuccess(&buf)
+		if err != nil || !got.Equal(tc.want) {
+			t.Errorf("%s: last success %v, %v; want %v", tc.name, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{
+		"regsweep_last_success_timestamp_seconds{",
+		"regsweep_last_success_timestamp_seconds NaN\n",
+		"regsweep_last_success_timestamp_seconds -1\n",
+		"regsweep_last_success_timestamp_seconds{a=\"1\"} 1\nregsweep_last_success_timestamp_seconds{a=\"2\"} 2\n",
+	} {
+		if _, err := LastSuccess(strings.NewReader(bad)); err == nil {
+			t.Errorf("LastSuccess(%q) accepted", bad)
+		}
+	}
+}
