@@ -41,7 +41,8 @@ signatures: follow-subject
 		t.Fatalf("the plan should decide tags and delete tags, revisions and blobs: %+v", plan)
 	}
 	var file bytes.Buffer
-	in := &PlanFile{Location: "/srv/registry", CreatedAt: now, PolicyFile: "p.yaml", PolicyText: policy, Plan: plan}
+	place := storage.Place{Kind: storage.KindS3, Bucket: "b", Root: "registry", Endpoint: "http://minio:9000", Region: "eu-1", PathStyle: true}
+	in := &PlanFile{Location: "s3://b/registry", Place: place, CreatedAt: now, PolicyFile: "p.yaml", PolicyText: policy, Plan: plan}
 	if err := WritePlanFile(&file, in); err != nil {
 		t.Fatal(err)
 	}
@@ -49,6 +50,9 @@ signatures: follow-subject
 	out, err := ReadPlanFile(&file)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if out.Place != place {
+		t.Errorf("place read back as %+v, want %+v", out.Place, place)
 	}
 	got := out.Plan
 	if d := cmp.Diff(plan.Decisions, got.Decisions); d != "" {
