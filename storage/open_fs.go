@@ -20,7 +20,7 @@ func (f *FS) Open(ctx context.Context, key string) (io.ReadCloser, Object, error
 		if err != nil {
 			return nil, o, err
 		}
-		return &fsReader{f: file, fs: f, key: key}, o, nil
+		return &fsReader{ctx: ctx, f: file, fs: f, key: key}, o, nil
 	}
 	file, err := f.fastOpen(key)
 	if err != nil {
@@ -35,18 +35,23 @@ func (f *FS) Open(ctx context.Context, key string) (io.ReadCloser, Object, error
 		file.Close()
 		return nil, Object{}, f.notRegular("open", key, fi.Mode())
 	}
-	return &fsReader{f: file, fs: f, key: key}, Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
+	return &fsReader{ctx: ctx, f: file, fs: f, key: key}, Object{Key: key, Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
 // fsReader names the file's full path in read errors, as the other FS
-// methods do.
+// methods do, and stops at the end of ctx: copying a blob of gigabytes
+// (into an archive, through a hash) ends with the run.
 type fsReader struct {
+	ctx context.Context
 	f   *os.File
 	fs  *FS
 	key string
 }
 
 func (r *fsReader) Read(p []byte) (int, error) {
+	if err := r.ctx.Err(); err != nil {
+		return 0, err
+	}
 	n, err := r.f.Read(p)
 	if err != nil && err != io.EOF {
 		err = r.fs.wrap("read", r.key, err)

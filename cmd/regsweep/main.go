@@ -37,9 +37,12 @@ func main() {
 	// half the growth of the default, trading a little CPU (the run waits on
 	// storage anyway) for a peak RSS closer to the live heap.
 	debug.SetGCPercent(50)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	// A closed stdout or stderr (regsweep gc … | head) must not kill the
+	// run: Go's runtime dies of SIGPIPE on a write to a closed fd 1 or 2
+	// unless the signal is ignored; the write then fails with EPIPE, and
+	// stream (see stop.go) drops the rest.
+	signal.Ignore(syscall.SIGPIPE)
+	os.Exit(mainRun(os.Args[1:], os.Stdout, os.Stderr))
 }
 
 // env is what a command line runs with besides its arguments.
@@ -48,6 +51,9 @@ type env struct {
 	// wrapStore, when set, wraps every store a command opens, given its
 	// location: the fault-injection tests put storagetest.Faulty there.
 	wrapStore func(storage.Location, storage.Store) storage.Store
+	// holds, when set, is where a run registers the lock it takes, for a
+	// forced exit to release (see mainRun).
+	holds *holds
 }
 
 // run executes one command line and returns the exit status.

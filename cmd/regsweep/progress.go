@@ -35,7 +35,7 @@ func newProgress(stdout io.Writer, log *slog.Logger, name string, quiet bool) ph
 // newBar returns a progress bar on stderr when stdout is a terminal, nil
 // otherwise.
 func newBar(stdout io.Writer, name string, opts ...progressbar.Option) *barProgress {
-	f, ok := stdout.(*os.File)
+	f, ok := stdout.(interface{ Fd() uintptr })
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		return nil
 	}

@@ -68,8 +68,9 @@ func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock b
 		s.warnings = append(s.warnings, "broke the lock held by "+broken.String())
 		s.log.Warn("broke a stale lock", "holder", broken.String())
 	}
+	release := e.holds.add(func() error { return l.Release(context.WithoutCancel(ctx)) })
 	s.release = append(s.release, func() {
-		if err := l.Release(context.WithoutCancel(ctx)); err != nil {
+		if err := release(); err != nil {
 			s.log.Error("lock not released", "err", err)
 		}
 	})

@@ -1,0 +1,206 @@
+//go:build linux
+
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/regsweep/regsweep/report"
+	"github.com/regsweep/regsweep/storage"
+	"github.com/regsweep/regsweep/storage/storagetest"
+)
+
+// TestRunsEnd runs the real binary where a run can get stuck or lose its
+// output, and checks how it ends: a signal stops it within seconds,
+// whatever it waits on, with status 130 and its lock released; a closed
+// stdout or stderr stops the output, not the run.
+func TestRunsEnd(t *testing.T) {
+	t.Parallel()
+	bin := buildRegsweep(t)
+	sample := func(t *testing.T) string {
+		root := t.TempDir()
+		storagetest.CopyTree(t, sampleDir, root)
+		return root
+	}
+	// bound is how long a stuck run may take to end after the signal.
+	const bound = stopGrace + releaseGrace + 5*time.Second
+
+	// stuck runs regsweep with args, stderr into a pipe the test filled
+	// before the start: the run's first write to stderr (the end of its
+	// walk, or the word that it was interrupted) waits forever, a wait no
+	// context cancels, with the lock held. Once it holds the lock, sig
+	// must end it with 130 within bound, the lock released.
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run("full-stderr/"+sig.String(), func(t *testing.T) {
+			t.Parallel()
+			root := sample(t)
+			r, w, err := os.Pipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			fillPipe(t, w)
+			cmd := exec.Command(bin, "gc", "--registry-stopped", "--min-age", "0", root)
+			var stdout bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &stdout, w
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			w.Close()
+			waitForLock(t, root)
+			signaled := time.Now()
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			code := waitBounded(t, cmd, bound)
+			took := time.Since(signaled)
+			_ = unix.SetNonblock(int(r.Fd()), true)
+			rest, _ := io.ReadAll(r)
+			t.Logf("exit %d %v after %s; stderr after the filler: %q", code, took.Round(time.Millisecond), sig, bytes.TrimLeft(rest, "x"))
+			if code != exitInterrupted {
+				t.Errorf("exit %d after %s, want %d", code, sig, exitInterrupted)
+			}
+			if _, err := os.Stat(filepath.Join(root, storage.LockKey)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("a run stopped by %s left its lock: %v", sig, err)
+			}
+		})
+	}
+
+	t.Run("policy-fifo", func(t *testing.T) {
+		// The run waits reading its --policy from a FIFO that the test
+		// holds open without writing: a read no context cancels, before
+		// any lock. SIGINT ends it with 130 within bound, no lock taken.
+		t.Parallel()
+		root := sample(t)
+		policy := filepath.Join(t.TempDir(), "policy.yml")
+		if err := unix.Mkfifo(policy, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(bin, "gc", "--registry-stopped", "--policy", policy, root)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		// Opening the FIFO to write returns once the run opened it to read.
+		fifo, err := os.OpenFile(policy, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fifo.Close()
+		if err := cmd.Process.Signal(os.Interrupt); err != nil {
+			t.Fatal(err)
+		}
+		code := waitBounded(t, cmd, bound)
+		t.Logf("exit %d\n%s", code, out.String())
+		if code != exitInterrupted {
+			t.Errorf("exit %d after SIGINT, want %d", code, exitInterrupted)
+		}
+		if _, err := os.Stat(filepath.Join(root, storage.LockKey)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("lock: %v", err)
+		}
+	})
+
+	// A closed stdout, stderr or both: the run completes, deletes what it
+	// would, writes its report file and releases the lock, exit 0.
+	for _, closed := range []string{"stdout", "stderr", "both"} {
+		t.Run("closed-"+closed, func(t *testing.T) {
+			t.Parallel()
+			root := sample(t)
+			rep := filepath.Join(t.TempDir(), "report.json")
+			cmd := exec.Command(bin, "gc", "--registry-stopped", "--delete-untagged", "--min-age", "0", "--report", rep, root)
+			var kept bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &kept, &kept
+			for _, which := range []*io.Writer{&cmd.Stdout, &cmd.Stderr} {
+				if closed != "both" && (which == &cmd.Stdout) != (closed == "stdout") {
+					continue
+				}
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				r.Close() // as head does once it has its lines
+				defer w.Close()
+				*which = w
+			}
+			err := cmd.Run()
+			t.Logf("%v\n%s", err, kept.String())
+			if code := cmd.ProcessState.ExitCode(); code != exitOK {
+				t.Fatalf("exit %d (%v) with %s closed, want 0", code, cmd.ProcessState, closed)
+			}
+			b, err := os.ReadFile(rep)
+			if err != nil {
+				t.Fatalf("no report with %s closed: %v", closed, err)
+			}
+			var r report.Report
+			if err := json.Unmarshal(b, &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.Blobs == 0 {
+				t.Errorf("the report says no blob was deleted: %s", b)
+			}
+			if _, err := os.Stat(filepath.Join(root, storage.LockKey)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("lock: %v", err)
+			}
+			if closed != "both" && strings.Contains(kept.String(), "regsweep:") {
+				t.Errorf("the open output has an error: %s", kept.String())
+			}
+		})
+	}
+}
+
+// fillPipe writes into w until its pipe is full, then makes w blocking
+// again: the next writer waits until someone reads.
+func fillPipe(t *testing.T, w *os.File) {
+	t.Helper()
+	fd := int(w.Fd())
+	if err := unix.SetNonblock(fd, true); err != nil {
+		t.Fatal(err)
+	}
+	buf := bytes.Repeat([]byte("x"), 4096)
+	for {
+		if _, err := unix.Write(fd, buf); err == unix.EAGAIN {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for { // the last bytes, fewer than a page
+		if _, err := unix.Write(fd, buf[:1]); err == unix.EAGAIN {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unix.SetNonblock(fd, false); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitBounded waits for cmd for at most d, killing it then, and returns its
+// exit status.
+func waitBounded(t *testing.T, cmd *exec.Cmd, d time.Duration) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Errorf("still running %v after the signal: killed", d)
+	}
+	return cmd.ProcessState.ExitCode()
+}
