@@ -153,7 +153,7 @@ func TestRestoreRefusesABadArchiveWhole(t *testing.T) {
 		{"replaces a live blob", nil, []entry{good, {r.blobKey, "other content", 0}}, "content hashes to"},
 		{"replaces a tag", nil, []entry{good, {r.currentKey, otherDigest.String(), 0}}, "other content"},
 		{"replaces an upload file", nil, []entry{good, {r.uploadData, "changed", 0}}, "other content"},
-		{"writes through a file as a folder", nil, []entry{good, {r.uploadData + "/x", "x", 0}}, "is not a folder"},
+		{"writes through a file as a folder", nil, []entry{good, {r.uploadData + "/x", "x", 0}}, "folder"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tree(t, r.root)
