@@ -42,9 +42,6 @@ skipped and reported).`,
 			if err := rf.checkOutputs(loc); err != nil {
 				return err
 			}
-			if err := checkLive(&rf, loc.ReadOnlyMaintenance, false); err != nil {
-				return err
-			}
 			s, err := openSession(cmd.Context(), loc, &rf, true, "apply", startedAt, e)
 			if err != nil {
 				return err

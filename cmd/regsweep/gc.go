@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/regsweep/regsweep/storage"
 )
 
 func newGCCommand(e env) *cobra.Command {
@@ -44,10 +46,7 @@ func runGC(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, dryRu
 	if err != nil {
 		return err
 	}
-	if err := checkLive(rf, p.loc.ReadOnlyMaintenance, dryRun); err != nil {
-		return err
-	}
-	// Dry runs delete nothing and take no lock.
+	// Dry runs delete nothing, take no lock and check no registry.
 	s, err := openSession(cmd.Context(), p.loc, rf, !dryRun, "gc", p.startedAt, e)
 	if err != nil {
 		return err
@@ -68,13 +67,61 @@ func runGC(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, dryRu
 	return s.execute(inv, plan, dryRun, pf.policyFile)
 }
 
-// checkLive refuses to delete through a registry config that is not in
-// read-only maintenance mode, unless the admin says the registry is stopped.
-func checkLive(rf *runFlags, readOnly, dryRun bool) error {
-	if rf.loc.config == "" || dryRun || readOnly || rf.registryStopped {
-		return nil
+// live is what a run that writes knows of the registry serving its
+// storage: whether it can take pushes while the run deletes.
+type live int
+
+const (
+	// liveUnchecked: a plain LOCATION, no --registry-stopped: nothing says.
+	liveUnchecked live = iota
+	// liveReadOnly: the --config is in read-only maintenance mode.
+	liveReadOnly
+	// liveStopped: the admin says the registry is stopped.
+	liveStopped
+)
+
+// checkLive says what a run that deletes or writes (gc, apply, restore)
+// knows of the registry, and refuses a --config whose registry could take
+// pushes: not in read-only maintenance mode, and no --registry-stopped.
+func checkLive(rf *runFlags, loc storage.Location) (live, error) {
+	switch {
+	case rf.registryStopped:
+		return liveStopped, nil
+	case rf.loc.config == "":
+		return liveUnchecked, nil
+	case loc.ReadOnlyMaintenance:
+		return liveReadOnly, nil
 	}
-	return usageError{fmt.Errorf("%s: storage.maintenance.readonly.enabled is not true: a registry running with this config accepts pushes that a GC can break; set it (and restart the registry), or stop the registry and pass --registry-stopped", rf.loc.config)}
+	return liveUnchecked, usageError{fmt.Errorf("%s: storage.maintenance.readonly.enabled is not true: a registry running with this config accepts pushes that a GC can break; set it (and restart the registry), or stop the registry and pass --registry-stopped", rf.loc.config)}
+}
+
+// uncheckedNotice is said once, before a run on a plain LOCATION writes.
+const uncheckedNotice = "cannot check that the registry is stopped or read-only: LOCATION names no registry config, and a push during the run can lose what it wrote; " +
+	"pass --config with the registry's config.yml to have its read-only mode checked, or --registry-stopped to say it is stopped or read-only"
+
+// nextSteps is what an admin does after a run that deleted something. A
+// registry's blob descriptor cache may still answer for deleted blobs
+// until the registry restarts (inmemory) or its keys go (redis).
+func nextSteps(l live) string {
+	switch l {
+	case liveStopped:
+		return `
+next: start the registry again (with storage.cache redis, delete the registry's
+keys first), or pulls of deleted blobs may be answered from a stale cache.
+`
+	case liveReadOnly:
+		return `
+next: restart the registry, or flush its blob descriptor cache (storage.cache:
+inmemory is flushed by a restart; redis: delete the registry's keys), or pulls
+of deleted blobs may be answered from a stale cache. Then leave read-only mode.
+`
+	}
+	return `
+next: restart the registry, or flush its blob descriptor cache (storage.cache:
+inmemory is flushed by a restart; redis: delete the registry's keys), or pulls
+of deleted blobs may be answered from a stale cache. If you made it read-only
+for the run, leave read-only mode then.
+`
 }
 
 // runID names one run in its lock and report.

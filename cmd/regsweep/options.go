@@ -117,7 +117,7 @@ func (r *runFlags) register(fl *pflag.FlagSet, deletes bool) {
 	fl.StringVar(&r.logFormat, "log-format", "text", "log lines as text or json")
 	if deletes {
 		fl.BoolVar(&r.breakLock, "break-lock", false, "remove a lock left by a run that died, then take it")
-		fl.BoolVar(&r.registryStopped, "registry-stopped", false, "with --config: the registry is stopped, so its config need not be in read-only maintenance mode")
+		fl.BoolVar(&r.registryStopped, "registry-stopped", false, "the registry is stopped (or read-only) while the run writes: a --config need not be in read-only maintenance mode, and a plain LOCATION is not warned about")
 		fl.StringVar(&r.archive, "archive", "", "before deleting, write everything the run deletes into this zstd tar `FILE` (see regsweep restore)")
 	}
 }

@@ -33,11 +33,20 @@ type session struct {
 	startedAt time.Time
 	jobs      int
 	command   string // gc, plan, apply, restore
+	live      live   // what a run that writes knows of the registry
 }
 
-// openSession opens the store of loc and, for a command that deletes, takes
-// the lock. Close releases both.
+// openSession opens the store of loc and, for a command that deletes or
+// writes, checks the registry is not live (checkLive) and takes the lock.
+// Close releases both.
 func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock bool, command string, startedAt time.Time, e env) (*session, error) {
+	var lv live
+	if lock {
+		var err error
+		if lv, err = checkLive(rf, loc); err != nil {
+			return nil, err
+		}
+	}
 	// -q leaves warnings and errors only.
 	hopts := &slog.HandlerOptions{}
 	if rf.quiet {
@@ -47,7 +56,7 @@ func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock b
 	if rf.logFormat == "json" {
 		h = slog.NewJSONHandler(e.stderr, hopts)
 	}
-	s := &session{ctx: ctx, flags: rf, loc: loc, stdout: e.stdout, stderr: e.stderr, log: slog.New(h), startedAt: startedAt, jobs: rf.jobsFor(), command: command}
+	s := &session{ctx: ctx, flags: rf, loc: loc, stdout: e.stdout, stderr: e.stderr, log: slog.New(h), startedAt: startedAt, jobs: rf.jobsFor(), command: command, live: lv}
 	store, closeStore, err := open(ctx, loc, e.wrapStore)
 	if err != nil {
 		return nil, err
@@ -63,6 +72,9 @@ func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock b
 	if err != nil {
 		s.Close()
 		return nil, err
+	}
+	if lv == liveUnchecked {
+		s.log.Warn(uncheckedNotice)
 	}
 	if broken != nil {
 		s.warnings = append(s.warnings, "broke the lock held by "+broken.String())
@@ -81,6 +93,9 @@ func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock b
 // restored into need not hold docker/registry/v2 yet, so a missing
 // filesystem folder layout is created first; the lock is taken as for gc.
 func openSessionForRestore(cmd *cobra.Command, loc storage.Location, rf *runFlags, e env) (*session, error) {
+	if _, err := checkLive(rf, loc); err != nil {
+		return nil, err // before the layout is made
+	}
 	if loc.Kind == storage.KindFilesystem {
 		if err := storage.CreateLayout(loc.Dir); err != nil {
 			return nil, err
@@ -213,7 +228,7 @@ func (s *session) execute(inv *walker.Inventory, plan *mark.Plan, dryRun bool, p
 		return err
 	}
 	if !dryRun && res.Total.Blobs+res.Total.LayerLinks+res.Total.Manifests+res.Total.Tags > 0 {
-		fmt.Fprint(s.stdout, nextSteps)
+		fmt.Fprint(s.stdout, nextSteps(s.live))
 	}
 	if err := s.flags.writeReports(rep, time.Now()); err != nil {
 		return err
@@ -228,10 +243,3 @@ func (s *session) execute(inv *walker.Inventory, plan *mark.Plan, dryRun bool, p
 	}
 	return nil
 }
-
-// nextSteps is what an admin does after a real run.
-const nextSteps = `
-next: restart the registry, or flush its blob descriptor cache (storage.cache:
-inmemory is flushed by a restart; redis: delete the registry's keys), or pulls
-of deleted blobs may be answered from a stale cache. Then leave read-only mode.
-`
