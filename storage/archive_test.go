@@ -125,6 +125,13 @@ func TestRestoreRefusesABadArchiveWhole(t *testing.T) {
 	hx := r.digest.Hex()
 	otherDigest := sha(r.other)
 	good := entry{BlobDataPath(otherDigest), r.other, 0}
+	// A repository folder that is a symlink to another, which holds sub/.
+	if err := os.MkdirAll(filepath.Join(r.root, filepath.FromSlash(RepoDir("app/sub"))), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("app", filepath.Join(r.root, filepath.FromSlash(RepoDir("linked")))); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name    string
 		keys    []string // index; the entries' names when nil
@@ -154,6 +161,7 @@ func TestRestoreRefusesABadArchiveWhole(t *testing.T) {
 		{"replaces a tag", nil, []entry{good, {r.currentKey, otherDigest.String(), 0}}, "other content"},
 		{"replaces an upload file", nil, []entry{good, {r.uploadData, "changed", 0}}, "other content"},
 		{"writes through a file as a folder", nil, []entry{good, {r.uploadData + "/x", "x", 0}}, "folder"},
+		{"through a symlinked repository", nil, []entry{good, {LayerLinkPath("linked/sub", otherDigest), otherDigest.String(), 0}}, "nothing restored"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := tree(t, r.root)

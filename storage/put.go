@@ -38,7 +38,8 @@ var (
 )
 
 // CheckCreate tells whether Create could make key: every part of its path
-// that exists is a folder, not a file or a symlink.
+// that exists is a folder, none a file or a symlink (which Create, through
+// os.Root, would follow inside the root).
 func (f *FS) CheckCreate(ctx context.Context, key string) error {
 	for dir := path.Dir(key); dir != "."; dir = path.Dir(dir) {
 		fi, err := f.root.Lstat(dir)
@@ -51,7 +52,6 @@ func (f *FS) CheckCreate(ctx context.Context, key string) error {
 		if !fi.IsDir() {
 			return fmt.Errorf("create %s: %s is not a folder (%s)", path.Join(f.dir, key), path.Join(f.dir, dir), fi.Mode().Type())
 		}
-		return nil // the folders above it were walked through to reach it
 	}
 	return nil
 }
