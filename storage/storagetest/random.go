@@ -8,6 +8,10 @@ import (
 	"github.com/opencontainers/go-digest"
 )
 
+// DanglingTag is the tag of Random's registry that does not serve whole: an index one of
+// whose children was deleted through the registry's API.
+const DanglingTag = "a/b:dangling"
+
 // Random writes a registry at root holding every case a garbage collector meets, with
 // counts, sizes, manifest kinds and shared layers drawn from seed (logged with t.Logf), and
 // ages everything by 48 hours with AgeAll. Every tag in it serves. It holds:
@@ -26,7 +30,10 @@ import (
 //   - bydigest, images pushed by digest only (no _manifests/tags at all);
 //   - uploads/only, a repository holding only an unfinished upload, and links/only, one
 //     holding only the layer link of an orphan blob;
-//   - orphan blobs linked into some of the repositories above.
+//   - orphan blobs linked into some of the repositories above;
+//   - manifests deleted through the registry's API (their revision link gone, the folder
+//     left): an untagged image of team/app, and a child of the OCI index a/b:dangling
+//     (DanglingTag, the one tag that does not serve whole).
 func Random(t testing.TB, root string, seed int64) *Registry {
 	t.Helper()
 	t.Logf("storagetest.Random(%q, seed %d)", root, seed)
@@ -99,6 +106,14 @@ func Random(t testing.TB, root string, seed int64) *Registry {
 	for range 1 + rng.IntN(2) {
 		r.PushImage("bydigest", opts(true))
 	}
+
+	r.DeleteManifest("team/app", r.PushImage("team/app", opts(true)))
+	o := opts(true)
+	o.OCI = true
+	kept, gone := r.PushImage("a/b", ImageOpts{OCI: true}), r.PushImage("a/b", o)
+	dangling := r.PushIndex("a/b", true, kept, gone)
+	r.Tag("a/b", DanglingTag[len("a/b:"):], dangling)
+	r.DeleteManifest("a/b", gone)
 
 	r.StartUpload("uploads/only", 100+rng.IntN(400))
 	r.PushBlob("links/only", 100+rng.IntN(400))

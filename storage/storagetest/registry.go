@@ -488,6 +488,24 @@ func (r *Registry) Untag(repo, tag string) {
 	}
 }
 
+// DeleteManifest deletes img's manifest from repo as the registry's API does for
+// DELETE /v2/<repo>/manifests/<digest>: the manifest service removes the revision's
+// link (its folder stays), then every tag pointing at it is untagged.
+func (r *Registry) DeleteManifest(repo string, img Image) {
+	r.t.Helper()
+	rp := r.repo(repo)
+	if err := r.manifests(rp).Delete(r.ctx, img.Digest); err != nil {
+		r.t.Fatalf("delete manifest %s@%s: %v", repo, img.Digest, err)
+	}
+	tags, err := rp.Tags(r.ctx).Lookup(r.ctx, v1.Descriptor{Digest: img.Digest})
+	if err != nil {
+		r.t.Fatalf("tags of %s@%s: %v", repo, img.Digest, err)
+	}
+	for _, tag := range tags {
+		r.Untag(repo, tag)
+	}
+}
+
 // PushBlob uploads a random blob of size bytes into repo (blob data and layer link) that no
 // manifest references.
 func (r *Registry) PushBlob(repo string, size int) digest.Digest {

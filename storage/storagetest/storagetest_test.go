@@ -323,8 +323,11 @@ func TestRandom(t *testing.T) {
 	r := storagetest.Random(t, root, seed)
 	t.Logf("Random took %v", time.Since(start))
 
-	if err := r.ServesAll(ctx); err != nil {
+	if err := r.ServesAll(ctx, storagetest.DanglingTag); err != nil {
 		t.Fatal(err)
+	}
+	if err := r.Serves(ctx, "a/b", "dangling"); err == nil {
+		t.Errorf("%s serves, though a child of its index was deleted through the API", storagetest.DanglingTag)
 	}
 	s := storagetest.Snapshot(t, root)
 	for _, tag := range []string{"library/base:latest", "a/b:latest", "a/b/c:multi", "team/app:v1", "mirror:stable", "mirror:multi", "team/app:foreign"} {
@@ -379,7 +382,7 @@ func TestRandom(t *testing.T) {
 	if err := gc.UpstreamGC(ctx, false, true); err != nil {
 		t.Fatal(err)
 	}
-	if err := gc.ServesAll(ctx); err != nil {
+	if err := gc.ServesAll(ctx, storagetest.DanglingTag); err != nil {
 		t.Error(err)
 	}
 }
