@@ -4,17 +4,27 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sys/unix"
 
 	"github.com/regsweep/regsweep/report"
@@ -74,6 +84,70 @@ func TestRunsEnd(t *testing.T) {
 			}
 			if _, err := os.Stat(filepath.Join(root, storage.LockKey)); !errors.Is(err, os.ErrNotExist) {
 				t.Errorf("a run stopped by %s left its lock: %v", sig, err)
+			}
+		})
+	}
+
+	// The walk of an S3 registry waits on a listing of the repositories
+	// that the server (a proxy in front of the tests' S3 server) never
+	// answers. sig must end the run with 130 well within stopGrace: the
+	// request is cancelled with the run's context, and the lock released
+	// through the same server.
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run("s3-walk-blocked/"+sig.String(), func(t *testing.T) {
+			t.Parallel()
+			endpoint, access, secret, region := storagetest.S3Server(t)
+			bucket := storagetest.NewBucket(t)
+			reg := storagetest.NewS3(t, bucket, "registry")
+			reg.Tag("app", "v1", reg.PushImage("app", storagetest.ImageOpts{}))
+			target, err := url.Parse(endpoint)
+			if err != nil {
+				t.Fatal(err)
+			}
+			blocked := make(chan struct{})
+			var once sync.Once
+			fwd := httputil.NewSingleHostReverseProxy(target)
+			fwd.ErrorLog = log.New(io.Discard, "", 0) // requests the run cancelled
+			proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.Method == http.MethodGet && strings.Contains(r.URL.Query().Get("prefix"), "/repositories") {
+					once.Do(func() { close(blocked) })
+					<-r.Context().Done() // never answered: the client gives up
+					return
+				}
+				fwd.ServeHTTP(w, r)
+			}))
+			defer proxy.Close()
+			cmd := exec.Command(bin, "gc", "--registry-stopped", "--min-age", "0",
+				"--s3-endpoint", proxy.URL, "--s3-region", region, "--s3-force-path-style", "s3://"+bucket+"/registry")
+			cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID="+access, "AWS_SECRET_ACCESS_KEY="+secret)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-blocked:
+			case <-time.After(time.Minute):
+				_ = cmd.Process.Kill()
+				t.Fatal("the walk never listed the repositories")
+			}
+			signaled := time.Now()
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			code := waitBounded(t, cmd, bound)
+			took := time.Since(signaled)
+			t.Logf("exit %d %v after %s\n%s", code, took.Round(time.Millisecond), sig, out.String())
+			if code != exitInterrupted {
+				t.Errorf("exit %d after %s, want %d", code, sig, exitInterrupted)
+			}
+			if took >= stopGrace {
+				t.Errorf("%v to stop a walk waiting on S3: the request was not cancelled", took)
+			}
+			_, err = storagetest.S3Client(t).HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String("registry/" + storage.LockKey)})
+			var nf *types.NotFound
+			if !errors.As(err, &nf) {
+				t.Errorf("the lock after %s: %v, want it gone", sig, err)
 			}
 		})
 	}
