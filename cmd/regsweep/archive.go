@@ -66,7 +66,7 @@ owner and mode of the folder they are written into.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			name := args[0]
-			f, err := os.Open(name)
+			f, err := openInput(name)
 			if err != nil {
 				return usageError{err}
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/spf13/pflag"
 
@@ -80,9 +79,9 @@ func (l *locationFlags) s3Given() bool { return l.endpoint != "" || l.region != 
 // not from the working directory: the absolute folder, or the bucket at the
 // recorded endpoint, region and addressing (--s3-* flags, when given,
 // override them, which names another location explicitly). A LOCATION or
-// --config names it explicitly; an s3:// LOCATION naming rec's bucket and
-// root without --s3-* flags reaches it as recorded, never through AWS's
-// default endpoint when the file names another. recErr, when set, says why
+// --config names it explicitly; an s3:// LOCATION given without --s3-* flags
+// goes through the recorded endpoint, region and addressing, never through
+// AWS's default endpoint when the file names another. recErr, when set, says why
 // the file's record cannot be used: then only an explicit location does.
 func (l *locationFlags) resolveRecorded(args []string, rec storage.Place, recErr error) (loc storage.Location, explicit bool, err error) {
 	if len(args) == 0 && l.config == "" {
@@ -95,8 +94,7 @@ func (l *locationFlags) resolveRecorded(args []string, rec storage.Place, recErr
 	if loc, err = l.resolve(args); err != nil {
 		return loc, true, err
 	}
-	if recErr == nil && l.config == "" && loc.Kind == storage.KindS3 && rec.Kind == storage.KindS3 &&
-		loc.S3.Bucket == rec.Bucket && strings.Trim(loc.S3.RootDirectory, "/") == rec.Root {
+	if recErr == nil && l.config == "" && loc.Kind == storage.KindS3 && rec.Kind == storage.KindS3 {
 		if l.endpoint == "" {
 			loc.S3.Endpoint = rec.Endpoint
 		}

@@ -169,3 +169,17 @@ func unwrapPath(err error) error {
 	}
 	return err
 }
+
+// openInput opens a file regsweep reads (a plan, an archive), refusing what
+// is not a regular file: a FIFO would block the run, and an archive is read
+// twice.
+func openInput(name string) (*os.File, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file (%s)", name, fi.Mode().Type())
+	}
+	return os.Open(name)
+}

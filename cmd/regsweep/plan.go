@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"text/tabwriter"
 	"time"
 
@@ -84,7 +83,7 @@ func writePlan(name string, pf *mark.PlanFile) error {
 }
 
 func readPlan(name string) (*mark.PlanFile, error) {
-	f, err := os.Open(name)
+	f, err := openInput(name)
 	if err != nil {
 		return nil, usageError{err}
 	}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -148,5 +149,22 @@ func TestS3PlanAndArchiveKeepTheirEndpoint(t *testing.T) {
 	}
 	if d := cmp.Diff(before, f.reg.State()); d != "" {
 		t.Errorf("restore did not return the first state:\n%s", d)
+	}
+}
+
+// TestRestoreAndApplyRefuseAFIFO: a plan or an archive that is a FIFO is
+// refused at once, never waited on.
+func TestRestoreAndApplyRefuseAFIFO(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "reg")
+	storagetest.CopyTree(t, sampleDir, root)
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"restore", "apply"} {
+		if code, out := regsweep(t, cmd, fifo, root); code == 0 || !strings.Contains(out, "not a regular file") {
+			t.Errorf("%s of a FIFO: exit %d\n%s", cmd, code, out)
+		}
 	}
 }
