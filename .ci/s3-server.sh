@@ -6,8 +6,8 @@
 #   go test ./...
 #   bash .ci/s3-server.sh stop
 #
-# start installs versitygw into .tools/bin if it is missing (go install, a
-# minute or two the first time), starts it on a free loopback port with its
+# start builds go.mod's versitygw tool if it is not built yet (go tool -n
+# versitygw, a few minutes the first time), starts it on a free loopback port with its
 # data in a temporary folder, waits until it answers, and prints
 #   export REGSWEEP_S3_ENDPOINT=... REGSWEEP_S3_ACCESS_KEY=... REGSWEEP_S3_SECRET_KEY=... REGSWEEP_S3_REGION=...
 # stop kills that server by the PID start wrote, and removes its data.
@@ -16,10 +16,9 @@
 # The state (PID, port, data folder, log) lives in .tools/s3-server/.
 set -euo pipefail
 
-VERSITYGW_VERSION=v1.8.0
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TOOLS=$REPO/.tools
-BIN=$TOOLS/bin/versitygw
+BIN=
 STATE=$TOOLS/s3-server
 ACCESS=regsweep-test
 SECRET=regsweep-test-secret
@@ -30,11 +29,8 @@ log() { echo "s3-server: $*" >&2; }
 install() {
 	mkdir -p "$TOOLS/bin"
 	[ -f "$TOOLS/.gitignore" ] || printf '*\n' >"$TOOLS/.gitignore"
-	if [ -x "$BIN" ] && go version -m "$BIN" 2>/dev/null | grep -q "mod[[:space:]]*github.com/versity/versitygw[[:space:]]*$VERSITYGW_VERSION"; then
-		return
-	fi
-	log "installing versitygw $VERSITYGW_VERSION into $TOOLS/bin (takes a while the first time)"
-	GOBIN=$TOOLS/bin go install "github.com/versity/versitygw/cmd/versitygw@$VERSITYGW_VERSION" >&2
+	# The versitygw of go.mod's tool directive, built into the go build cache.
+	BIN=$(cd "$REPO" && go tool -n versitygw)
 }
 
 running() {
@@ -128,7 +124,7 @@ status)
 		exit 1
 	fi
 	;;
-install) install ;;
+install) install && echo "$BIN" ;;
 *)
 	echo "usage: $0 start|stop|status|install" >&2
 	exit 2

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io"
-	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -18,7 +17,8 @@ import (
 	s3driver "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 )
 
-// The environment that names the S3 server of the tests; .ci/s3-server.sh start prints it.
+// The environment that names an S3 server for the tests (.ci/s3-server.sh start prints it);
+// unset, the tests start their own.
 const (
 	EnvS3Endpoint  = "REGSWEEP_S3_ENDPOINT"
 	EnvS3AccessKey = "REGSWEEP_S3_ACCESS_KEY"
@@ -29,23 +29,17 @@ const (
 // s3Location is where NewS3 put a registry.
 type s3Location struct{ bucket string }
 
-// S3Server returns the S3 server of the tests from the REGSWEEP_S3_* environment, and skips
-// the test when REGSWEEP_S3_ENDPOINT is unset. The region defaults to us-east-1.
+// S3Server returns the S3 server of the tests: the one the REGSWEEP_S3_* environment names
+// (the region defaults to us-east-1), else a versitygw that the first S3 test of the package
+// starts on loopback and the package's TestMain stops (see RunWithS3). When neither can be had
+// the test fails, saying how to run the S3 tests.
 func S3Server(t testing.TB) (endpoint, access, secret, region string) {
 	t.Helper()
-	endpoint = os.Getenv(EnvS3Endpoint)
-	if endpoint == "" {
-		t.Skip("no S3 server configured: set REGSWEEP_S3_ENDPOINT (CI starts versitygw)")
-	}
-	region = os.Getenv(EnvS3Region)
-	if region == "" {
-		region = "us-east-1"
-	}
-	return endpoint, os.Getenv(EnvS3AccessKey), os.Getenv(EnvS3SecretKey), region
+	return s3Env(t)
 }
 
 // S3Client returns an AWS SDK v2 client of the tests' S3 server (path-style, static keys),
-// for what a test does to a bucket outside the registry's code. It skips like S3Server.
+// for what a test does to a bucket outside the registry's code. It fails like S3Server.
 func S3Client(t testing.TB) *s3.Client {
 	t.Helper()
 	endpoint, access, secret, region := S3Server(t)
@@ -63,7 +57,7 @@ var bucketUnsafe = regexp.MustCompile(`[^a-z0-9]+`)
 
 // NewBucket creates an empty bucket named after the test, with a random suffix, on the tests'
 // S3 server, and removes it with everything in it (objects and unfinished multipart uploads)
-// when the test ends. It skips like S3Server.
+// when the test ends. It fails like S3Server.
 func NewBucket(t testing.TB) string {
 	t.Helper()
 	c := S3Client(t)
@@ -128,7 +122,7 @@ func removeBucket(ctx context.Context, c *s3.Client, bucket string) error {
 
 // S3DriverParameters returns the parameters of distribution's s3-aws driver (as a registry's
 // config.yml storage.s3 section holds them) for bucket and rootdirectory on the tests' S3
-// server. It skips like S3Server.
+// server. It fails like S3Server.
 func S3DriverParameters(t testing.TB, bucket, rootdirectory string) map[string]any {
 	t.Helper()
 	endpoint, access, secret, region := S3Server(t)
@@ -148,7 +142,7 @@ func S3DriverParameters(t testing.TB, bucket, rootdirectory string) map[string]a
 // NewS3 is New over distribution's s3-aws driver on the tests' S3 server: the registry lives
 // in bucket (see NewBucket) under rootdirectory, which may be empty. LastModified is set by
 // the server, so AgeAll and SetTagTime are not available: S3 tests use a minimum age of 0.
-// It skips like S3Server.
+// It fails like S3Server.
 func NewS3(t testing.TB, bucket, rootdirectory string) *Registry {
 	t.Helper()
 	d, err := s3driver.FromParameters(context.Background(), S3DriverParameters(t, bucket, rootdirectory))
@@ -162,7 +156,7 @@ func NewS3(t testing.TB, bucket, rootdirectory string) *Registry {
 
 // SnapshotS3 reads the registry under rootdirectory in bucket with flat listings, as
 // Snapshot reads a tree: with no help from distribution or from regsweep's packages. A
-// bucket with no registry yet gives an empty State. It skips like S3Server.
+// bucket with no registry yet gives an empty State. It fails like S3Server.
 func SnapshotS3(t testing.TB, bucket, rootdirectory string) State {
 	t.Helper()
 	c := S3Client(t)

@@ -2,6 +2,8 @@ package storagetest_test
 
 import (
 	"context"
+	"net/http"
+	"os"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -46,5 +48,32 @@ func TestS3Registry(t *testing.T) {
 	}
 	if empty := storagetest.SnapshotS3(t, bucket, "other/root"); len(empty.Blobs)+len(empty.Tags) != 0 {
 		t.Errorf("snapshot of a root with nothing in it: %+v", empty)
+	}
+}
+
+// TestS3TestServerStartsAndStops: the tests' own server answers S3
+// requests on loopback, and Stop ends it and removes its data.
+func TestS3TestServerStartsAndStops(t *testing.T) {
+	t.Parallel()
+	s, err := storagetest.StartS3TestServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	resp, err := http.Get(s.Endpoint + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("unsigned GET /: %s, want 403 from an S3 server", resp.Status)
+	}
+	dir := s.DataDir()
+	s.Stop()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("data folder %s after Stop: %v", dir, err)
+	}
+	if _, err := http.Get(s.Endpoint + "/"); err == nil {
+		t.Errorf("%s still answers after Stop", s.Endpoint)
 	}
 }

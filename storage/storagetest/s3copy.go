@@ -12,7 +12,7 @@ import (
 
 // CopyBucket copies every object of bucket src into bucket dst on the tests' S3 server, as
 // CopyTree copies a folder: a fresh registry to break for each run of a test. The copies'
-// LastModified is the time of the copy. It skips like S3Server.
+// LastModified is the time of the copy. It fails like S3Server.
 func CopyBucket(t testing.TB, src, dst string) {
 	t.Helper()
 	c := S3Client(t)
