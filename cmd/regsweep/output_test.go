@@ -93,7 +93,7 @@ func TestApplyReportIsHeadedApplyWithThePlansDecisions(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("apply: exit %d", code)
 	}
-	if !strings.HasPrefix(out, "regsweep apply ") {
+	if !regexp.MustCompile(`(?m)^regsweep apply `).MatchString(out) {
 		t.Errorf("apply's summary is not headed apply:\n%s", out)
 	}
 	if !regexp.MustCompile(`(?m)^delete\s+app:v1\s+rule 1\s+no rule keeps it`).MatchString(out) {
