@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -36,10 +37,10 @@ func mainRun(args []string, stdout, stderr *os.File) int {
 	defer signal.Stop(sigs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errOut := &stream{f: stderr}
-	e := env{stdout: &stream{f: stdout}, stderr: errOut, holds: &holds{}}
+	out, errOut := &stream{f: stdout}, &stream{f: stderr}
+	e := env{stdout: out, stderr: errOut, holds: &holds{}}
 	done := make(chan int, 1)
-	go func() { done <- runEnv(ctx, args, e) }()
+	go func() { done <- out.status(runEnv(ctx, args, e), errOut) }()
 	var late <-chan time.Time
 wait:
 	for {
@@ -76,22 +77,43 @@ wait:
 	return exitInterrupted
 }
 
-// stream is the run's stdout or stderr. A write that fails (a closed pipe:
-// regsweep gc … | head) stops the output, not the run: SIGPIPE is ignored
-// (see main), every later write is dropped, and the run goes on to its
-// report files and releases its lock.
+// stream is the run's stdout or stderr. A write that fails stops the
+// output, not the run: every later write is dropped, and the run goes on to
+// its report files and releases its lock. A closed pipe (regsweep gc … |
+// head: SIGPIPE is ignored, see main) is the reader's choice and changes
+// nothing else; any other failure (a full disk under stdout) is said at the
+// end and fails a run that would have succeeded (see status).
 type stream struct {
 	f      *os.File
 	closed atomic.Bool
+	err    atomic.Pointer[error] // the failure, unless a closed pipe
 }
 
 func (o *stream) Write(p []byte) (int, error) {
 	if !o.closed.Load() {
 		if _, err := o.f.Write(p); err != nil {
 			o.closed.Store(true)
+			if !errors.Is(err, syscall.EPIPE) {
+				o.err.Store(&err)
+			}
 		}
 	}
 	return len(p), nil
+}
+
+// status is the exit status of a run that ended with code, given what
+// became of its output: a lost stdout, but for a closed pipe, fails a run
+// that succeeded, and is said on stderr.
+func (o *stream) status(code int, stderr io.Writer) int {
+	p := o.err.Load()
+	if p == nil {
+		return code
+	}
+	fmt.Fprintf(stderr, "regsweep: stdout: %v: the output stopped there (the run went on)\n", *p)
+	if code == exitOK {
+		return exitError
+	}
+	return code
 }
 
 // Fd is the file's descriptor, to tell a terminal.

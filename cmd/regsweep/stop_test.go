@@ -152,6 +152,8 @@ func TestRunsEnd(t *testing.T) {
 		})
 	}
 
+	t.Run("full-stdout", func(t *testing.T) { stdoutFull(t, bin) })
+
 	t.Run("policy-fifo", func(t *testing.T) {
 		// The run waits reading its --policy from a FIFO that the test
 		// holds open without writing: a read no context cancels, before
@@ -232,6 +234,36 @@ func TestRunsEnd(t *testing.T) {
 				t.Errorf("the open output has an error: %s", kept.String())
 			}
 		})
+	}
+}
+
+// stdoutFull: a stdout that fails for another reason than a
+// closed pipe (a full disk) stops the output, not the run, which completes
+// (report file, lock released), says so on stderr and exits 1, so that a
+// lost output is not taken for a success.
+func stdoutFull(t *testing.T, bin string) {
+	t.Parallel()
+	full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+	if err != nil {
+		t.Skipf("no /dev/full: %v", err)
+	}
+	defer full.Close()
+	root := t.TempDir()
+	storagetest.CopyTree(t, sampleDir, root)
+	rep := filepath.Join(t.TempDir(), "report.json")
+	cmd := exec.Command(bin, "gc", "--registry-stopped", "--delete-untagged", "--min-age", "0", "--report", rep, root)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = full, &stderr
+	_ = cmd.Run()
+	t.Logf("%v\n%s", cmd.ProcessState, stderr.String())
+	if code := cmd.ProcessState.ExitCode(); code != exitError || !strings.Contains(stderr.String(), "no space left on device") {
+		t.Errorf("exit %d: want %d and the write error on stderr", code, exitError)
+	}
+	if _, err := os.Stat(rep); err != nil {
+		t.Errorf("no report: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, storage.LockKey)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lock: %v", err)
 	}
 }
 
