@@ -237,3 +237,43 @@ func TestOpenFilesystemLocation(t *testing.T) {
 		t.Errorf("Open of kind gcs: %v", err)
 	}
 }
+
+func TestPlaceSameAndRecorded(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	fsPlace := func(d string) Place { return Place{Kind: KindFilesystem, Dir: d} }
+	s3 := Place{Kind: KindS3, Bucket: "b", Root: "r", Endpoint: "http://minio:9000", Region: "us-east-1"}
+	other := s3
+	other.Endpoint = "https://s3.amazonaws.com"
+	for _, tc := range []struct {
+		a, b Place
+		same bool
+	}{
+		{fsPlace(dir), fsPlace(dir), true},
+		{fsPlace(dir), fsPlace(link), true},
+		{fsPlace(dir), fsPlace(t.TempDir()), false},
+		{fsPlace(dir), fsPlace(filepath.Join(dir, "missing")), false},
+		{s3, func() Place { p := s3; p.Endpoint += "/"; p.Region = "eu-1"; p.PathStyle = true; return p }(), true},
+		{s3, other, false},
+		{s3, func() Place { p := s3; p.Root = ""; return p }(), false},
+		{s3, func() Place { p := s3; p.Bucket = "c"; return p }(), false},
+		{s3, fsPlace(dir), false},
+	} {
+		if got := tc.a.Same(tc.b); got != tc.same {
+			t.Errorf("%v.Same(%v) = %v, want %v", tc.a, tc.b, got, tc.same)
+		}
+	}
+	// A relative folder is recorded absolute, from the working directory.
+	p, err := Location{Kind: KindFilesystem, Dir: "reg"}.Place()
+	wd, _ := os.Getwd()
+	if err != nil || p.Dir != filepath.Join(wd, "reg") || p.Check() != nil {
+		t.Errorf("Place of ./reg = %+v, %v", p, err)
+	}
+	if got := s3.Location(); got.S3.Endpoint != s3.Endpoint || got.S3.Region != s3.Region || got.String() != "s3://b/r" {
+		t.Errorf("Location of %v = %+v", s3, got)
+	}
+}
