@@ -329,6 +329,54 @@ func TestComputeManifestAbsentFromTheRepository(t *testing.T) {
 	}
 }
 
+// TestComputeRemovesARepositoryItEmpties: a repository whose tags were
+// deleted before the run, or are deleted by its policy, and whose every
+// manifest this run deletes, is removed by the same run, layer links and all,
+// once their ages are known (LinkAgesWanted), and only if none is younger
+// than MinAge.
+func TestComputeRemovesARepositoryItEmpties(t *testing.T) {
+	v := newInv()
+	keep := v.repo("keep")
+	shared := v.image(keep, 1)
+	v.tag(keep, "latest", shared, old)
+	untagged := v.repo("untagged")
+	v.image(untagged, 1)
+	// A link to a blob that stays: only its own age can let it go.
+	untagged.Layers = append(untagged.Layers, link{Digest: v.Manifests[shared].Refs.Blobs[1]})
+	byPolicy := v.repo("ci/cache")
+	v.tag(byPolicy, "main", v.image(byPolicy, 1), old)
+	byPolicy.Layers = append(byPolicy.Layers, link{Digest: v.Manifests[shared].Refs.Blobs[1]})
+	pol := mustPolicy(t, "rules:\n  - repositories: [ci/cache]\n    keep: {newest: 0}\n")
+	opts := Options{DeleteUntagged: true, StartedAt: now, MinAge: time.Hour, Policy: pol, Compact: CompactAll}
+	inv := v.build()
+	// The walk read no layer link age: these repositories had manifests.
+	p := Compute(inv, opts)
+	if len(p.EmptyRepos) != 0 || !slices.Equal(p.LinkAgesWanted(), []string{"ci/cache", "untagged"}) {
+		t.Fatalf("empty repositories %v, link ages wanted %v", p.EmptyRepos, p.LinkAgesWanted())
+	}
+	age := func(name string, at time.Time) {
+		r := inv.Repo(name)
+		for i := range r.Layers {
+			r.Layers[i].ModTime = walker.TimeOf(at)
+		}
+	}
+	age("ci/cache", old)
+	age("untagged", now.Add(-time.Minute)) // a push in progress may link blobs first
+	p = Compute(inv, opts)
+	if !slices.Equal(p.EmptyRepos, []string{"ci/cache"}) || len(p.LinkAgesWanted()) != 0 {
+		t.Errorf("empty repositories %v (want ci/cache: untagged has young links), link ages wanted %v", p.EmptyRepos, p.LinkAgesWanted())
+	}
+	links := 0
+	for _, l := range p.LayerLinks {
+		if p.Repo(l.Repo) == "ci/cache" {
+			links++
+		}
+	}
+	if links != 3 {
+		t.Errorf("ci/cache: %d layer links deleted, want its 3", links)
+	}
+}
+
 func TestComputeWarnsWhenEveryTagOfARepositoryGoes(t *testing.T) {
 	v := newInv()
 	r := v.repo("ci/cache")
