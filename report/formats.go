@@ -185,10 +185,18 @@ func LastSuccess(r io.Reader) (time.Time, error) {
 	if f == nil {
 		return time.Time{}, nil
 	}
-	if f.GetType() != dto.MetricType_GAUGE || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetGauge() == nil {
-		return time.Time{}, fmt.Errorf("previous prometheus file: %s is not one gauge sample", successMetric)
+	if len(f.GetMetric()) != 1 {
+		return time.Time{}, fmt.Errorf("previous prometheus file: %d samples of %s, want one", len(f.GetMetric()), successMetric)
 	}
-	v := f.GetMetric()[0].GetGauge().GetValue()
+	var v float64
+	switch m := f.GetMetric()[0]; f.GetType() {
+	case dto.MetricType_GAUGE:
+		v = m.GetGauge().GetValue()
+	case dto.MetricType_UNTYPED: // written without a TYPE line
+		v = m.GetUntyped().GetValue()
+	default:
+		return time.Time{}, fmt.Errorf("previous prometheus file: %s is a %s, not a gauge", successMetric, f.GetType())
+	}
 	if math.IsNaN(v) || v <= 0 || v > math.MaxInt32*4 {
 		return time.Time{}, fmt.Errorf("previous prometheus file: %s = %v is no time", successMetric, v)
 	}

@@ -38,7 +38,11 @@ func TestPrometheusLastSuccess(t *testing.T) {
 			t.Errorf("%s: last success %v, %v; want %v", tc.name, got, err, tc.want)
 		}
 	}
+	if got, err := LastSuccess(strings.NewReader("other 1\nregsweep_last_success_timestamp_seconds 1.7e+09\n")); err != nil || got.Unix() != 1_700_000_000 {
+		t.Errorf("untyped sample: %v, %v", got, err)
+	}
 	for _, bad := range []string{
+		"# TYPE regsweep_last_success_timestamp_seconds counter\nregsweep_last_success_timestamp_seconds 1\n",
 		"regsweep_last_success_timestamp_seconds{",
 		"regsweep_last_success_timestamp_seconds NaN\n",
 		"regsweep_last_success_timestamp_seconds -1\n",
