@@ -8,30 +8,34 @@ import (
 	"github.com/regsweep/regsweep/walker"
 )
 
-// Intersect returns the plan that deletes only what both a and b delete: a
-// is the plan from the first walk, b the plan from a recheck just before
-// the sweep. Whatever a push during the run made reachable (a new tag, a
-// re-pointed tag, a new revision) is in b's keep set, so it drops out; what
-// dropped out is counted in Kept.ChangedDuringRun. Decisions, warnings and
-// doubts are a's; errors of either plan stay. a is consumed: its lists are
-// filtered in place.
+// Intersect returns the plan that deletes only what both a and b delete:
+// a is the earlier plan (the first walk's, or one read from a plan file), b
+// the plan of a fresh walk just before the sweep, made with a's options.
+// Whatever a push during the run made reachable (a new tag, a re-pointed
+// tag, a new revision) is in b's keep set, so it drops out; what dropped out
+// is counted in Kept.ChangedDuringRun.
+//
+// Every item of the result is b's, only selected by a: a says what may be
+// deleted, never what or how. Keys, tag histories, upload files, multipart
+// upload keys, repository names and blob sizes all come from the fresh walk;
+// nothing but a's identities (repository and tag names, digests, upload
+// ids) is read from a, and only to be matched. A plan file cannot add a
+// key, a history entry or an upload file to what the fresh walk would
+// delete. Errors of either plan stay. b is consumed: its lists are filtered
+// in place.
 func Intersect(a, b *Plan) *Plan {
-	out := *a
+	out := *b
 	out.used = false
 	dropped := 0
 
-	type tagKey struct{ repo, name string }
-	tagOf := func(t Tag) tagKey { return tagKey{t.Repo, t.Name} }
-	out.Tags = keepIn(a.Tags, b.Tags, tagOf, tagOf, &dropped)
-
-	// b's repositories and IDs in a's terms: the recheck shares a's digest
-	// table, apply's walk does not (its plan comes from a file).
-	repoOf := make(map[string]RepoIndex, len(a.Repos))
-	for i, name := range a.Repos {
+	// a's repositories and IDs in b's terms: the recheck shares b's digest
+	// table, apply's plan file does not.
+	repoOf := make(map[string]RepoIndex, len(b.Repos))
+	for i, name := range b.Repos {
 		repoOf[name] = RepoIndex(i)
 	}
 	repo := func(i RepoIndex) RepoIndex {
-		if r, ok := repoOf[b.Repo(i)]; ok {
+		if r, ok := repoOf[a.Repo(i)]; ok && a.Repo(i) != "" {
 			return r
 		}
 		return NoRepo
@@ -40,46 +44,55 @@ func Intersect(a, b *Plan) *Plan {
 		if a.Digests == b.Digests {
 			return x
 		}
-		return a.Digests.Lookup(b.Digest(x))
+		return b.Digests.Lookup(a.Digest(x))
 	}
 
-	// The lists of IDs hold a million items on a large registry: b's keys
+	type tagKey struct{ repo, name string }
+	tagOf := func(t Tag) tagKey { return tagKey{t.Repo, t.Name} }
+	out.Tags = keepIn(b.Tags, a.Tags, tagOf, tagOf)
+
+	// The lists of IDs hold a million items on a large registry: a's keys
 	// are one sorted number each (8 bytes) rather than map entries (~50).
-	later := map[uint64][]string{}
-	for _, r := range b.Revisions {
-		if len(r.TagIndex) > 0 {
-			later[packed(repo(r.Repo), id(r.ID))] = r.TagIndex
-		}
-	}
-	out.Revisions = keepSorted(a.Revisions, b.Revisions, func(r Revision) uint64 { return packed(r.Repo, r.ID) },
-		func(r Revision) uint64 { return packed(repo(r.Repo), id(r.ID)) }, &dropped)
-	// History entries: those of either walk (a tag may have been re-pointed
-	// through a manifest in between).
-	for i, r := range out.Revisions {
-		for _, t := range later[packed(r.Repo, r.ID)] {
-			if !slices.Contains(r.TagIndex, t) {
-				out.Revisions[i].TagIndex = append(slices.Clone(out.Revisions[i].TagIndex), t)
-			}
-		}
-	}
-	out.LayerLinks = keepSorted(a.LayerLinks, b.LayerLinks, func(l LayerLink) uint64 { return packed(l.Repo, l.ID) },
-		func(l LayerLink) uint64 { return packed(repo(l.Repo), id(l.ID)) }, &dropped)
-	out.Blobs = keepSorted(a.Blobs, b.Blobs, func(x Blob) uint64 { return uint64(x.ID) }, func(x Blob) uint64 { return uint64(id(x.ID)) }, &dropped)
+	out.Revisions = keepSorted(b.Revisions, a.Revisions, func(r Revision) uint64 { return packed(r.Repo, r.ID) },
+		func(r Revision) uint64 { return packed(repo(r.Repo), id(r.ID)) })
+	out.LayerLinks = keepSorted(b.LayerLinks, a.LayerLinks, func(l LayerLink) uint64 { return packed(l.Repo, l.ID) },
+		func(l LayerLink) uint64 { return packed(repo(l.Repo), id(l.ID)) })
+	out.Blobs = keepSorted(b.Blobs, a.Blobs, func(x Blob) uint64 { return uint64(x.ID) }, func(x Blob) uint64 { return uint64(id(x.ID)) })
 	entry := func(e IndexEntry) IndexEntry { return e }
-	out.OrphanIndex = keepIn(a.OrphanIndex, b.OrphanIndex, entry, entry, &dropped)
-	upload := func(u Upload) string { return u.Repo + "/" + u.ID }
-	out.Uploads = keepIn(a.Uploads, b.Uploads, upload, upload, &dropped)
-	multipart := func(u storage.MultipartUpload) string { return u.ID }
-	out.Multipart = keepIn(a.Multipart, b.Multipart, multipart, multipart, &dropped)
+	out.OrphanIndex = keepIn(b.OrphanIndex, a.OrphanIndex, entry, entry)
+	type uploadKey struct{ repo, id string }
+	upload := func(u Upload) uploadKey { return uploadKey{u.Repo, u.ID} }
+	out.Uploads = keepIn(b.Uploads, a.Uploads, upload, upload)
+	multipart := func(u storage.MultipartUpload) [2]string { return [2]string{u.Key, u.ID} }
+	out.Multipart = keepIn(b.Multipart, a.Multipart, multipart, multipart)
 	name := func(r string) string { return r }
-	out.EmptyRepos = keepIn(a.EmptyRepos, b.EmptyRepos, name, name, &dropped)
+	out.EmptyRepos = keepIn(b.EmptyRepos, a.EmptyRepos, name, name)
 	folder := func(f RevisionFolder) RevisionFolder { return f }
-	out.RevisionFolders = keepIn(a.RevisionFolders, b.RevisionFolders, folder, folder, &dropped)
-	out.Kept.ChangedDuringRun += dropped
-	out.Broken = b.Broken
+	out.RevisionFolders = keepIn(b.RevisionFolders, a.RevisionFolders, folder, folder)
+	// What a deletes and b keeps: reachable again, or changed, since a.
+	for _, n := range [][2]int{{len(a.Tags), len(out.Tags)}, {len(a.Revisions), len(out.Revisions)}, {len(a.LayerLinks), len(out.LayerLinks)},
+		{len(a.Blobs), len(out.Blobs)}, {len(a.OrphanIndex), len(out.OrphanIndex)}, {len(a.Uploads), len(out.Uploads)},
+		{len(a.Multipart), len(out.Multipart)}, {len(a.EmptyRepos), len(out.EmptyRepos)}, {len(a.RevisionFolders), len(out.RevisionFolders)}} {
+		dropped += max(0, n[0]-n[1])
+	}
+	out.Kept.ChangedDuringRun = b.Kept.ChangedDuringRun + dropped
+
+	// b's verdicts on the tags a did not delete: kept after all.
+	deleted := make(map[tagKey]bool, len(out.Tags))
+	for _, t := range out.Tags {
+		deleted[tagOf(t)] = true
+	}
+	out.Decisions = slices.Clone(b.Decisions)
+	for i, d := range out.Decisions {
+		if !d.Keep && !deleted[tagKey{d.Repo, d.Tag}] {
+			out.Decisions[i].Keep = true
+			out.Decisions[i].Reason = "kept: not deleted by the first plan (" + d.Reason + ")"
+		}
+	}
+
 	out.Err = errors.Join(a.Err, b.Err)
 	if a.Err != nil && b.Err != nil && a.Err.Error() == b.Err.Error() {
-		out.Err = a.Err
+		out.Err = b.Err
 	}
 	return &out
 }
@@ -90,7 +103,7 @@ func packed(r RepoIndex, id walker.ID) uint64 { return uint64(uint32(r))<<32 | u
 // keepSorted is keepIn for keys that are numbers: b's keys are sorted and
 // searched, 8 bytes an item, and a is filtered in place: these lists hold
 // a million items on a large registry, and a is consumed.
-func keepSorted[T any](a, b []T, keyA, keyB func(T) uint64, dropped *int) []T {
+func keepSorted[T any](a, b []T, keyA, keyB func(T) uint64) []T {
 	in := make([]uint64, len(b))
 	for i, x := range b {
 		in[i] = keyB(x)
@@ -100,17 +113,14 @@ func keepSorted[T any](a, b []T, keyA, keyB func(T) uint64, dropped *int) []T {
 	for _, x := range a {
 		if _, ok := slices.BinarySearch(in, keyA(x)); ok {
 			out = append(out, x)
-		} else {
-			*dropped++
 		}
 	}
 	return out
 }
 
-// keepIn returns the items of a whose key some item of b has too, adding
-// the number it drops to *dropped; keyA and keyB give a key in the same
-// terms.
-func keepIn[T any, K comparable](a, b []T, keyA, keyB func(T) K, dropped *int) []T {
+// keepIn returns the items of a whose key some item of b has too; keyA and
+// keyB give a key in the same terms.
+func keepIn[T any, K comparable](a, b []T, keyA, keyB func(T) K) []T {
 	in := make(map[K]bool, len(b))
 	for _, x := range b {
 		in[keyB(x)] = true
@@ -119,8 +129,6 @@ func keepIn[T any, K comparable](a, b []T, keyA, keyB func(T) K, dropped *int) [
 	for _, x := range a {
 		if in[keyA(x)] {
 			out = append(out, x)
-		} else {
-			*dropped++
 		}
 	}
 	return out

@@ -169,6 +169,17 @@ func (s *sweeper) removeRevisionFolders(ctx context.Context, folders []mark.Revi
 	g := new(errgroup.Group)
 	g.SetLimit(max(s.opts.Jobs, 1))
 	for _, f := range folders {
+		link := storage.RevisionLinkPath(f.Repo, f.Digest)
+		k, err := storage.ParseKey(link)
+		if repoErr, listed := s.repoErr[f.Repo]; err == nil && (k.Kind != storage.KeyRevisionLink || k.Repo != f.Repo || !listed || repoErr != nil) {
+			err = fmt.Errorf("%s: not a revision folder of a repository the walk listed with a name in the grammar", path.Dir(link))
+		}
+		if err != nil {
+			s.mu.Lock()
+			s.res.Failed = append(s.res.Failed, Failure{Key: path.Dir(link), Err: fmt.Errorf("%w: %w", errRefused, err).Error()})
+			s.mu.Unlock()
+			continue
+		}
 		if ctx.Err() != nil {
 			s.mu.Lock()
 			s.res.Interrupted = true

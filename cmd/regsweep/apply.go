@@ -9,10 +9,32 @@ import (
 	"github.com/regsweep/regsweep/mark"
 )
 
+// planOptions checks the options a plan file holds as the command line's
+// are checked (validate), with its policy parsed again under
+// allowDeleteAll, and returns them for the fresh plan. The plan's options
+// must start when it was made, and not after now: a later start would move
+// the cutoff of --min-age and --upload-max-age past what it protects.
+func planOptions(pfile *mark.PlanFile, now time.Time, allowDeleteAll bool) (mark.Options, error) {
+	o := pfile.Plan.Options
+	switch {
+	case pfile.CreatedAt.After(now):
+		return o, fmt.Errorf("made at %s, after now", pfile.CreatedAt.UTC().Format(time.RFC3339))
+	case !o.StartedAt.Equal(pfile.CreatedAt):
+		return o, fmt.Errorf("options start at %s, not when the plan was made (%s)", o.StartedAt.UTC().Format(time.RFC3339Nano), pfile.CreatedAt.UTC().Format(time.RFC3339Nano))
+	}
+	var policy []byte
+	if pfile.PolicyText != "" {
+		policy = []byte(pfile.PolicyText)
+	}
+	pf := planFlagsOf(o, pfile.PolicyFile, allowDeleteAll)
+	return pf.validate(policy, true, o.StartedAt)
+}
+
 func newApplyCommand(e env) *cobra.Command {
 	var (
-		rf         runFlags
-		maxPlanAge time.Duration
+		rf             runFlags
+		maxPlanAge     time.Duration
+		allowDeleteAll bool
 	)
 	cmd := &cobra.Command{
 		Use:   "apply PLAN [LOCATION | --config config.yml]",
@@ -39,6 +61,10 @@ skipped and reported).`,
 			if err := rf.check(); err != nil {
 				return err
 			}
+			opts, err := planOptions(pfile, startedAt, allowDeleteAll)
+			if err != nil {
+				return usageError{fmt.Errorf("plan %s: %w", args[0], err)}
+			}
 			if err := rf.checkOutputs(loc); err != nil {
 				return err
 			}
@@ -47,18 +73,15 @@ skipped and reported).`,
 				return err
 			}
 			defer s.Close()
-			// The plan's decisions are rechecked against a fresh walk with the
-			// plan's own options (and policy, parsed from the file again).
-			plan := pfile.Plan
-			inv, err := s.walk("walk", nil)
+			// The plan says what may be deleted, never what must: the fresh
+			// walk, planned with the plan's options (checked as the command
+			// line's) and policy (parsed from the file again), decides, and
+			// the plan only narrows it.
+			inv, fresh, err := s.plan(opts, allowDeleteAll)
 			if err != nil {
 				return err
 			}
-			again, err := s.compute(inv, plan.Options)
-			if err != nil {
-				return err
-			}
-			plan = mark.Intersect(plan, again)
+			plan := mark.Intersect(pfile.Plan, fresh)
 			if err := s.archive(plan); err != nil {
 				return err
 			}
@@ -66,6 +89,7 @@ skipped and reported).`,
 		},
 	}
 	cmd.Flags().DurationVar(&maxPlanAge, "max-plan-age", 24*time.Hour, "refuse a plan older than this")
+	cmd.Flags().BoolVar(&allowDeleteAll, "allow-delete-all", false, "accept a plan whose policy may delete every tag of a repository (as gc's --allow-delete-all)")
 	rf.register(cmd.Flags(), true)
 	return cmd
 }

@@ -40,29 +40,60 @@ func (p *planFlags) register(fl *pflag.FlagSet) {
 // the policy before anything is read from storage. It returns the policy's
 // text too, for plan files.
 func (p *planFlags) options(cmd *cobra.Command, startedAt time.Time) (mark.Options, string, error) {
+	var data []byte
+	if p.policyFile != "" {
+		var err error
+		if data, err = os.ReadFile(p.policyFile); err != nil {
+			return mark.Options{StartedAt: startedAt}, "", usageError{fmt.Errorf("--policy: %w", err)}
+		}
+	}
+	o, err := p.validate(data, cmd.Flags().Changed("delete-untagged"), startedAt)
+	return o, string(data), err
+}
+
+// validate is the one check of the options that decide what a run deletes,
+// for the command line and for the options a plan file holds (see
+// planFlagsOf): policy is the policy file's content (nil for none), and
+// untaggedGiven says that deleteUntagged wins over the policy's untagged.
+func (p *planFlags) validate(policy []byte, untaggedGiven bool, startedAt time.Time) (mark.Options, error) {
 	o := mark.Options{DeleteUntagged: p.deleteUntagged, MinAge: p.minAge, StartedAt: startedAt}
 	if p.minAge < 0 {
-		return o, "", usageError{fmt.Errorf("--min-age %s: must not be negative", p.minAge)}
+		return o, usageError{fmt.Errorf("--min-age %s: must not be negative", p.minAge)}
 	}
 	var err error
 	if o.Compact, err = parseCompact(p.compact, p.uploadMaxAge); err != nil {
-		return o, "", err
+		return o, err
 	}
-	if p.policyFile == "" {
-		return o, "", nil
+	if policy == nil {
+		return o, nil
 	}
-	data, err := os.ReadFile(p.policyFile)
-	if err != nil {
-		return o, "", usageError{fmt.Errorf("--policy: %w", err)}
-	}
-	if o.Policy, err = mark.ParsePolicy(p.policyFile, data, p.allowDeleteAll); err != nil {
-		return o, "", usageError{err}
+	if o.Policy, err = mark.ParsePolicy(p.policyFile, policy, p.allowDeleteAll); err != nil {
+		return o, usageError{err}
 	}
 	// --delete-untagged, when given, wins over the policy's untagged.
-	if !cmd.Flags().Changed("delete-untagged") && o.Policy.Untagged == "delete" {
+	if !untaggedGiven && o.Policy.Untagged == "delete" {
 		o.DeleteUntagged = true
 	}
-	return o, string(data), nil
+	return o, nil
+}
+
+// planFlagsOf is the command line that gives the options o of a plan file,
+// with its policy file's name, for validate.
+func planFlagsOf(o mark.Options, policyFile string, allowDeleteAll bool) planFlags {
+	var kinds []string
+	for _, k := range []struct {
+		on   bool
+		name string
+	}{{o.Compact.Uploads, "uploads"}, {o.Compact.Repos, "repos"}, {o.Compact.Links, "links"}} {
+		if k.on {
+			kinds = append(kinds, k.name)
+		}
+	}
+	if len(kinds) == 0 {
+		kinds = []string{"none"}
+	}
+	return planFlags{deleteUntagged: o.DeleteUntagged, minAge: o.MinAge, policyFile: policyFile, allowDeleteAll: allowDeleteAll,
+		compact: kinds, uploadMaxAge: o.Compact.UploadMaxAge}
 }
 
 // parseCompact reads --compact.
