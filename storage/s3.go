@@ -57,6 +57,11 @@ type S3Options struct {
 	HTTPClient *http.Client
 }
 
+// ErrNoS3Credentials is wrapped by OpenS3 when neither S3Options nor the
+// AWS SDK's chain (environment, shared config and credentials files, web
+// identity, container and instance roles) gave credentials.
+var ErrNoS3Credentials = errors.New("no S3 credentials found")
+
 // DefaultS3MaxRetries is the number of retries when S3Options.MaxRetries is 0.
 const DefaultS3MaxRetries = 10
 
@@ -154,6 +159,21 @@ func s3Config(ctx context.Context, o S3Options) (aws.Config, error) {
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("load aws config: %w", err)
+	}
+	if o.AccessKey == "" || o.SecretKey == "" {
+		// Credentials now, not at the first request: when the SDK finds
+		// none, its last resort (the EC2 instance metadata service) fails
+		// with an error that names only itself.
+		if cfg.Credentials == nil {
+			return aws.Config{}, ErrNoS3Credentials
+		}
+		if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
+			var oe *smithy.OperationError
+			if errors.As(err, &oe) && oe.ServiceID == "ec2imds" {
+				return aws.Config{}, ErrNoS3Credentials
+			}
+			return aws.Config{}, fmt.Errorf("get credentials: %w", err)
+		}
 	}
 	if o.HTTPClient != nil {
 		// Set after loading: LoadDefaultConfig refuses a plain *http.Client

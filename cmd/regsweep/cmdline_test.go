@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -112,6 +113,45 @@ func TestVersion(t *testing.T) {
 	} {
 		if got := version(c.bi, c.bi != nil); got != c.want {
 			t.Errorf("version(%+v) = %q, want %q", c.bi, got, c.want)
+		}
+	}
+}
+
+// noAWSCredentials empties every source of the AWS SDK's credential chain,
+// the instance metadata service included (disabled, so that nothing is
+// sent off this machine).
+func noAWSCredentials(t *testing.T) {
+	t.Helper()
+	none := filepath.Join(t.TempDir(), "none")
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SESSION_TOKEN": "",
+		"AWS_PROFILE": "", "AWS_DEFAULT_PROFILE": "", "AWS_CONFIG_FILE": none, "AWS_SHARED_CREDENTIALS_FILE": none,
+		"AWS_WEB_IDENTITY_TOKEN_FILE": "", "AWS_ROLE_ARN": "", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI": "",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI": "", "AWS_EC2_METADATA_DISABLED": "true",
+	} {
+		t.Setenv(k, v)
+	}
+}
+
+// TestS3WithoutCredentialsSaysHowToGiveThem: every command that opens S3
+// says, in one sentence, how credentials are given, and not what the SDK's
+// last resort (the instance metadata service) answered.
+func TestS3WithoutCredentialsSaysHowToGiveThem(t *testing.T) {
+	noAWSCredentials(t)
+	s3 := []string{"--s3-endpoint", "http://127.0.0.1:9", "--s3-force-path-style", "s3://bucket/registry"}
+	plan := filepath.Join(t.TempDir(), "p.plan")
+	for _, args := range [][]string{
+		append([]string{"gc", "-q", "--dry-run"}, s3...),
+		append([]string{"gc", "-q", "--registry-stopped"}, s3...),
+		append([]string{"plan", "-q", "-o", plan}, s3...),
+		append([]string{"audit", "-q"}, s3...),
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, &stdout, &stderr)
+		msg := stderr.String()
+		if code != exitError || !strings.Contains(msg, "no S3 credentials found: give them in AWS_ACCESS_KEY_ID") ||
+			!strings.Contains(msg, "accesskey and secretkey") || strings.Contains(msg, "IMDS") || strings.Count(strings.TrimSpace(msg), "\n") > 0 {
+			t.Errorf("regsweep %s: exit %d\n%s", strings.Join(args, " "), code, msg)
 		}
 	}
 }

@@ -82,11 +82,17 @@ func runEnv(ctx context.Context, args []string, e env) int {
 	case isUsage(err):
 		fmt.Fprintf(stderr, "regsweep: %v\n", err)
 		return exitUsage
+	case errors.Is(err, storage.ErrNoS3Credentials):
+		fmt.Fprintf(stderr, "regsweep: %v: %s\n", err, s3CredentialsHelp)
+		return exitError
 	default:
 		fmt.Fprintf(stderr, "regsweep: %v\n", err)
 		return exitError
 	}
 }
+
+// s3CredentialsHelp names the ways to give S3 credentials.
+const s3CredentialsHelp = "give them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, in a profile of the shared AWS config (AWS_PROFILE, ~/.aws/credentials), or, with --config, in the registry config's storage.s3 accesskey and secretkey"
 
 // newRoot is the command tree, writing to e's streams.
 func newRoot(e env) *cobra.Command {
