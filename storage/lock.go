@@ -99,8 +99,30 @@ func (l *Lock) Release(ctx context.Context) error {
 	if holder.RunID != l.info.RunID {
 		return fmt.Errorf("release lock: now held by %s, left in place", holder)
 	}
+	return deleteLock(ctx, l.store)
+}
+
+// ReleaseRun removes the lock if run holds it; no lock, or another run's,
+// is left as it is, without error. It is for a run that may have written
+// its lock without getting a Lock: AcquireLock failed after the write (its
+// read-back), or never returned (a run given up on at a signal while it
+// waited on the read-back).
+func ReleaseRun(ctx context.Context, s Store, run string) error {
+	holder, err := ReadLock(ctx, s)
+	switch {
+	case IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("release lock: %w", err)
+	case holder.RunID != run:
+		return nil
+	}
+	return deleteLock(ctx, s)
+}
+
+func deleteLock(ctx context.Context, s Store) error {
 	var derr error
-	l.store.Delete(ctx, []string{LockKey}, func(_ string, err error) { derr = err })
+	s.Delete(ctx, []string{LockKey}, func(_ string, err error) { derr = err })
 	if derr != nil {
 		return fmt.Errorf("release lock: %w", derr)
 	}

@@ -42,3 +42,37 @@ func TestAcquireLockInterrupted(t *testing.T) {
 		t.Fatalf("AcquireLock interrupted after writing the lock returned %v, and the lock stays behind", acqErr)
 	}
 }
+
+// TestReleaseRun removes the lock only when the run named holds it, and is
+// no error when there is none: a run given up on inside AcquireLock may or
+// may not have written it.
+func TestReleaseRun(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, storage.V2), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fsys, err := storage.OpenFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	if err := storage.ReleaseRun(ctx, fsys, "mine"); err != nil {
+		t.Fatalf("no lock: %v", err)
+	}
+	if _, _, err := storage.AcquireLock(ctx, fsys, storage.LockInfo{RunID: "other"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := storage.ReleaseRun(ctx, fsys, "mine"); err != nil {
+		t.Fatalf("another run's lock: %v", err)
+	}
+	if held, err := storage.ReadLock(ctx, fsys); err != nil || held.RunID != "other" {
+		t.Fatalf("another run's lock was touched: %+v, %v", held, err)
+	}
+	if err := storage.ReleaseRun(ctx, fsys, "other"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := storage.ReadLock(ctx, fsys); !storage.IsNotFound(err) {
+		t.Fatalf("the run's own lock stays: %v", err)
+	}
+}

@@ -154,3 +154,22 @@ func TestRestoreChecksTheRegistryAsGCDoes(t *testing.T) {
 		t.Error("restore wrote nothing back")
 	}
 }
+
+// TestGCLeavesNoLockWhenTakingItFails: the lock is written, then its
+// read-back fails: the run exits 1 and removes the lock it wrote (it stayed
+// behind, with no run to release it).
+func TestGCLeavesNoLockWhenTakingItFails(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "reg")
+	storagetest.CopyTree(t, sampleDir, root)
+	fy := storagetest.NewFaulty(nil, storagetest.Fault{Op: storagetest.OpReadFile, N: 1})
+	fy.Counted = func(key string) bool { return key == storage.LockKey }
+	withFaulty(t, root, fy)
+	code, out := regsweep(t, "gc", "--registry-stopped", root)
+	if code != exitError || !strings.Contains(out, "read back") {
+		t.Errorf("exit %d: want %d, the read-back failed", code, exitError)
+	}
+	if _, err := os.Stat(filepath.Join(root, storage.LockKey)); !os.IsNotExist(err) {
+		t.Errorf("the lock the run wrote stays: %v", err)
+	}
+}

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -68,11 +70,28 @@ func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock b
 	}
 	host, _ := os.Hostname()
 	info := storage.LockInfo{Host: host, PID: os.Getpid(), StartedAt: startedAt, RunID: runID(startedAt), Command: command}
+	// The release is registered before the lock is taken: a run given up
+	// on at a signal while AcquireLock waits (on S3, for the lock's
+	// read-back) must not leave the lock it wrote, and neither must an
+	// AcquireLock that fails after the write.
+	var held atomic.Pointer[storage.Lock]
+	release := e.holds.add(func() error {
+		if l := held.Load(); l != nil {
+			return l.Release(context.WithoutCancel(ctx))
+		}
+		return storage.ReleaseRun(context.WithoutCancel(ctx), store, info.RunID)
+	})
 	l, broken, err := storage.AcquireLock(ctx, store, info, rf.breakLock)
 	if err != nil {
+		if !errors.Is(err, storage.ErrLocked) { // this run's lock may be written
+			if rerr := release(); rerr != nil {
+				s.log.Error("lock not released", "err", rerr)
+			}
+		}
 		s.Close()
 		return nil, err
 	}
+	held.Store(l)
 	if lv == liveUnchecked {
 		s.log.Warn(uncheckedNotice)
 	}
@@ -80,7 +99,6 @@ func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock b
 		s.warnings = append(s.warnings, "broke the lock held by "+broken.String())
 		s.log.Warn("broke a stale lock", "holder", broken.String())
 	}
-	release := e.holds.add(func() error { return l.Release(context.WithoutCancel(ctx)) })
 	s.release = append(s.release, func() {
 		if err := release(); err != nil {
 			s.log.Error("lock not released", "err", err)
