@@ -312,20 +312,18 @@ func (c *RestoreCheck) Write(ctx context.Context, s Store, r io.Reader, progress
 		if err != nil {
 			return fmt.Errorf("restore: %w", err)
 		}
-		content, cleanup, err := spool(body, h.Size)
-		if err != nil {
-			return fmt.Errorf("restore %s: %w", h.Name, err)
-		}
-		defer cleanup()
-		v := newVerifier(k)
-		if _, err := io.Copy(v, content); err != nil {
-			return fmt.Errorf("restore %s: %w", h.Name, err)
-		}
-		if err := v.check(); err != nil {
-			return fmt.Errorf("restore %s: the archive changed since it was checked: %w", h.Name, err)
-		}
-		if _, err := content.Seek(0, io.SeekStart); err != nil {
-			return fmt.Errorf("restore %s: %w", h.Name, err)
+		// The content is verified again as it streams into the store: a
+		// failed check ends the read with an error, before the file is in
+		// place. A store that needs a seekable body (S3 signs the payload)
+		// gets a spooled copy, verified before it is sent.
+		var content io.Reader = &verifyingReader{r: io.LimitReader(body, h.Size), v: newVerifier(k)}
+		if _, ok := cr.(streamCreator); !ok {
+			spooled, cleanup, err := spool(content, h.Size)
+			if err != nil {
+				return fmt.Errorf("restore %s: %w", h.Name, err)
+			}
+			defer cleanup()
+			content = spooled
 		}
 		if err := cr.Create(ctx, h.Name, content, h.Size, h.ModTime); err != nil {
 			if errors.Is(err, ErrExists) {
@@ -345,6 +343,30 @@ func (c *RestoreCheck) Write(ctx context.Context, s Store, r io.Reader, progress
 
 func isLink(k KeyKind) bool {
 	return k == KeyLayerLink || k == KeyRevisionLink || k == KeyTagIndex || k == KeyTagCurrent
+}
+
+// streamCreator is a Creator that reads the content once, in order: it
+// needs no seekable copy.
+type streamCreator interface{ createsFromStream() }
+
+// verifyingReader reads r through v and, at its end, fails with v's
+// verdict instead of io.EOF when the content is not what its key proves.
+type verifyingReader struct {
+	r io.Reader
+	v *verifier
+}
+
+func (vr *verifyingReader) Read(p []byte) (int, error) {
+	n, err := vr.r.Read(p)
+	if _, werr := vr.v.Write(p[:n]); werr != nil {
+		return n, werr
+	}
+	if err == io.EOF {
+		if cerr := vr.v.check(); cerr != nil {
+			return n, fmt.Errorf("the archive changed since it was checked: %w", cerr)
+		}
+	}
+	return n, err
 }
 
 // verifier checks an entry's content as it streams by: blob data against

@@ -37,6 +37,8 @@ var (
 	_ Creator = (*S3)(nil)
 )
 
+func (f *FS) createsFromStream() {}
+
 // CheckCreate tells whether Create could make key: every part of its path
 // that exists is a folder, none a file or a symlink (which Create, through
 // os.Root, would follow inside the root).
@@ -70,8 +72,10 @@ func (f *FS) Create(ctx context.Context, key string, r io.Reader, size int64, mt
 		return err
 	}
 	dir := path.Dir(key)
-	parent, err := f.mkdirLike(dir)
+	var made []string
+	parent, err := f.mkdirLike(dir, &made)
 	if err != nil {
+		f.unmake(made)
 		return f.wrap("create", key, err)
 	}
 	var b [6]byte
@@ -107,9 +111,20 @@ func (f *FS) Create(ctx context.Context, key string, r io.Reader, size int64, mt
 	}
 	_ = f.root.Remove(tmp)
 	if err != nil {
+		f.unmake(made)
 		return f.wrap("create", key, err)
 	}
 	return nil
+}
+
+// unmake removes the folders a failed Create made, deepest first, as long
+// as they are empty.
+func (f *FS) unmake(made []string) {
+	for i := len(made) - 1; i >= 0; i-- {
+		if f.root.Remove(made[i]) != nil {
+			return
+		}
+	}
 }
 
 // ownerMode is the owner, group and mode of a folder.
@@ -141,8 +156,9 @@ func (o ownerMode) apply(chmod func(fs.FileMode) error, chown func(int, int) err
 
 // mkdirLike makes dir and the folders above it that are missing, each with
 // the owner, group and mode of the folder it is made in, and returns dir's.
-// An existing component must be a folder, not a symlink.
-func (f *FS) mkdirLike(dir string) (ownerMode, error) {
+// An existing component must be a folder, not a symlink. The folders it
+// makes are appended to made, outermost first.
+func (f *FS) mkdirLike(dir string, made *[]string) (ownerMode, error) {
 	fi, err := f.root.Lstat(dir)
 	if err == nil {
 		if !fi.IsDir() {
@@ -153,12 +169,14 @@ func (f *FS) mkdirLike(dir string) (ownerMode, error) {
 	if !errors.Is(err, fs.ErrNotExist) || dir == "." {
 		return ownerMode{}, err
 	}
-	parent, err := f.mkdirLike(path.Dir(dir))
+	parent, err := f.mkdirLike(path.Dir(dir), made)
 	if err != nil {
 		return ownerMode{}, err
 	}
 	if err := f.root.Mkdir(dir, parent.mode.Perm()); err != nil && !errors.Is(err, fs.ErrExist) {
 		return ownerMode{}, err
+	} else if err == nil {
+		*made = append(*made, dir)
 	}
 	err = parent.apply(
 		func(m fs.FileMode) error { return f.root.Chmod(dir, m) },
@@ -180,7 +198,7 @@ func CreateLayout(dir string) error {
 	}
 	defer root.Close()
 	f := &FS{dir: dir, root: root}
-	if _, err := f.mkdirLike(V2); err != nil {
+	if _, err := f.mkdirLike(V2, new([]string)); err != nil {
 		return fmt.Errorf("create %s: %w", filepath.Join(dir, filepath.FromSlash(V2)), err)
 	}
 	return nil
