@@ -125,6 +125,8 @@ owner and mode of the folder they are written into.`,
 			return nil
 		},
 	}
-	rf.register(cmd.Flags(), true)
+	// Restore writes what the archive holds, one object at a time, and
+	// reports on stdout: no --jobs, --report, -v or --archive.
+	rf.register(cmd.Flags(), withLock)
 	return cmd
 }

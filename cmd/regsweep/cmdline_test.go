@@ -4,13 +4,18 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/regsweep/regsweep/storage/storagetest"
 )
 
 // commands lists the path of every command a user can run, root first
@@ -153,5 +158,90 @@ func TestS3WithoutCredentialsSaysHowToGiveThem(t *testing.T) {
 			!strings.Contains(msg, "accesskey and secretkey") || strings.Contains(msg, "IMDS") || strings.Count(strings.TrimSpace(msg), "\n") > 0 {
 			t.Errorf("regsweep %s: exit %d\n%s", strings.Join(args, " "), code, msg)
 		}
+	}
+}
+
+// TestEveryCommandsFlags lists the flags of every command: each one acts
+// (a test shows it), none is registered for show. A flag added to a
+// command is added here with the test that shows it working.
+func TestEveryCommandsFlags(t *testing.T) {
+	t.Parallel()
+	location := []string{"config", "s3-endpoint", "s3-force-path-style", "s3-region", "s3-requests-per-second"}
+	planning := []string{"allow-delete-all", "compact", "delete-untagged", "min-age", "policy", "upload-max-age"}
+	cat := func(lists ...[]string) []string {
+		var out []string
+		for _, l := range lists {
+			out = append(out, l...)
+		}
+		slices.Sort(out)
+		return out
+	}
+	want := map[string][]string{
+		"":          {"version"},
+		"gc":        cat(location, planning, []string{"archive", "break-lock", "dry-run", "jobs", "log-format", "quiet", "registry-stopped", "report", "report-format", "verbose"}),
+		"plan":      cat(location, planning, []string{"jobs", "log-format", "output", "quiet", "verbose"}),
+		"plan show": {"verbose"},
+		"apply":     cat(location, []string{"allow-delete-all", "archive", "break-lock", "jobs", "log-format", "max-plan-age", "quiet", "registry-stopped", "report", "report-format", "verbose"}),
+		"restore":   cat(location, []string{"break-lock", "log-format", "quiet", "registry-stopped"}),
+		"audit":     cat(location, planning, []string{"jobs", "json", "log-format", "markdown", "quiet", "verify-digests"}),
+		"version":   nil,
+	}
+	root := newRoot(env{stdout: io.Discard, stderr: io.Discard})
+	for path, flags := range want {
+		c, _, err := root.Find(strings.Fields(path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		c.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if f.Name != "help" {
+				got = append(got, f.Name)
+			}
+		})
+		slices.Sort(got)
+		if !slices.Equal(got, flags) {
+			t.Errorf("regsweep %s: flags %v, want %v", path, got, flags)
+		}
+	}
+}
+
+// TestMeaninglessFlagCombinationsExitTwo: flags that a run would ignore
+// because of another flag are a bad command line, refused before storage
+// is read.
+func TestMeaninglessFlagCombinationsExitTwo(t *testing.T) {
+	t.Parallel()
+	root := filepath.Join(t.TempDir(), "sample")
+	storagetest.CopyTree(t, sampleDir, root)
+	before := storagetest.Snapshot(t, root)
+	archive := filepath.Join(t.TempDir(), "a.tar.zst")
+	plan := filepath.Join(t.TempDir(), "p.plan")
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"gc", "--dry-run", "--archive", archive, root}, "--dry-run and --archive"},
+		{[]string{"gc", "--dry-run", "--break-lock", root}, "--dry-run and --break-lock"},
+		{[]string{"gc", "--dry-run", "--compact", "repos,links", "--upload-max-age", "1h", root}, "--upload-max-age"},
+		{[]string{"gc", "--compact", "none", "--upload-max-age", "1h", root}, "--upload-max-age"},
+		{[]string{"plan", "-o", plan, "--compact", "links", "--upload-max-age", "1h", root}, "--upload-max-age"},
+		{[]string{"audit", "--compact", "none", "--upload-max-age", "1h", root}, "--upload-max-age"},
+		{[]string{"restore", "--archive", archive, archive, root}, "unknown flag: --archive"},
+		{[]string{"restore", "--report", "r.json", archive, root}, "unknown flag: --report"},
+		{[]string{"restore", "-v", archive, root}, "unknown shorthand flag: 'v'"},
+		{[]string{"plan", "-o", plan, "--report", "r.json", root}, "unknown flag: --report"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), c.args, &stdout, &stderr)
+		if code != exitUsage || !strings.Contains(stderr.String(), c.says) {
+			t.Errorf("regsweep %s: exit %d, want %d saying %q\n%s", strings.Join(c.args, " "), code, exitUsage, c.says, stderr.String())
+		}
+	}
+	for _, f := range []string{archive, plan} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s written by a refused command line: %v", f, err)
+		}
+	}
+	if d := cmp.Diff(before, storagetest.Snapshot(t, root)); d != "" {
+		t.Errorf("a refused command line changed the registry:\n%s", d)
 	}
 }

@@ -35,13 +35,20 @@ Stop the registry or make it read-only first.`,
 	fl := cmd.Flags()
 	fl.BoolVar(&dryRun, "dry-run", false, "delete nothing; report exactly what a real run would delete")
 	pf.register(fl)
-	rf.register(fl, true)
+	rf.register(fl, withJobs|withReports|withVerbose|withLock|withArchive)
 	return cmd
 }
 
 // runGC validates the flags, then walks, marks, rechecks, sweeps and
 // reports.
 func runGC(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, dryRun bool, e env) error {
+	if dryRun {
+		for _, f := range []string{"archive", "break-lock"} {
+			if cmd.Flags().Changed(f) {
+				return usageError{fmt.Errorf("--dry-run and --%s: a dry run deletes nothing, so it archives nothing and takes no lock", f)}
+			}
+		}
+	}
 	p, err := prepare(cmd, args, pf, rf)
 	if err != nil {
 		return err

@@ -48,6 +48,9 @@ func (p *planFlags) options(cmd *cobra.Command, startedAt time.Time) (mark.Optio
 		}
 	}
 	o, err := p.validate(data, cmd.Flags().Changed("delete-untagged"), startedAt)
+	if err == nil && cmd.Flags().Changed("upload-max-age") && !o.Compact.Uploads {
+		err = usageError{fmt.Errorf("--upload-max-age: only with --compact uploads (or all), which this run does not do")}
+	}
 	return o, string(data), err
 }
 
@@ -138,17 +141,37 @@ type runFlags struct {
 	archive         string
 }
 
-func (r *runFlags) register(fl *pflag.FlagSet, deletes bool) {
+// runFlagSet selects the flags of runFlags a command registers besides the
+// location, -q and --log-format: a command registers only flags it acts on.
+type runFlagSet uint8
+
+const (
+	withJobs    runFlagSet = 1 << iota // --jobs
+	withReports                        // --report, --report-format
+	withVerbose                        // -v: every tag decision of the policy
+	withLock                           // --break-lock, --registry-stopped
+	withArchive                        // --archive
+)
+
+func (r *runFlags) register(fl *pflag.FlagSet, set runFlagSet) {
 	r.loc.register(fl)
-	fl.IntVar(&r.jobs, "jobs", 0, "storage operations at once (default 64)")
+	if set&withJobs != 0 {
+		fl.IntVar(&r.jobs, "jobs", 0, "storage operations at once (default 64)")
+	}
 	fl.BoolVarP(&r.quiet, "quiet", "q", false, "no progress output")
-	fl.BoolVarP(&r.verbose, "verbose", "v", false, "list every tag decision of the policy")
-	fl.StringArrayVar(&r.reports, "report", nil, "also write the report to `FILE` (repeatable)")
-	fl.StringArrayVar(&r.reportFormats, "report-format", nil, "format of the matching --report: json, text, markdown or prometheus (default: from the file's extension .json .txt .md .prom, else json)")
+	if set&withVerbose != 0 {
+		fl.BoolVarP(&r.verbose, "verbose", "v", false, "list every tag decision of the policy")
+	}
+	if set&withReports != 0 {
+		fl.StringArrayVar(&r.reports, "report", nil, "also write the report to `FILE` (repeatable)")
+		fl.StringArrayVar(&r.reportFormats, "report-format", nil, "format of the matching --report: json, text, markdown or prometheus (default: from the file's extension .json .txt .md .prom, else json)")
+	}
 	fl.StringVar(&r.logFormat, "log-format", "text", "log lines as text or json")
-	if deletes {
+	if set&withLock != 0 {
 		fl.BoolVar(&r.breakLock, "break-lock", false, "remove a lock left by a run that died, then take it")
 		fl.BoolVar(&r.registryStopped, "registry-stopped", false, "the registry is stopped (or read-only) while the run writes: a --config need not be in read-only maintenance mode, and a plain LOCATION is not warned about")
+	}
+	if set&withArchive != 0 {
 		fl.StringVar(&r.archive, "archive", "", "before deleting, write everything the run deletes into this zstd tar `FILE` (see regsweep restore)")
 	}
 }

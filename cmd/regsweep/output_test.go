@@ -54,6 +54,12 @@ func TestPlanSummaryCountsWhatShowLists(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("plan show: exit %d", code)
 	}
+	// plan -v lists what plan show -v lists.
+	_, planV := regsweep(t, "plan", "-q", "-v", "-o", filepath.Join(t.TempDir(), "again.plan"), "--policy", policy, "--min-age", "0", root)
+	table := func(out string) string { _, after, _ := strings.Cut(out, "KIND"); return after }
+	if table(planV) == "" || table(planV) != table(show) {
+		t.Errorf("plan -v lists other keys than plan show -v:\n%s\n%s", planV, show)
+	}
 	kinds := map[string]int{}
 	for _, l := range strings.Split(show, "\n") {
 		for _, k := range []string{"tag", "history", "manifest", "layer link", "blob", "upload"} {

@@ -53,7 +53,10 @@ func newPlanCommand(e env) *cobra.Command {
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "write the plan to `PLAN` (zstd-compressed JSON)")
 	pf.register(cmd.Flags())
-	rf.register(cmd.Flags(), false)
+	// plan writes the plan, not a report: no --report; nor --archive or a
+	// lock, as it deletes nothing.
+	rf.register(cmd.Flags(), withJobs|withVerbose)
+	cmd.Flags().Lookup("verbose").Usage = "list every key the plan deletes, with its size and reason"
 
 	var verbose bool
 	show := &cobra.Command{
