@@ -28,6 +28,43 @@ func (i LockInfo) String() string {
 	return fmt.Sprintf("%s pid %d since %s (run %s, %s)", i.Host, i.PID, i.StartedAt.UTC().Format(time.RFC3339), i.RunID, i.Command)
 }
 
+// HolderState is what this host can tell of a lock's holder.
+type HolderState uint8
+
+// The states of a lock's holder.
+const (
+	// HolderUnknown: the holder ran on another host (or this system cannot
+	// tell): it may be alive.
+	HolderUnknown HolderState = iota
+	// HolderAlive: its process is running on this host.
+	HolderAlive
+	// HolderGone: it ran on this host and its process is gone (or its PID
+	// now belongs to a process started after the lock was taken).
+	HolderGone
+)
+
+// State says whether the holder's process is alive, for a run on host.
+func (i LockInfo) State(host string) HolderState {
+	if i.Host == "" || i.Host != host {
+		return HolderUnknown
+	}
+	return processState(i.PID, i.StartedAt)
+}
+
+// describe names the holder with what host knows of it.
+func (i LockInfo) describe(host string) string {
+	switch i.State(host) {
+	case HolderAlive:
+		return i.String() + ", a process alive on this host"
+	case HolderGone:
+		return i.String() + ", whose process is gone"
+	}
+	if i.Host != host {
+		return i.String() + ", on another host: whether it is alive cannot be told from here"
+	}
+	return i.String() + ", on this host, whether it is alive cannot be told"
+}
+
 // Lock is a held lock; Release gives it back.
 type Lock struct {
 	store Store
@@ -35,13 +72,18 @@ type Lock struct {
 }
 
 // AcquireLock takes the lock for one run, atomically: of two runs racing,
-// one gets ErrLocked naming the other. breakLock first removes a lock left
-// by a run that died (the admin's call: regsweep cannot tell a dead run from
-// a slow one on another host); the broken holder is returned for the report.
+// one gets ErrLocked naming the other and saying whether its process is
+// alive (when it ran on info.Host, this run's host). breakLock first removes
+// a lock left by a run that died (the admin's call: regsweep cannot tell a
+// dead run from a slow one on another host), but never one whose holder is
+// alive on this host; the broken holder is returned for the report.
 func AcquireLock(ctx context.Context, s Store, info LockInfo, breakLock bool) (*Lock, *LockInfo, error) {
 	var broken *LockInfo
 	if breakLock {
 		if old, err := ReadLock(ctx, s); err == nil {
+			if old.State(info.Host) == HolderAlive {
+				return nil, nil, fmt.Errorf("%w: held by %s: --break-lock refused; wait for it to end or stop it", ErrLocked, old.describe(info.Host))
+			}
 			broken = old
 		}
 		var derr error
@@ -62,7 +104,14 @@ func AcquireLock(ctx context.Context, s Store, info LockInfo, breakLock bool) (*
 		if rerr != nil {
 			return nil, nil, fmt.Errorf("%w: %s/%s exists but cannot be read (%v); remove it or pass --break-lock if no run is going", ErrLocked, s, LockKey, rerr)
 		}
-		return nil, nil, fmt.Errorf("%w: held by %s; if that run is gone, pass --break-lock", ErrLocked, holder)
+		advice := "if that run is gone, pass --break-lock"
+		switch holder.State(info.Host) {
+		case HolderAlive:
+			advice = "wait for it to end"
+		case HolderGone:
+			advice = "pass --break-lock to remove it"
+		}
+		return nil, nil, fmt.Errorf("%w: held by %s; %s", ErrLocked, holder.describe(info.Host), advice)
 	}
 	// A server that ignores If-None-Match lets both writes through: the
 	// last one wins, and the other run sees it here. The lock is written:

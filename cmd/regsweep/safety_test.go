@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/regsweep/regsweep/storage"
 )
@@ -40,6 +43,60 @@ func TestGCRefusesWhileAnotherRunHoldsTheLock(t *testing.T) {
 	if _, err := storage.ReadLock(ctx, s); !storage.IsNotFound(err) {
 		t.Errorf("the lock is still there after the run: %v", err)
 	}
+}
+
+// TestGCBreakLockRefusesALiveHolder: --break-lock does not remove the lock
+// of a run whose process is alive on this host (here, the test's own
+// process), and the refusal names it; once the holder is gone, a run without
+// --break-lock says so.
+func TestGCBreakLockRefusesALiveHolder(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("process states are read on Linux only")
+	}
+	f := newFixture(t)
+	ctx := context.Background()
+	s, err := storage.OpenFS(f.reg.Root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	host, _ := os.Hostname()
+	live := storage.LockInfo{Host: host, PID: os.Getpid(), StartedAt: time.Now(), RunID: "live", Command: "gc"}
+	if _, _, err := storage.AcquireLock(ctx, s, live, false); err != nil {
+		t.Fatal(err)
+	}
+	before := f.reg.State()
+	code, out, _ := gc(t, "--break-lock", "--delete-untagged", f.reg.Root)
+	if code == 0 || !strings.Contains(out, "held by "+live.String()+", a process alive on this host: --break-lock refused") {
+		t.Fatalf("exit %d: want a refusal naming the live holder", code)
+	}
+	if after := f.reg.State(); len(after.Blobs) != len(before.Blobs) || len(after.Revisions) != len(before.Revisions) {
+		t.Fatal("a refused run deleted something")
+	}
+	if got, err := storage.ReadLock(ctx, s); err != nil || got.RunID != "live" {
+		t.Fatalf("the live holder's lock: %+v, %v", got, err)
+	}
+
+	// The holder's process is gone (a PID that ran and exited).
+	exited := exec.Command("true")
+	if err := exited.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(f.reg.Root, storage.LockKey)); err != nil {
+		t.Fatal(err)
+	}
+	dead := storage.LockInfo{Host: host, PID: exited.Process.Pid, StartedAt: time.Now(), RunID: "dead", Command: "gc"}
+	if _, _, err := storage.AcquireLock(ctx, s, dead, false); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = gc(t, f.reg.Root)
+	if code == 0 || !strings.Contains(out, dead.String()+", whose process is gone; pass --break-lock") {
+		t.Fatalf("exit %d: want a refusal saying the holder is gone", code)
+	}
+	if code, _, _ := gc(t, "--break-lock", f.reg.Root); code != 0 {
+		t.Fatalf("--break-lock of a gone holder: exit %d", code)
+	}
+	f.assertServes(t)
 }
 
 func TestGCWithConfigRequiresReadOnlyOrStopped(t *testing.T) {
