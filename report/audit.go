@@ -1010,12 +1010,12 @@ func (a *Audit) findings() []finding {
 		var size int64
 		for _, b := range d.Mismatches {
 			size += b.Size
-			rows = append(rows, []string{b.Path, fmt.Sprintf("%s (%d bytes)", b.ContentDigest, b.BytesRead), usedBy(b.UsedBy)})
+			rows = append(rows, []string{b.Path, fmt.Sprintf("%s (%s)", b.ContentDigest, Count(int(b.BytesRead), "byte")), usedBy(b.UsedBy)})
 		}
 		add("Digest mismatches", len(d.Mismatches), size, []string{"Path", "Content hashes to", "Used by"}, []string{"content hashes to ", "used by "}, rows)
 		rows = nil
 		for _, b := range d.Unreadable {
-			rows = append(rows, []string{b.Path, fmt.Sprintf("%s (after %d of %d bytes)", b.Error, b.BytesRead, b.Size), usedBy(b.UsedBy)})
+			rows = append(rows, []string{b.Path, fmt.Sprintf("%s (after %d of %s)", b.Error, b.BytesRead, Count(int(b.Size), "byte")), usedBy(b.UsedBy)})
 		}
 		add("Unreadable blobs", len(d.Unreadable), 0, []string{"Path", "Error", "Used by"}, []string{"", "used by "}, rows)
 	} else {

@@ -113,7 +113,7 @@ owner and mode of the folder they are written into.`,
 				files, err = check.Write(ctx, s.store, r, c)
 				return err
 			})); err != nil {
-				return fmt.Errorf("%s: %w (%d objects restored before)", name, err, files)
+				return fmt.Errorf("%s: %w (%s restored before)", name, err, report.Count(files, "object"))
 			}
 			fmt.Fprintf(e.stdout, "restored %s from %s into %s\n", report.Count(files, "object"), name, s.store)
 			if check.Present > 0 {
