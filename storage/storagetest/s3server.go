@@ -2,12 +2,14 @@ package storagetest
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -190,7 +192,9 @@ func (s *S3TestServer) Stop() {
 // versitygwBinary returns the path of the versitygw that go.mod's tool
 // directive names, built by the go command into its build cache. Test
 // binaries of several packages ask at once: a lock lets one build while
-// the others wait, then find it built.
+// the others wait, then find it built. The path is remembered in a file
+// named after go.mod, go.sum and the Go version, so that later test
+// binaries skip the go command's check (2 s).
 func versitygwBinary() (string, error) {
 	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "regsweep-versitygw-build.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
@@ -201,6 +205,14 @@ func versitygwBinary() (string, error) {
 		return "", fmt.Errorf("lock %s: %w", lock.Name(), err)
 	}
 	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	memo := versitygwMemo()
+	if memo != "" {
+		if b, err := os.ReadFile(memo); err == nil {
+			if bin := string(b); bin != "" && isExecutable(bin) {
+				return bin, nil
+			}
+		}
+	}
 	var stdout, stderr bytes.Buffer
 	cmd := exec.Command("go", "tool", "-n", "versitygw")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -211,5 +223,37 @@ func versitygwBinary() (string, error) {
 	if bin == "" || strings.Contains(bin, "\n") {
 		return "", errors.New("go tool -n versitygw: printed no path: " + bin)
 	}
+	if memo != "" {
+		_ = os.WriteFile(memo, []byte(bin), 0o600)
+	}
 	return bin, nil
+}
+
+// versitygwMemo names the file that remembers the built versitygw of this
+// module's go.mod and go.sum under this Go version; "" when go.mod is not
+// found above the working folder.
+func versitygwMemo() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		mod, err := os.ReadFile(filepath.Join(dir, "go.mod"))
+		if err == nil {
+			sum, _ := os.ReadFile(filepath.Join(dir, "go.sum"))
+			h := sha256.New()
+			fmt.Fprintf(h, "%s\x00%s\x00%s", runtime.Version(), mod, sum)
+			return filepath.Join(os.TempDir(), fmt.Sprintf("regsweep-versitygw-%x", h.Sum(nil)[:12]))
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+func isExecutable(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
