@@ -134,6 +134,9 @@ func TestApplyDeletesOnlyWhatAFreshPlanDeletes(t *testing.T) {
 		{name: "policy deleting every tag", refused: "matches every repository", edit: func(_ victims, f, _ map[string]any) {
 			f["policy_file"], f["policy_text"] = "p.yaml", "rules:\n  - repositories: [\"**/*\"]\n    keep: {tags: [\"^nomatch$\"]}\n"
 		}},
+		{name: "policy leaving repositories without a tag", refused: "every tag of 4 repositories: team/app", edit: func(_ victims, f, _ map[string]any) {
+			f["policy_file"], f["policy_text"] = "p.yaml", "rules:\n  - repositories: [\"team/**\"]\n    keep: {tags: [\"^nomatch$\"]}\n"
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -186,4 +189,44 @@ func toAny(s []string) []any {
 		out[i] = x
 	}
 	return out
+}
+
+// TestApplyCraftedPlanOnS3: the edits of TestApplyDeletesOnlyWhatAFreshPlanDeletes
+// at once, on S3 (flat walk, batched deletes, multipart uploads): every kept
+// tag serves, every live key named stays.
+func TestApplyCraftedPlanOnS3(t *testing.T) {
+	f := newFixtureOn(t, onS3)
+	st := f.reg.State()
+	base, cur, shared := st.Tags["library/base:latest"], st.Tags["team/app:latest"], f.sharedWithKept
+	bd, _ := storage.ParseDigest(base.String())
+	sd, _ := storage.ParseDigest(shared.String())
+	live := toAny([]string{storage.BlobDataPath(sd), storage.BlobDataPath(bd), storage.TagCurrentPath("library/base", "latest"),
+		storage.RevisionLinkPath("library/base", bd), storage.LayerLinkPath("library/base", sd)})
+	plan := filepath.Join(t.TempDir(), "gc.plan")
+	if code, _ := regsweep(t, append([]string{"plan", "-q", "-o", plan, "--delete-untagged", "--min-age", "0"}, f.where...)...); code != 0 {
+		t.Fatal("plan failed")
+	}
+	editPlanFile(t, plan, func(_, p map[string]any) {
+		add(p, "Blobs", map[string]any{"Digest": shared.String(), "Size": 1, "Repo": ""}, map[string]any{"Digest": base.String(), "Size": 1, "Repo": "library/base"})
+		add(p, "LayerLinks", map[string]any{"Repo": "library/base", "Digest": shared.String()})
+		add(p, "Tags", map[string]any{"Repo": "library/base", "Name": "latest", "HasCurrent": true, "Index": []any{base.String()}, "Reason": "x"})
+		add(p, "Revisions", map[string]any{"Repo": "team/app", "Digest": cur.String(), "TagIndex": []any{"latest", "../../../../../library/base/_manifests/tags/latest"}})
+		add(p, "OrphanIndex", map[string]any{"Repo": "library/base", "Tag": "latest", "Digest": base.String()})
+		add(p, "Uploads", map[string]any{"Repo": "library/base", "ID": "..", "Keys": live, "Size": 1})
+		add(p, "Multipart", map[string]any{"Key": storage.BlobDataPath(sd), "ID": "m1", "Initiated": "2020-01-01T00:00:00Z"})
+		p["EmptyRepos"] = append(p["EmptyRepos"].([]any), "library/base", "team/../library/base")
+	})
+	args := append([]string{"apply", "-q"}, f.where[:len(f.where)-1]...) // the --s3-* flags
+	if code, _ := regsweep(t, append(args, plan, f.where[len(f.where)-1])...); code != 0 {
+		t.Errorf("apply: exit %d", code)
+	}
+	f.assertServes(t)
+	after := f.reg.State()
+	if !after.Blobs[shared] || !after.Blobs[base] || after.Tags["library/base:latest"] != base || !after.Revisions["team/app@"+cur.String()] ||
+		!after.LayerLinks["library/base@"+shared.String()] || !after.TagIndex["library/base:latest@"+base.String()] {
+		t.Error("a live key the plan file named was deleted")
+	}
+	if after.Blobs[f.orphan] {
+		t.Error("the plan's real garbage (the orphan blob) was not collected")
+	}
 }
