@@ -60,9 +60,10 @@ wait:
 	// The run is stuck in a wait that ignores its context. Give back what
 	// it holds first, then say so, without waiting on a stuck stderr.
 	msg := "regsweep: interrupted; the run did not stop in time (it waits on storage or on its output): left where it waits"
-	if err := e.holds.release(releaseGrace); err != nil {
+	switch held, err := e.holds.release(releaseGrace); {
+	case err != nil:
 		msg += "; " + err.Error()
-	} else {
+	case held:
 		msg += "; lock released"
 	}
 	say := make(chan struct{})
@@ -141,11 +142,15 @@ func (h *holds) add(release func() error) func() error {
 	return once
 }
 
-// release runs every release, for at most grace.
-func (h *holds) release(grace time.Duration) error {
+// release runs every release, for at most grace; held says whether there
+// was any.
+func (h *holds) release(grace time.Duration) (held bool, err error) {
 	h.mu.Lock()
 	fns := h.fns
 	h.mu.Unlock()
+	if len(fns) == 0 {
+		return false, nil
+	}
 	done := make(chan error, 1)
 	go func() {
 		var first error
@@ -158,9 +163,9 @@ func (h *holds) release(grace time.Duration) error {
 	}()
 	select {
 	case err := <-done:
-		return err
+		return true, err
 	case <-time.After(grace):
-		return fmt.Errorf("the lock could not be released within %v: remove it, or pass --break-lock to the next run", grace)
+		return true, fmt.Errorf("the lock could not be released within %v: remove it, or pass --break-lock to the next run", grace)
 	}
 }
 

@@ -152,6 +152,40 @@ func TestRunsEnd(t *testing.T) {
 		})
 	}
 
+	t.Run("second-signal", func(t *testing.T) {
+		// A second signal stops waiting for the stuck run at once.
+		t.Parallel()
+		root := sample(t)
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Close()
+		fillPipe(t, w)
+		cmd := exec.Command(bin, "gc", "--registry-stopped", "--min-age", "0", root)
+		cmd.Stderr = w
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		w.Close()
+		waitForLock(t, root)
+		signaled := time.Now()
+		// Two different signals: the kernel merges a second SIGINT that
+		// arrives while the first is pending.
+		for _, sig := range []os.Signal{os.Interrupt, syscall.SIGTERM} {
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code := waitBounded(t, cmd, bound)
+		if took := time.Since(signaled); code != exitInterrupted || took >= stopGrace {
+			t.Errorf("exit %d %v after two signals: want %d before %v", code, took, exitInterrupted, stopGrace)
+		}
+		if _, err := os.Stat(filepath.Join(root, storage.LockKey)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("lock: %v", err)
+		}
+	})
+
 	t.Run("full-stdout", func(t *testing.T) { stdoutFull(t, bin) })
 
 	t.Run("policy-fifo", func(t *testing.T) {
@@ -183,6 +217,9 @@ func TestRunsEnd(t *testing.T) {
 		t.Logf("exit %d\n%s", code, out.String())
 		if code != exitInterrupted {
 			t.Errorf("exit %d after SIGINT, want %d", code, exitInterrupted)
+		}
+		if !strings.Contains(out.String(), "did not stop in time") || strings.Contains(out.String(), "lock released") {
+			t.Error("the run does not say it was left where it waited, or says it released a lock it never took")
 		}
 		if _, err := os.Stat(filepath.Join(root, storage.LockKey)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("lock: %v", err)
