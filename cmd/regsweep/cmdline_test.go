@@ -71,7 +71,7 @@ func TestBadCommandLineExitsTwo(t *testing.T) {
 			lines = append(lines, append(append([]string(nil), path...), "--"+f.Name))
 		})
 	}
-	lines = append(lines, nil, []string{"gcc"}, []string{"frobnicate", "x"}, []string{"plan", "show"})
+	lines = append(lines, nil, []string{"gcc"}, []string{"frobnicate", "x"}, []string{"plan", "show"}, []string{"help", "gcc"}, []string{"help", "plan", "shw"})
 	for _, args := range lines {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), args, &stdout, &stderr)

@@ -115,6 +115,17 @@ func newRoot(e env) *cobra.Command {
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
 	root.AddCommand(newGCCommand(e), newPlanCommand(e), newApplyCommand(e), newRestoreCommand(e), newAuditCommand(e), newVersionCommand(root.Version))
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(_ *cobra.Command, args []string) error {
+			c, rest, err := root.Find(args)
+			if err != nil || len(rest) > 0 {
+				return usageError{fmt.Errorf("help: no command %q (see regsweep --help)", strings.Join(args, " "))}
+			}
+			return c.Help()
+		},
+	})
 	usageErrors(root)
 	return root
 }
