@@ -27,7 +27,10 @@ or the one the registry's config.yml names, marks everything reachable from the
 kept tags (or from every manifest, without --delete-untagged), and deletes the
 rest in an order that leaves a servable registry if interrupted.
 
-Stop the registry or make it read-only first.`,
+Stop the registry or make it read-only first. With --config, a config not in
+read-only maintenance mode is refused unless --registry-stopped; a plain
+LOCATION cannot be checked, and the run says so once before the walk unless
+--registry-stopped says the registry is stopped or read-only.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runGC(cmd, args, &pf, &rf, dryRun, e)
 		},
