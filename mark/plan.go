@@ -93,7 +93,7 @@ type Plan struct {
 	// as a policy deleting every tag of a repository.
 	Warnings []string
 	// Emptied are the repositories that had tags and that the plan leaves
-	// with none (see DeletesEveryTag).
+	// with none (cmd refuses such a run unless --allow-delete-all).
 	Emptied []Emptied `json:"-"`
 	// Err is non-nil when the plan is partial: blobs are not swept
 	// (ErrIncompleteGraph) or a repository was left alone. It lists every

@@ -225,36 +225,3 @@ type Emptied struct {
 	// Rules are the policy rules that matched it, 1-based.
 	Rules []int `json:"rules"`
 }
-
-// DeletesEveryTag returns an error naming the repositories the plan leaves
-// without a tag, and the rules that matched them, or nil. cmd refuses such
-// a plan unless --allow-delete-all.
-func (p *Plan) DeletesEveryTag() error {
-	if len(p.Emptied) == 0 {
-		return nil
-	}
-	s := make([]string, len(p.Emptied))
-	for i, e := range p.Emptied {
-		rules := "no rule (signatures of deleted subjects, or tags without a current link)"
-		if len(e.Rules) > 0 {
-			r := make([]string, len(e.Rules))
-			for k, n := range e.Rules {
-				r[k] = strconv.Itoa(n)
-			}
-			rules = "rule " + strings.Join(r, ", ")
-			if p.Options.Policy != nil {
-				rules = "rule " + p.Options.Policy.ruleList(rulesIndex(e.Rules))
-			}
-		}
-		s[i] = fmt.Sprintf("%s (%d tags; %s)", e.Repo, e.Tags, rules)
-	}
-	return fmt.Errorf("the policy would delete every tag of %d repositories: %s; pass --allow-delete-all if that is meant", len(p.Emptied), strings.Join(s, "; "))
-}
-
-func rulesIndex(rules []int) []int {
-	out := make([]int, len(rules))
-	for i, n := range rules {
-		out[i] = n - 1
-	}
-	return out
-}

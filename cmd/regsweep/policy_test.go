@@ -224,7 +224,7 @@ func TestGCPolicySafetyNet(t *testing.T) {
 	pol := write("rules:\n  - repositories: [\"ci/**\"]\n    keep: {tags: [release]}\n")
 	for _, args := range [][]string{{"gc", "--min-age", "0"}, {"gc", "--dry-run", "--min-age", "0"}, {"plan", "-o", filepath.Join(t.TempDir(), "p")}} {
 		code, out := regsweep(t, append(args, "-q", "--policy", pol, root)...)
-		if code != exitUsage || !strings.Contains(out, "every tag of 1 repositories: ci/b (2 tags; rule 1 (line 2))") || !strings.Contains(out, "--allow-delete-all") {
+		if code != exitUsage || !strings.Contains(out, "every tag of 1 repository: ci/b (2 tags; rule 1 (line 2))") || !strings.Contains(out, "--allow-delete-all") {
 			t.Errorf("%s: exit %d, want a refusal naming ci/b and rule 1:\n%s", args[0], code, out)
 		}
 		unchanged(args[0])

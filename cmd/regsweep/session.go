@@ -7,6 +7,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -175,13 +177,31 @@ func (s *session) plan(opts mark.Options, allowDeleteAll bool) (*walker.Inventor
 // refusal, before anything is deleted: the check is on the repositories
 // as walked, so it holds whatever the policy's globs look like.
 func refuseDeletesEveryTag(plan *mark.Plan, allowDeleteAll bool) error {
-	if allowDeleteAll {
+	if allowDeleteAll || len(plan.Emptied) == 0 {
 		return nil
 	}
-	if err := plan.DeletesEveryTag(); err != nil {
-		return usageError{fmt.Errorf("refused: %w", err)}
+	s := make([]string, len(plan.Emptied))
+	for i, e := range plan.Emptied {
+		s[i] = fmt.Sprintf("%s (%s; %s)", e.Repo, report.Count(e.Tags, "tag"), emptiedBy(plan.Options.Policy, e.Rules))
 	}
-	return nil
+	return usageError{fmt.Errorf("refused: the policy would delete every tag of %s: %s; pass --allow-delete-all if that is meant",
+		report.Count(len(plan.Emptied), "repository"), strings.Join(s, "; "))}
+}
+
+// emptiedBy names the policy rules (1-based) that matched a repository the
+// run leaves without a tag, with their lines: "rules 1 (line 2), 2 (line 4)".
+func emptiedBy(pol *mark.Policy, rules []int) string {
+	if len(rules) == 0 {
+		return "no rule (signatures of deleted subjects, or tags without a current link)"
+	}
+	s := make([]string, len(rules))
+	for i, n := range rules {
+		s[i] = strconv.Itoa(n)
+		if pol != nil && n >= 1 && n <= len(pol.Rules) {
+			s[i] += fmt.Sprintf(" (line %d)", pol.Rules[n-1].Line)
+		}
+	}
+	return report.Plural(len(rules), "rule") + " " + strings.Join(s, ", ")
 }
 
 // compute marks inv. A repository the plan empties whose layer links the
