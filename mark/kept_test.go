@@ -1,7 +1,7 @@
 package mark
 
 import (
-	"strings"
+	"slices"
 	"testing"
 	"time"
 
@@ -73,37 +73,32 @@ func TestTooRecentCountsOnlyWhatWouldOtherwiseGo(t *testing.T) {
 	}
 }
 
-// TestPolicyWarnings: a rule that matches no repository, and tags deleted
-// while every manifest stays, are warnings; a policy that matches and
-// reclaims gives none.
-func TestPolicyWarnings(t *testing.T) {
+// TestPolicyEffect: a rule that matches no repository, and tags deleted
+// while every manifest stays, are found; a policy that matches and reclaims
+// has no such effect.
+func TestPolicyEffect(t *testing.T) {
 	t.Parallel()
 	v := newInv()
 	r := v.repo("team/app")
 	v.tag(r, "v1", v.image(r, 1), old.Add(-time.Hour))
 	v.tag(r, "v2", v.image(r, 1), old)
+	v.tag(r, "v3", v.image(r, 1), old.Add(time.Hour))
 	for _, c := range []struct {
 		name, policy   string
 		deleteUntagged bool
-		want           []string
+		want           PolicyEffect
 	}{
-		{"matches and reclaims", "rules:\n  - repositories: [team/*]\n    keep: {newest: 1}\n", true, nil},
+		{"matches and reclaims", "rules:\n  - repositories: [team/*]\n    keep: {newest: 1}\n", true, PolicyEffect{}},
 		{"a rule matches nothing", "rules:\n  - repositories: [team/*]\n    keep: {newest: 1}\n  - repositories: [teams/**, \"!teams/x\"]\n    keep: {newest: 1}\n", true,
-			[]string{"policy rule 2 (line 4, repositories teams/**, !teams/x) matches no repository"}},
-		{"tags go, manifests stay", "rules:\n  - repositories: [team/*]\n    keep: {newest: 1}\n", false,
-			[]string{"the policy deletes tags (1) but no manifest: untagged manifests are kept"}},
-		{"keeps everything", "rules:\n  - repositories: [team/*]\n    keep: {newest: 5}\n", false, nil},
+			PolicyEffect{UnmatchedRules: []int{2}}},
+		{"tags go, manifests stay", "rules:\n  - repositories: [team/*]\n    keep: {newest: 1}\n", false, PolicyEffect{TagsOnly: 2}},
+		{"keeps everything", "rules:\n  - repositories: [team/*]\n    keep: {newest: 5}\n", false, PolicyEffect{}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			pol := mustPolicy(t, c.policy)
 			p := Compute(v.build(), Options{DeleteUntagged: c.deleteUntagged, StartedAt: now, Policy: pol})
-			if len(p.Warnings) != len(c.want) {
-				t.Fatalf("warnings %q, want %q", p.Warnings, c.want)
-			}
-			for i, w := range c.want {
-				if !strings.HasPrefix(p.Warnings[i], w) {
-					t.Errorf("warning %q, want it to begin %q", p.Warnings[i], w)
-				}
+			if !slices.Equal(p.PolicyEffect.UnmatchedRules, c.want.UnmatchedRules) || p.PolicyEffect.TagsOnly != c.want.TagsOnly {
+				t.Errorf("effect %+v, want %+v", p.PolicyEffect, c.want)
 			}
 		})
 	}

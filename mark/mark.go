@@ -73,7 +73,7 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 		}
 	}
 
-	p.Warnings = append(p.Warnings, policyWarnings(inv, opts, p.Decisions)...)
+	p.PolicyEffect = policyEffect(inv, opts, p.Decisions)
 
 	sweepBlobs := len(graphErrs) == 0
 	for _, r := range inv.Repos {

@@ -92,6 +92,8 @@ type Plan struct {
 	// Warnings are what an admin should see before trusting the run, such
 	// as a policy deleting every tag of a repository.
 	Warnings []string
+	// PolicyEffect is what the policy does that it may not seem to.
+	PolicyEffect PolicyEffect
 	// Emptied are the repositories that had tags and that the plan leaves
 	// with none (cmd refuses such a run unless --allow-delete-all).
 	Emptied []Emptied `json:"-"`

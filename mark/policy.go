@@ -398,16 +398,25 @@ func ParseAge(s string) (time.Duration, error) {
 	return total, nil
 }
 
-// policyWarnings says what in a run's policy does not do what it seems to:
-// a rule that matches no repository (a typo in a glob keeps everything it
-// meant to trim), and tags deleted while every manifest is kept (without
-// untagged: delete the images of deleted tags stay, blobs and all).
-func policyWarnings(inv *walker.Inventory, opts Options, decisions []TagDecision) []string {
+// PolicyEffect is what a run's policy does that it may not seem to do;
+// report turns it into warnings.
+type PolicyEffect struct {
+	// UnmatchedRules are the rules (1-based) that match no repository: a
+	// typo in a glob keeps everything the rule meant to trim.
+	UnmatchedRules []int `json:"unmatched_rules,omitempty"`
+	// TagsOnly counts the tags the policy deletes while every manifest is
+	// kept (no untagged: delete, no --delete-untagged): the tags go, their
+	// images stay, blobs and all.
+	TagsOnly int `json:"tags_only,omitempty"`
+}
+
+// policyEffect finds what of a run's policy does not do what it seems to.
+func policyEffect(inv *walker.Inventory, opts Options, decisions []TagDecision) PolicyEffect {
+	var e PolicyEffect
 	pol := opts.Policy
 	if pol == nil {
-		return nil
+		return e
 	}
-	var out []string
 	unmatched := make(map[int]bool, len(pol.Rules))
 	for i := range pol.Rules {
 		unmatched[i] = true
@@ -424,23 +433,22 @@ func policyWarnings(inv *walker.Inventory, opts Options, decisions []TagDecision
 	}
 	for i := range pol.Rules {
 		if unmatched[i] {
-			out = append(out, fmt.Sprintf("policy rule %d (line %d, repositories %s) matches no repository: it keeps and deletes nothing", i+1, pol.Rules[i].Line, pol.Rules[i].globs()))
+			e.UnmatchedRules = append(e.UnmatchedRules, i+1)
 		}
 	}
-	deleted := 0
-	for _, d := range decisions {
-		if !d.Keep {
-			deleted++
+	if !opts.DeleteUntagged {
+		for _, d := range decisions {
+			if !d.Keep {
+				e.TagsOnly++
+			}
 		}
 	}
-	if deleted > 0 && !opts.DeleteUntagged {
-		out = append(out, fmt.Sprintf("the policy deletes tags (%d) but no manifest: untagged manifests are kept (the policy has no untagged: delete, and --delete-untagged is not given), so their images stay, blobs and all", deleted))
-	}
-	return out
+	return e
 }
 
-// globs returns the rule's repository globs as the policy file spelled them.
-func (r *Rule) globs() string {
+// Repositories returns the rule's repository globs as the policy file
+// spelled them.
+func (r *Rule) Repositories() string {
 	gs := append([]string(nil), r.Include...)
 	for _, g := range r.Exclude {
 		gs = append(gs, "!"+g)

@@ -256,7 +256,7 @@ func NewAudit(inv *walker.Inventory, plan *mark.Plan, gc *sweep.Result, ver *wal
 		GC: GCEstimate{
 			Counts:   gc.Total,
 			Kept:     plan.Kept,
-			Warnings: append([]string{}, plan.Warnings...),
+			Warnings: PlanWarnings(plan),
 			Doubts:   append([]string{}, plan.Doubts...),
 			Errors:   []string{},
 		},

@@ -119,7 +119,7 @@ func New(command, location string, plan *mark.Plan, res *sweep.Result) *Report {
 		sort.Slice(ds, func(i, j int) bool { return ds[i].Tag < ds[j].Tag })
 		r.Repositories = append(r.Repositories, Repository{Name: n, Counts: *res.Repos[n], Tags: ds})
 	}
-	r.Warnings = append(r.Warnings, plan.Warnings...)
+	r.Warnings = append(r.Warnings, PlanWarnings(plan)...)
 	if plan.Err != nil {
 		r.Errors = append(r.Errors, strings.Split(plan.Err.Error(), "\n")...)
 	}

@@ -132,3 +132,27 @@ func TestApplyReportIsHeadedApplyWithThePlansDecisions(t *testing.T) {
 		}
 	}
 }
+
+// TestPolicyWarningsReachEveryOutput: what the policy does that it may not
+// seem to (a rule matching nothing, tags deleted while their images stay)
+// is said by gc, plan and audit.
+func TestPolicyWarningsReachEveryOutput(t *testing.T) {
+	t.Parallel()
+	root, _ := policyRegistry(t)
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, []byte("rules:\n  - repositories: [app]\n    keep: {newest: 1}\n  - repositories: [apps/*]\n    keep: {newest: 1}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"gc", "-q", "--dry-run", "--min-age", "0", "--policy", policy, root},
+		{"plan", "-q", "-o", filepath.Join(t.TempDir(), "p.plan"), "--min-age", "0", "--policy", policy, root},
+		{"audit", "-q", "--min-age", "0", "--policy", policy, root},
+	} {
+		_, out := regsweep(t, args...)
+		for _, want := range []string{"policy rule 2 (line 4, repositories apps/*) matches no repository", "the policy deletes 3 tags but no manifest"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("regsweep %s does not say %q", args[0], want)
+			}
+		}
+	}
+}

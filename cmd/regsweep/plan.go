@@ -114,7 +114,7 @@ func printPlan(w io.Writer, pf *mark.PlanFile, name string, verbose bool) {
 	for _, e := range pf.Errors {
 		fmt.Fprintf(w, "error: %s\n", e)
 	}
-	for _, warn := range p.Warnings {
+	for _, warn := range report.PlanWarnings(p) {
 		fmt.Fprintf(w, "warning: %s\n", warn)
 	}
 	if !verbose {
