@@ -137,7 +137,11 @@ func (d Digest) Algorithm() Algorithm { return d.alg }
 
 // Hex returns the lower-case hex of the sum.
 func (d Digest) Hex() string {
-	return hex.EncodeToString(d.sum[:]) + hex.EncodeToString([]byte(d.rest))
+	// One allocation: a sweep makes a key of every digest it deletes.
+	var buf [2 * 64]byte
+	n := hex.Encode(buf[:], d.sum[:])
+	n += hex.Encode(buf[n:], []byte(d.rest))
+	return string(buf[:n])
 }
 
 // String returns "<alg>:<hex>", the form of link files and manifests.

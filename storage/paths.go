@@ -58,7 +58,10 @@ func BlobDir(d Digest) string {
 }
 
 // BlobDataPath is the file holding a blob's content.
-func BlobDataPath(d Digest) string { return BlobDir(d) + "/" + fileData }
+func BlobDataPath(d Digest) string {
+	hx := d.Hex()
+	return V2 + "/" + dirBlobs + "/" + d.alg.String() + "/" + hx[:2] + "/" + hx + "/" + fileData
+}
 
 // RepositoriesDir is the root of the repository tree.
 func RepositoriesDir() string { return V2 + "/" + dirRepositories }
@@ -71,7 +74,8 @@ func LayersDir(repo string) string { return RepoDir(repo) + "/" + dirLayers }
 
 // LayerLinkPath is the link that lets repo serve blob d.
 func LayerLinkPath(repo string, d Digest) string {
-	return LayersDir(repo) + "/" + d.alg.String() + "/" + d.Hex() + "/" + fileLink
+	// One concatenation: a sweep makes a key of every link it deletes.
+	return V2 + "/" + dirRepositories + "/" + repo + "/" + dirLayers + "/" + d.alg.String() + "/" + d.Hex() + "/" + fileLink
 }
 
 // ManifestsDir holds a repository's revisions and tags.
@@ -82,7 +86,7 @@ func RevisionsDir(repo string) string { return ManifestsDir(repo) + "/" + dirRev
 
 // RevisionLinkPath is the link that makes manifest d part of repo.
 func RevisionLinkPath(repo string, d Digest) string {
-	return RevisionsDir(repo) + "/" + d.alg.String() + "/" + d.Hex() + "/" + fileLink
+	return V2 + "/" + dirRepositories + "/" + repo + "/" + dirManifests + "/" + dirRevisions + "/" + d.alg.String() + "/" + d.Hex() + "/" + fileLink
 }
 
 // TagsDir holds a repository's tags.
@@ -101,7 +105,7 @@ func TagIndexDir(repo, tag string) string { return TagDir(repo, tag) + "/" + dir
 
 // TagIndexLinkPath is the history entry of tag for manifest d.
 func TagIndexLinkPath(repo, tag string, d Digest) string {
-	return TagIndexDir(repo, tag) + "/" + d.alg.String() + "/" + d.Hex() + "/" + fileLink
+	return V2 + "/" + dirRepositories + "/" + repo + "/" + dirManifests + "/" + dirTags + "/" + tag + "/" + dirIndex + "/" + d.alg.String() + "/" + d.Hex() + "/" + fileLink
 }
 
 // UploadsDir holds a repository's uploads in flight.
@@ -196,7 +200,18 @@ func ParseKey(key string) (Key, error) {
 	if !strings.HasPrefix(key, V2+"/") {
 		return Key{}, fmt.Errorf("%s: outside %s", key, V2)
 	}
-	parts := strings.Split(key[len(V2)+1:], "/")
+	// Split on the stack: a sweep parses every key it deletes, a flat walk
+	// every key it lists.
+	var buf [24]string
+	parts := buf[:0]
+	for rest := key[len(V2)+1:]; ; {
+		i := strings.IndexByte(rest, '/')
+		if i < 0 {
+			parts = append(parts, rest)
+			break
+		}
+		parts, rest = append(parts, rest[:i]), rest[i+1:]
+	}
 	if slices.ContainsFunc(parts, notPlain) {
 		return Key{}, fmt.Errorf("%s: empty or dot segment", key)
 	}
@@ -231,7 +246,13 @@ func parseRepoKey(key string, parts []string) (Key, error) {
 	if i == 0 || i == len(parts) {
 		return Key{}, fmt.Errorf("%s: no repository folder (_manifests, _layers, _uploads)", key)
 	}
-	repo := strings.Join(parts[:i], "/")
+	// The repository name and an upload's file are runs of the key itself.
+	start := len(V2) + 1 + len(dirRepositories) + 1
+	n := i - 1
+	for _, c := range parts[:i] {
+		n += len(c)
+	}
+	repo := key[start : start+n]
 	tail := parts[i:]
 	link := func(kind KeyKind, alg, hx, file string) (Key, error) {
 		if file != fileLink {
@@ -259,7 +280,8 @@ func parseRepoKey(key string, parts []string) (Key, error) {
 			return k, err
 		}
 	case tail[0] == dirUploads && len(tail) >= 3:
-		return Key{Kind: KeyUploadFile, Repo: repo, Upload: tail[1], File: strings.Join(tail[2:], "/")}, nil
+		file := key[start+n+1+len(dirUploads)+1+len(tail[1])+1:]
+		return Key{Kind: KeyUploadFile, Repo: repo, Upload: tail[1], File: file}, nil
 	}
 	return Key{}, fmt.Errorf("%s: not a file of the repository layout", key)
 }
