@@ -200,7 +200,7 @@ func TestEveryCommandsFlags(t *testing.T) {
 		})
 		slices.Sort(got)
 		if !slices.Equal(got, flags) {
-			t.Errorf("regsweep %s: flags %v, want %v", path, got, flags)
+			t.Errorf("regsweep %s: flags %v, want %v (a new flag goes into this list with a test that shows it acts; a flag a command does not act on is not registered)", path, got, flags)
 		}
 	}
 }
@@ -221,6 +221,7 @@ func TestMeaninglessFlagCombinationsExitTwo(t *testing.T) {
 	}{
 		{[]string{"gc", "--dry-run", "--archive", archive, root}, "--dry-run and --archive"},
 		{[]string{"gc", "--dry-run", "--break-lock", root}, "--dry-run and --break-lock"},
+		{[]string{"gc", "--dry-run", "-v", root}, "--verbose lists the tag decisions of a policy"},
 		{[]string{"gc", "--dry-run", "--compact", "repos,links", "--upload-max-age", "1h", root}, "--upload-max-age"},
 		{[]string{"gc", "--compact", "none", "--upload-max-age", "1h", root}, "--upload-max-age"},
 		{[]string{"plan", "-o", plan, "--compact", "links", "--upload-max-age", "1h", root}, "--upload-max-age"},
