@@ -43,23 +43,30 @@ const (
 	HolderGone
 )
 
-// State says whether the holder's process is alive, for a run on host.
-func (i LockInfo) State(host string) HolderState {
-	if i.Host == "" || i.Host != host {
+// State says whether the holder's process is alive, for the run self (its
+// host and PID). A holder with self's PID on self's host is this very
+// process: a lock it left (a run that stopped without releasing it, in a
+// process that runs one run at a time), or one of a dead process whose PID
+// this one reuses. Either way no other live process holds it.
+func (i LockInfo) State(self LockInfo) HolderState {
+	switch {
+	case i.Host == "" || i.Host != self.Host:
 		return HolderUnknown
+	case i.PID == self.PID:
+		return HolderGone
 	}
 	return processState(i.PID, i.StartedAt)
 }
 
-// describe names the holder with what host knows of it.
-func (i LockInfo) describe(host string) string {
-	switch i.State(host) {
+// describe names the holder with what self knows of it.
+func (i LockInfo) describe(self LockInfo) string {
+	switch i.State(self) {
 	case HolderAlive:
 		return i.String() + ", a process alive on this host"
 	case HolderGone:
 		return i.String() + ", whose process is gone"
 	}
-	if i.Host != host {
+	if i.Host != self.Host {
 		return i.String() + ", on another host: whether it is alive cannot be told from here"
 	}
 	return i.String() + ", on this host, whether it is alive cannot be told"
@@ -81,8 +88,8 @@ func AcquireLock(ctx context.Context, s Store, info LockInfo, breakLock bool) (*
 	var broken *LockInfo
 	if breakLock {
 		if old, err := ReadLock(ctx, s); err == nil {
-			if old.State(info.Host) == HolderAlive {
-				return nil, nil, fmt.Errorf("%w: held by %s: --break-lock refused; wait for it to end or stop it", ErrLocked, old.describe(info.Host))
+			if old.State(info) == HolderAlive {
+				return nil, nil, fmt.Errorf("%w: held by %s: --break-lock refused; wait for it to end or stop it", ErrLocked, old.describe(info))
 			}
 			broken = old
 		}
@@ -105,13 +112,13 @@ func AcquireLock(ctx context.Context, s Store, info LockInfo, breakLock bool) (*
 			return nil, nil, fmt.Errorf("%w: %s/%s exists but cannot be read (%v); remove it or pass --break-lock if no run is going", ErrLocked, s, LockKey, rerr)
 		}
 		advice := "if that run is gone, pass --break-lock"
-		switch holder.State(info.Host) {
+		switch holder.State(info) {
 		case HolderAlive:
 			advice = "wait for it to end"
 		case HolderGone:
 			advice = "pass --break-lock to remove it"
 		}
-		return nil, nil, fmt.Errorf("%w: held by %s; %s", ErrLocked, holder.describe(info.Host), advice)
+		return nil, nil, fmt.Errorf("%w: held by %s; %s", ErrLocked, holder.describe(info), advice)
 	}
 	// A server that ignores If-None-Match lets both writes through: the
 	// last one wins, and the other run sees it here. The lock is written:

@@ -26,6 +26,11 @@ func TestLockTellsALiveHolderFromAGoneOne(t *testing.T) {
 	if err := exited.Run(); err != nil {
 		t.Fatal(err)
 	}
+	running := exec.Command("sleep", "60")
+	if err := running.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = running.Process.Kill(); _ = running.Wait() }()
 	now := time.Now()
 	for _, tc := range []struct {
 		name         string
@@ -33,10 +38,11 @@ func TestLockTellsALiveHolderFromAGoneOne(t *testing.T) {
 		refusal      string // without --break-lock
 		breakRefused bool
 	}{
-		{"alive here", LockInfo{Host: host, PID: os.Getpid(), StartedAt: now}, "a process alive on this host; wait for it to end", true},
+		{"alive here", LockInfo{Host: host, PID: running.Process.Pid, StartedAt: now}, "a process alive on this host; wait for it to end", true},
+		{"this process", LockInfo{Host: host, PID: os.Getpid(), StartedAt: now}, "whose process is gone; pass --break-lock", false},
 		{"gone here", LockInfo{Host: host, PID: exited.Process.Pid, StartedAt: now}, "whose process is gone; pass --break-lock", false},
-		{"PID reused here", LockInfo{Host: host, PID: os.Getpid(), StartedAt: now.Add(-365 * 24 * time.Hour)}, "whose process is gone", false},
-		{"another host", LockInfo{Host: host + "-other", PID: os.Getpid(), StartedAt: now}, "on another host: whether it is alive cannot be told from here; if that run is gone, pass --break-lock", false},
+		{"PID reused here", LockInfo{Host: host, PID: running.Process.Pid, StartedAt: now.Add(-365 * 24 * time.Hour)}, "whose process is gone", false},
+		{"another host", LockInfo{Host: host + "-other", PID: running.Process.Pid, StartedAt: now}, "on another host: whether it is alive cannot be told from here; if that run is gone, pass --break-lock", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -84,7 +90,8 @@ func TestLockHolderReapedLateIsGone(t *testing.T) {
 		t.Fatal(err)
 	}
 	info := LockInfo{Host: host, PID: cmd.Process.Pid, StartedAt: time.Now()}
-	if st := info.State(host); st != HolderAlive {
+	self := LockInfo{Host: host, PID: os.Getpid()}
+	if st := info.State(self); st != HolderAlive {
 		t.Errorf("a running holder: state %d, want alive", st)
 	}
 	if err := cmd.Process.Kill(); err != nil {
@@ -95,7 +102,7 @@ func TestLockHolderReapedLateIsGone(t *testing.T) {
 	if err := unix.Waitid(unix.P_PID, cmd.Process.Pid, &si, unix.WEXITED|unix.WNOWAIT, nil); err != nil {
 		t.Fatal(err)
 	}
-	if st := info.State(host); st != HolderGone {
+	if st := info.State(self); st != HolderGone {
 		t.Errorf("a killed holder not yet reaped: state %d, want gone", st)
 	}
 	_ = cmd.Wait()

@@ -46,8 +46,8 @@ func TestGCRefusesWhileAnotherRunHoldsTheLock(t *testing.T) {
 }
 
 // TestGCBreakLockRefusesALiveHolder: --break-lock does not remove the lock
-// of a run whose process is alive on this host (here, the test's own
-// process), and the refusal names it; once the holder is gone, a run without
+// of a run whose process is alive on this host (here, a child of the test),
+// and the refusal names it; once the holder is gone, a run without
 // --break-lock says so.
 func TestGCBreakLockRefusesALiveHolder(t *testing.T) {
 	if runtime.GOOS != "linux" {
@@ -61,7 +61,12 @@ func TestGCBreakLockRefusesALiveHolder(t *testing.T) {
 	}
 	defer s.Close()
 	host, _ := os.Hostname()
-	live := storage.LockInfo{Host: host, PID: os.Getpid(), StartedAt: time.Now(), RunID: "live", Command: "gc"}
+	running := exec.Command("sleep", "60")
+	if err := running.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = running.Process.Kill(); _ = running.Wait() }()
+	live := storage.LockInfo{Host: host, PID: running.Process.Pid, StartedAt: time.Now(), RunID: "live", Command: "gc"}
 	if _, _, err := storage.AcquireLock(ctx, s, live, false); err != nil {
 		t.Fatal(err)
 	}
