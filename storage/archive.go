@@ -156,6 +156,7 @@ type checkedEntry struct {
 	name    string
 	size    int64
 	present bool
+	rank    int // restoreRank
 }
 
 // linkMax bounds a link entry: "sha512:" and 128 hex digits, with room.
@@ -205,7 +206,7 @@ func CheckRestore(ctx context.Context, s Store, r io.Reader, progress Counter) (
 		if err != nil {
 			return fmt.Errorf("restore: archive entry %s: %w; nothing restored", h.Name, err)
 		}
-		c.entries = append(c.entries, checkedEntry{h.Name, h.Size, present})
+		c.entries = append(c.entries, checkedEntry{h.Name, h.Size, present, restoreRank(k.Kind)})
 		c.Files++
 		c.Bytes += h.Size
 		if present {
@@ -281,13 +282,18 @@ func checkEntry(ctx context.Context, op Opener, k Key, h *tar.Header, body io.Re
 	return true, nil
 }
 
-// Write puts back every entry c found absent, reading the archive again:
-// each entry must be the one checked, with its content verified again as
-// it is written, and each is created only where no file exists. It returns
-// the number of files written. Folders and files take the owner and mode
-// of the folder they are written into (filesystem), and the entries'
-// modification times.
-func (c *RestoreCheck) Write(ctx context.Context, s Store, r io.Reader, progress Counter) (written int, err error) {
+// Write puts back every entry c found absent, reading the archive again
+// through open, once for each rank of restoreRank that has entries to
+// write: blobs and uploads, then layer links and revisions, then tag
+// history, then tags, so that whatever is restored is whole when something
+// that references it appears, and a restore stopped midway leaves no tag
+// pointing at a missing manifest. Each entry must be the one checked, its
+// content is verified again as it is written, and it is created only where
+// no file exists. Folders and files take the owner and mode of the folder
+// they are written into (filesystem), and the entries' modification times.
+// A store that can flush its writes (Syncer) is flushed at the end. It
+// returns the number of files written.
+func (c *RestoreCheck) Write(ctx context.Context, s Store, open func() (io.ReadCloser, error), progress Counter) (written int, err error) {
 	cr, ok := s.(Creator)
 	if !ok {
 		return 0, fmt.Errorf("restore into %s: %w", s, ErrCannotCreate)
@@ -295,6 +301,44 @@ func (c *RestoreCheck) Write(ctx context.Context, s Store, r io.Reader, progress
 	if progress == nil {
 		progress = Nop{}
 	}
+	var todo [numRanks]bool
+	for _, e := range c.entries {
+		if !e.present {
+			todo[e.rank] = true
+		}
+	}
+	for rank := range numRanks {
+		if !todo[rank] {
+			continue
+		}
+		n, err := c.writeRank(ctx, cr, open, rank, progress)
+		written += n
+		if err != nil {
+			return written, err
+		}
+	}
+	if sy, ok := s.(Syncer); ok && written > 0 {
+		if err := sy.Sync(); err != nil {
+			return written, fmt.Errorf("restore: %d files written, not flushed to disk: %w", written, err)
+		}
+	}
+	return written, nil
+}
+
+// Syncer is implemented by stores whose writes can be flushed to stable
+// storage at once (a filesystem: syncfs), rather than file by file.
+type Syncer interface {
+	Sync() error
+}
+
+// writeRank writes the absent entries of one rank in one read of the
+// archive.
+func (c *RestoreCheck) writeRank(ctx context.Context, cr Creator, open func() (io.ReadCloser, error), rank int, progress Counter) (written int, err error) {
+	r, err := open()
+	if err != nil {
+		return 0, fmt.Errorf("restore: %w", err)
+	}
+	defer r.Close()
 	i := 0
 	err = walkArchive(r, func(h *tar.Header, body io.Reader) error {
 		if err := ctx.Err(); err != nil {
@@ -305,7 +349,7 @@ func (c *RestoreCheck) Write(ctx context.Context, s Store, r io.Reader, progress
 		}
 		e := c.entries[i]
 		i++
-		if e.present {
+		if e.present || e.rank != rank {
 			return nil
 		}
 		k, err := ParseKey(h.Name)
@@ -339,6 +383,24 @@ func (c *RestoreCheck) Write(ctx context.Context, s Store, r io.Reader, progress
 		err = fmt.Errorf("restore: the archive changed since it was checked (%d entries, %d checked)", i, len(c.entries))
 	}
 	return written, err
+}
+
+// numRanks is the number of restoreRank values.
+const numRanks = 4
+
+// restoreRank orders a restore's writes, referenced before referencing:
+// blob data and upload files (0), layer and revision links (1), tag history
+// (2), a tag's current link (3).
+func restoreRank(k KeyKind) int {
+	switch k {
+	case KeyLayerLink, KeyRevisionLink:
+		return 1
+	case KeyTagIndex:
+		return 2
+	case KeyTagCurrent:
+		return 3
+	}
+	return 0
 }
 
 func isLink(k KeyKind) bool {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -109,13 +110,17 @@ func tree(t *testing.T, root string) map[string]string {
 	return m
 }
 
+func opener(b []byte) func() (io.ReadCloser, error) {
+	return func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+}
+
 func restoreBytes(t *testing.T, s Store, archive []byte) (*RestoreCheck, int, error) {
 	t.Helper()
 	c, err := CheckRestore(context.Background(), s, bytes.NewReader(archive), nil)
 	if err != nil {
 		return nil, 0, err
 	}
-	n, err := c.Write(context.Background(), s, bytes.NewReader(archive), nil)
+	n, err := c.Write(context.Background(), s, opener(archive), nil)
 	return c, n, err
 }
 
@@ -253,7 +258,7 @@ func TestRestoreRefusesAnArchiveChangedBetweenCheckAndWrite(t *testing.T) {
 	}
 	before := tree(t, r.root)
 	swapped := makeArchive(t, nil, entry{BlobDataPath(d), "deleted blox", 0})
-	if n, err := c.Write(context.Background(), s, bytes.NewReader(swapped), nil); err == nil || !strings.Contains(err.Error(), "changed since it was checked") {
+	if n, err := c.Write(context.Background(), s, opener(swapped), nil); err == nil || !strings.Contains(err.Error(), "changed since it was checked") {
 		t.Fatalf("write of a swapped archive: %d, %v", n, err)
 	}
 	if !equalTrees(before, tree(t, r.root)) {
@@ -333,5 +338,58 @@ func TestArchiveRecordedLocation(t *testing.T) {
 		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Recorded(%+v) = %v, want %q", tc.idx, err, tc.want)
 		}
+	}
+}
+
+// recordingFS records the order of a restore's creates.
+type recordingFS struct {
+	*FS
+	created []string
+}
+
+func (r *recordingFS) Create(ctx context.Context, key string, rd io.Reader, size int64, mtime time.Time) error {
+	r.created = append(r.created, key)
+	return r.FS.Create(ctx, key, rd, size, mtime)
+}
+
+// TestRestoreWritesWhatIsReferencedFirst: whatever the archive's order (a
+// sweep's: tags first), blobs and uploads are restored first, then layer
+// and revision links, then tag history, then tags.
+func TestRestoreWritesWhatIsReferencedFirst(t *testing.T) {
+	t.Parallel()
+	r := newSmallRegistry(t)
+	fsys, err := OpenFS(r.root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsys.Close()
+	s := &recordingFS{FS: fsys}
+	d := sha(r.other)
+	archive := makeArchive(t, nil,
+		entry{TagCurrentPath("app", "v2"), d.String(), 0},
+		entry{TagIndexLinkPath("app", "v2", d), d.String(), 0},
+		entry{RevisionLinkPath("app", d), d.String(), 0},
+		entry{LayerLinkPath("app", d), d.String(), 0},
+		entry{UploadDir("app", "u2") + "/startedat", "2026-01-01T00:00:00Z", 0},
+		entry{BlobDataPath(d), r.other, 0},
+	)
+	c, err := CheckRestore(context.Background(), s, bytes.NewReader(archive), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(context.Background(), s, opener(archive), nil); err != nil {
+		t.Fatal(err)
+	}
+	last := 0
+	for _, key := range s.created {
+		k, _ := ParseKey(key)
+		if rank := restoreRank(k.Kind); rank < last {
+			t.Errorf("restore order %v: %s after something of a later rank", s.created, key)
+		} else {
+			last = rank
+		}
+	}
+	if len(s.created) != 6 || !strings.HasSuffix(s.created[5], "current/link") {
+		t.Errorf("restore order %v", s.created)
 	}
 }

@@ -78,13 +78,28 @@ func (f *FS) Create(ctx context.Context, key string, r io.Reader, size int64, mt
 		f.unmake(made)
 		return f.wrap("create", key, err)
 	}
+	if err := f.createIn(dir, path.Base(key), parent, r, size, mtime); err != nil {
+		f.unmake(made)
+		return f.wrap("create", key, err)
+	}
+	return nil
+}
+
+// createIn does Create's work in the folder dir, opened once: each step
+// then names one file in it instead of resolving the key's path again.
+func (f *FS) createIn(dir, name string, parent ownerMode, r io.Reader, size int64, mtime time.Time) error {
+	d, err := f.root.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	tmp := dir + "/.regsweep-" + hex.EncodeToString(b[:])
+	tmp := ".regsweep-" + hex.EncodeToString(b[:])
 	mode := parent.mode.Perm() &^ 0o111
-	file, err := f.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, mode)
+	file, err := d.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, mode)
 	if err != nil {
-		return f.wrap("create", key, err)
+		return err
 	}
 	n, err := io.Copy(file, r)
 	if err == nil && n != size {
@@ -93,28 +108,21 @@ func (f *FS) Create(ctx context.Context, key string, r io.Reader, size int64, mt
 	if err == nil {
 		err = parent.apply(file.Chmod, file.Chown, mode)
 	}
-	if err == nil {
-		err = file.Sync()
-	}
 	if cerr := file.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil && !mtime.IsZero() {
-		err = f.root.Chtimes(tmp, mtime, mtime)
+		err = d.Chtimes(tmp, mtime, mtime)
 	}
 	if err == nil {
-		// A hard link fails when key exists, where a rename would replace it.
-		err = f.root.Link(tmp, key)
+		// A hard link fails when name exists, where a rename would replace it.
+		err = d.Link(tmp, name)
 		if errors.Is(err, fs.ErrExist) {
 			err = ErrExists
 		}
 	}
-	_ = f.root.Remove(tmp)
-	if err != nil {
-		f.unmake(made)
-		return f.wrap("create", key, err)
-	}
-	return nil
+	_ = d.Remove(tmp)
+	return err
 }
 
 // unmake removes the folders a failed Create made, deepest first, as long

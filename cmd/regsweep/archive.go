@@ -91,28 +91,24 @@ owner and mode of the folder they are written into.`,
 				return err
 			}
 			defer s.Close()
-			pass := func(fn func(io.Reader, storage.Counter) error) func(storage.Counter) error {
-				return func(c storage.Counter) error {
-					f, err := os.Open(name)
-					if err != nil {
-						return err
-					}
-					defer f.Close()
-					return fn(f, c)
-				}
-			}
+			open := func() (io.ReadCloser, error) { return os.Open(name) }
 			var check *storage.RestoreCheck
-			if err := s.timed("check", pass(func(r io.Reader, c storage.Counter) (err error) {
-				check, err = storage.CheckRestore(ctx, s.store, r, c)
+			if err := s.timed("check", func(c storage.Counter) error {
+				f, err := open()
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				check, err = storage.CheckRestore(ctx, s.store, f, c)
 				return err
-			})); err != nil {
+			}); err != nil {
 				return fmt.Errorf("%s: %w", name, err)
 			}
 			var files int
-			if err := s.timed("restore", pass(func(r io.Reader, c storage.Counter) (err error) {
-				files, err = check.Write(ctx, s.store, r, c)
+			if err := s.timed("restore", func(c storage.Counter) (err error) {
+				files, err = check.Write(ctx, s.store, open, c)
 				return err
-			})); err != nil {
+			}); err != nil {
 				return fmt.Errorf("%s: %w (%s restored before)", name, err, report.Count(files, "object"))
 			}
 			fmt.Fprintf(e.stdout, "restored %s from %s into %s\n", report.Count(files, "object"), name, s.store)
