@@ -22,7 +22,7 @@ func runCLI(t *testing.T, args ...string) (string, error) {
 
 // TestGenerateGCCheck drives the three commands end to end: a fresh
 // registry has garbage, upstream without --delete-untagged removes exactly
-// that garbage.
+// that garbage (but for one known upstream gap).
 func TestGenerateGCCheck(t *testing.T) {
 	logrus.SetOutput(io.Discard)
 	dir := t.TempDir()
@@ -38,8 +38,18 @@ func TestGenerateGCCheck(t *testing.T) {
 	if _, err := runCLI(t, "upstream-gc", root); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := runCLI(t, "check", "--root", root, "--expect", expect, "--mode", "keep_untagged"); err != nil || !strings.HasPrefix(out, "ok: ") {
-		t.Fatalf("check after gc: %v", err)
+	// Upstream keeps one blob the expectation does not: the manifest of the
+	// index child the generator deletes through the API (upstream marks every
+	// descriptor of a kept index, not what that child references).
+	out, err = runCLI(t, "check", "--root", root, "--expect", expect, "--mode", "keep_untagged")
+	var diffs []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "extra ") || strings.HasPrefix(l, "missing ") {
+			diffs = append(diffs, l)
+		}
+	}
+	if !errors.Is(err, errDiffer) || len(diffs) != 1 || !strings.HasPrefix(diffs[0], "extra blob ") {
+		t.Fatalf("check after gc: %v, differences %q; want one extra blob: the deleted child's manifest", err, diffs)
 	}
 	if _, err := runCLI(t, "generate", "--root", root, "--blobs", "300"); err == nil {
 		t.Error("generate over an existing registry succeeded")

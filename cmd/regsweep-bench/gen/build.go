@@ -135,6 +135,15 @@ func (b *builder) run() {
 			r.LinkLayer(d)
 		}
 	}
+	// A tagged OCI index one of whose children was then deleted through the
+	// API: the registry cannot serve that child, nothing keeps its blobs.
+	{
+		r := repos[b.rng.IntN(len(repos))]
+		m := b.index(KindOCIIndex)
+		b.g.Push(r, m)
+		r.SetTag(b.uniqueTag(r, "dangling"), m.Digest, b.pushTime())
+		r.DeleteRevision(m.Children[0])
+	}
 	// Failed pushes: layers uploaded, no manifest; a third keep a layer link.
 	for range orphans {
 		d := b.g.AddBlob(b.c.layer())
@@ -159,6 +168,15 @@ func (b *builder) run() {
 	// A repository whose tags were all deleted and garbage collected: only
 	// empty directories are left.
 	b.g.AddRepo(b.unique("team-0/empty"), "").Empty = true
+}
+
+// uniqueTag returns name, or name-N, a tag r does not have yet.
+func (b *builder) uniqueTag(r *Repo, name string) string {
+	tag := name
+	for i := 2; r.TagByName(tag) != nil; i++ {
+		tag = fmt.Sprintf("%s-%d", name, i)
+	}
+	return tag
 }
 
 func (b *builder) unique(name string) string {

@@ -102,6 +102,9 @@ type Repo struct {
 	Layers    []string
 	Tags      []*Tag
 	Uploads   []Upload
+	// Deleted are manifests deleted through the registry's API: their
+	// revision link is gone, its folder stays.
+	Deleted []string
 	// Empty marks a repository reduced to its empty directories.
 	Empty bool
 	// UploadsOnly marks a directory holding only _uploads (never a catalog entry).
@@ -138,6 +141,23 @@ func (r *Repo) LinkRevision(d string) {
 	if !r.revs[d] {
 		r.revs[d] = true
 		r.Revisions = append(r.Revisions, d)
+	}
+}
+
+// DeleteRevision deletes manifest d as DELETE /v2/<name>/manifests/<digest>
+// does: the revision link goes (its folder stays), and so do the tags
+// pointing at d.
+func (r *Repo) DeleteRevision(d string) {
+	if !r.revs[d] {
+		return
+	}
+	delete(r.revs, d)
+	r.Revisions = slices.DeleteFunc(r.Revisions, func(x string) bool { return x == d })
+	r.Deleted = append(r.Deleted, d)
+	for _, t := range slices.Clone(r.Tags) {
+		if t.Current() == d {
+			r.DeleteTag(t.Name)
+		}
 	}
 }
 

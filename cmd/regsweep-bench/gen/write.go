@@ -80,6 +80,12 @@ func (g *Registry) files() iter.Seq[fileSpec] {
 					return
 				}
 			}
+			for _, d := range r.Deleted {
+				alg, hx := digestDir(d)
+				if !yield(fileSpec{parent: path.Join(repo, "_manifests/revisions", alg, hx)}) {
+					return
+				}
+			}
 			for _, t := range r.Tags {
 				tag := path.Join(repo, "_manifests/tags", t.Name)
 				for _, d := range t.History {
