@@ -223,7 +223,7 @@ func TestGCDeleteFailsForEveryKey(t *testing.T) {
 			if len(rep.Failed) != 1 || rep.Failed[0].Key != key || !strings.Contains(rep.Failed[0].Err, "injected fault") {
 				t.Errorf("report failed = %+v, want %s with the injected error", rep.Failed, key)
 			}
-			if !strings.Contains(out, "1 deletes failed") {
+			if !strings.Contains(out, "1 delete failed") {
 				t.Errorf("output does not count the failed delete:\n%s", out)
 			}
 			if k, err := storage.ParseKey(key); err == nil && k.Kind != storage.KeyBlobData {

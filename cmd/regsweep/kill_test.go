@@ -167,6 +167,9 @@ func TestGCSurvivesSIGKILL(t *testing.T) {
 		reg.Reopen()
 		var failed []string
 		for rt := range tags {
+			if slices.Contains(g.Broken, rt) {
+				continue // broken by the generator, on purpose
+			}
 			i := strings.LastIndexByte(rt, ':')
 			if err := reg.Serves(context.Background(), rt[:i], rt[i+1:]); err != nil {
 				failed = append(failed, err.Error())

@@ -141,8 +141,10 @@ func (b *builder) run() {
 		r := repos[b.rng.IntN(len(repos))]
 		m := b.index(KindOCIIndex)
 		b.g.Push(r, m)
-		r.SetTag(b.uniqueTag(r, "dangling"), m.Digest, b.pushTime())
+		tag := b.uniqueTag(r, "dangling")
+		r.SetTag(tag, m.Digest, b.pushTime())
 		r.DeleteRevision(m.Children[0])
+		b.g.Broken = append(b.g.Broken, r.Name+":"+tag)
 	}
 	// Failed pushes: layers uploaded, no manifest; a third keep a layer link.
 	for range orphans {

@@ -192,6 +192,9 @@ type Registry struct {
 	Repos     []*Repo
 	// Orphans are blobs no manifest references (failed pushes, deleted manifests).
 	Orphans []string
+	// Broken are the tags ("repo:tag") the registry cannot serve whole on
+	// purpose: a tagged index one of whose children was deleted through the API.
+	Broken []string
 	// Now is the reference time: file ages are relative to it.
 	Now time.Time
 	// Age is how far before Now every file's modification time is set.
