@@ -6,7 +6,7 @@ import (
 	"io"
 	"slices"
 
-	"github.com/regsweep/regsweep/cmd/regsweep-bench/gen"
+	"github.com/regsweep/regsweep/storage/storagetest/gen"
 )
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {

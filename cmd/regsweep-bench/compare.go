@@ -17,7 +17,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
-	"github.com/regsweep/regsweep/cmd/regsweep-bench/gen"
+	"github.com/regsweep/regsweep/storage/storagetest/gen"
 )
 
 // The two collectors compare runs.

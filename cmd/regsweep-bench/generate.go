@@ -7,7 +7,7 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/regsweep/regsweep/cmd/regsweep-bench/gen"
+	"github.com/regsweep/regsweep/storage/storagetest/gen"
 )
 
 func runGenerate(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -19,7 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/regsweep/regsweep/cmd/regsweep-bench/gen"
+	"github.com/regsweep/regsweep/storage/storagetest/gen"
 	"github.com/regsweep/regsweep/storage"
 )
 

@@ -15,7 +15,7 @@ import (
 	// The s3 driver ("s3aws") registers itself with the factory.
 	_ "github.com/distribution/distribution/v3/registry/storage/driver/s3-aws"
 
-	"github.com/regsweep/regsweep/cmd/regsweep-bench/gen"
+	"github.com/regsweep/regsweep/storage/storagetest/gen"
 )
 
 func runUpstreamGC(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/regsweep/regsweep/cmd/regsweep-bench/gen"
+	"github.com/regsweep/regsweep/storage/storagetest/gen"
 )
 
 // TestGCOnGeneratedRegistry runs gc on a registry of every kind, including

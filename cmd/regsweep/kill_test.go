@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regsweep/regsweep/cmd/regsweep-bench/gen"
+	"github.com/regsweep/regsweep/storage/storagetest/gen"
 	"github.com/regsweep/regsweep/report"
 	"github.com/regsweep/regsweep/storage"
 	"github.com/regsweep/regsweep/storage/storagetest"

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/regsweep/regsweep/cmd/regsweep-bench/gen"
+	"github.com/regsweep/regsweep/storage/storagetest/gen"
 )
 
 // Generated returns the root of a registry of about blobs blobs written by

@@ -323,7 +323,7 @@ func describe(classes map[string]int, examples map[string]string) string {
 // expectation, at any size. It runs only when asked:
 //
 //	REGSWEEP_BENCH_ROOT=/tmp/gen50k REGSWEEP_BENCH_EXPECT=/tmp/gen50k.json \
-//	REGSWEEP_BENCH_MODE=delete_untagged go test -run TestExplainRegistry -v ./cmd/regsweep-bench/gen
+//	REGSWEEP_BENCH_MODE=delete_untagged go test -run TestExplainRegistry -v ./storage/storagetest/gen
 func TestExplainRegistry(t *testing.T) {
 	root, expect, mode := os.Getenv("REGSWEEP_BENCH_ROOT"), os.Getenv("REGSWEEP_BENCH_EXPECT"), os.Getenv("REGSWEEP_BENCH_MODE")
 	if root == "" || expect == "" || mode == "" {
