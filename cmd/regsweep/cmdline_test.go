@@ -177,14 +177,18 @@ func TestEveryCommandsFlags(t *testing.T) {
 		return out
 	}
 	want := map[string][]string{
-		"":          {"version"},
-		"gc":        cat(location, planning, []string{"archive", "break-lock", "dry-run", "jobs", "log-format", "quiet", "registry-stopped", "report", "report-format", "verbose"}),
-		"plan":      cat(location, planning, []string{"jobs", "log-format", "output", "quiet", "verbose"}),
-		"plan show": {"verbose"},
-		"apply":     cat(location, []string{"allow-delete-all", "archive", "break-lock", "jobs", "log-format", "max-plan-age", "quiet", "registry-stopped", "report", "report-format", "verbose"}),
-		"restore":   cat(location, []string{"break-lock", "log-format", "quiet", "registry-stopped"}),
-		"audit":     cat(location, planning, []string{"jobs", "json", "log-format", "markdown", "quiet", "verify-digests"}),
-		"version":   nil,
+		"":             {"version"},
+		"gc":           cat(location, planning, []string{"archive", "break-lock", "dry-run", "jobs", "log-format", "quiet", "registry-stopped", "report", "report-format", "verbose"}),
+		"plan":         cat(location, planning, []string{"jobs", "log-format", "output", "quiet", "verbose"}),
+		"plan show":    {"verbose"},
+		"apply":        cat(location, []string{"allow-delete-all", "archive", "break-lock", "jobs", "log-format", "max-plan-age", "quiet", "registry-stopped", "report", "report-format", "verbose"}),
+		"restore":      cat(location, []string{"break-lock", "log-format", "quiet", "registry-stopped"}),
+		"audit":        cat(location, planning, []string{"jobs", "json", "log-format", "markdown", "quiet", "verify-digests"}),
+		"version":      nil,
+		"shard":        nil,
+		"shard mark":   cat(location, planning, []string{"break-lock", "index", "jobs", "log-format", "quiet", "registry-stopped", "run", "shards"}),
+		"shard sweep":  cat(location, []string{"index", "jobs", "log-format", "quiet", "registry-stopped", "run", "shards"}),
+		"shard report": cat(location, []string{"log-format", "quiet", "report", "report-format", "run"}),
 	}
 	root := newRoot(env{stdout: io.Discard, stderr: io.Discard})
 	for path, flags := range want {

@@ -54,6 +54,9 @@ type env struct {
 	// holds, when set, is where a run registers the lock it takes, for a
 	// forced exit to release (see mainRun).
 	holds *holds
+	// getenv, when set, replaces os.LookupEnv (tests set
+	// $JOB_COMPLETION_INDEX this way).
+	getenv func(string) (string, bool)
 }
 
 // run executes one command line and returns the exit status.
@@ -114,7 +117,7 @@ func newRoot(e env) *cobra.Command {
 	root.Flags().Bool("version", false, "print regsweep's version and commit")
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.AddCommand(newGCCommand(e), newPlanCommand(e), newApplyCommand(e), newRestoreCommand(e), newAuditCommand(e), newVersionCommand(root.Version))
+	root.AddCommand(newGCCommand(e), newPlanCommand(e), newApplyCommand(e), newRestoreCommand(e), newAuditCommand(e), newShardCommand(e), newVersionCommand(root.Version))
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [command]",
 		Short: "Help about any command",

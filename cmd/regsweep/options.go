@@ -151,6 +151,7 @@ const (
 	withVerbose                        // -v: every tag decision of the policy
 	withLock                           // --break-lock, --registry-stopped
 	withArchive                        // --archive
+	withStopped                        // --registry-stopped alone (withLock has it too)
 )
 
 func (r *runFlags) register(fl *pflag.FlagSet, set runFlagSet) {
@@ -169,6 +170,8 @@ func (r *runFlags) register(fl *pflag.FlagSet, set runFlagSet) {
 	fl.StringVar(&r.logFormat, "log-format", "text", "log lines as text or json")
 	if set&withLock != 0 {
 		fl.BoolVar(&r.breakLock, "break-lock", false, "remove a lock left by a run that died, then take it")
+	}
+	if set&(withLock|withStopped) != 0 {
 		fl.BoolVar(&r.registryStopped, "registry-stopped", false, "the registry is stopped (or read-only) while the run writes: a --config need not be in read-only maintenance mode, and a plain LOCATION is not warned about")
 	}
 	if set&withArchive != 0 {
