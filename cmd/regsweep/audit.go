@@ -79,7 +79,7 @@ drill on a restored copy.`,
 // serve an image whole or a blob is damaged.
 func runAudit(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, verify bool, format string, e env) error {
 	ctx := cmd.Context()
-	p, err := prepare(cmd, args, pf, rf)
+	p, err := prepare(cmd, args, pf, rf, e)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func runGC(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, dryRu
 	if rf.verbose && pf.policyFile == "" {
 		return usageError{fmt.Errorf("--verbose lists the tag decisions of a policy: give --policy")}
 	}
-	p, err := prepare(cmd, args, pf, rf)
+	p, err := prepare(cmd, args, pf, rf, e)
 	if err != nil {
 		return err
 	}

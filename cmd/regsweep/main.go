@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -57,6 +58,19 @@ type env struct {
 	// getenv, when set, replaces os.LookupEnv (tests set
 	// $JOB_COMPLETION_INDEX this way).
 	getenv func(string) (string, bool)
+	// now, when set, is the clock a run's start time is read from: tests
+	// run two commands as of one instant (an audit and the gc it
+	// estimates), so that no object's age falls between them.
+	now func() time.Time
+}
+
+// startTime is when a run starts: the one reading of the clock a run's
+// decisions depend on.
+func (e env) startTime() time.Time {
+	if e.now != nil {
+		return e.now()
+	}
+	return time.Now()
 }
 
 // run executes one command line and returns the exit status.

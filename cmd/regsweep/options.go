@@ -302,8 +302,8 @@ type prepared struct {
 // prepare resolves the location and validates the run and plan flags; the
 // policy is parsed here, before anything is read from storage.
 // Every output file, extra ones included, is checked here too.
-func prepare(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, extra ...output) (prepared, error) {
-	p := prepared{startedAt: time.Now()}
+func prepare(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, e env, extra ...output) (prepared, error) {
+	p := prepared{startedAt: e.startTime()}
 	var err error
 	if p.loc, err = rf.loc.resolve(args); err != nil {
 		return p, err

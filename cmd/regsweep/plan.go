@@ -26,7 +26,7 @@ func newPlanCommand(e env) *cobra.Command {
 			if out == "" {
 				return usageError{fmt.Errorf("plan: -o PLAN is required")}
 			}
-			p, err := prepare(cmd, args, &pf, &rf, output{"-o", out})
+			p, err := prepare(cmd, args, &pf, &rf, e, output{"-o", out})
 			if err != nil {
 				return err
 			}

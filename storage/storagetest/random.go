@@ -38,6 +38,27 @@ func Random(t testing.TB, root string, seed int64) *Registry {
 	t.Helper()
 	t.Logf("storagetest.Random(%q, seed %d)", root, seed)
 	r := New(t, root)
+	fillRandom(r, seed)
+	r.AgeAll(time.Now().Add(-48 * time.Hour))
+	return r
+}
+
+// RandomS3 writes Random's registry through distribution's s3-aws driver into bucket (see
+// NewBucket) under rootdirectory, on the tests' S3 server. Nothing is aged (S3 sets
+// LastModified): every object is as old as the write. The unfinished upload of uploads/only
+// is, as the driver writes it, an incomplete multipart upload of its data beside the
+// startedat and hash state objects. It fails like S3Server.
+func RandomS3(t testing.TB, bucket, rootdirectory string, seed int64) *Registry {
+	t.Helper()
+	t.Logf("storagetest.RandomS3(s3://%s/%s, seed %d)", bucket, rootdirectory, seed)
+	r := NewS3(t, bucket, rootdirectory)
+	fillRandom(r, seed)
+	return r
+}
+
+// fillRandom pushes Random's registry into r.
+func fillRandom(r *Registry, seed int64) {
+	r.t.Helper()
 	r.Seed(seed)
 	rng := rand.New(rand.NewPCG(uint64(seed), 3))
 
@@ -122,6 +143,4 @@ func Random(t testing.TB, root string, seed int64) *Registry {
 		r.PushBlob(repos[rng.IntN(len(repos))], 100+rng.IntN(400))
 	}
 
-	r.AgeAll(time.Now().Add(-48 * time.Hour))
-	return r
 }

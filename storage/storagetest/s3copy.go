@@ -1,8 +1,14 @@
 package storagetest
 
 import (
+	"bytes"
 	"context"
+	"io/fs"
 	"net/url"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -39,5 +45,44 @@ func CopyBucket(t testing.TB, src, dst string) {
 	}
 	if err := g.Wait(); err != nil {
 		t.Fatalf("copy bucket %s to %s: %v", src, dst, err)
+	}
+}
+
+// PutTree writes every file of the registry at root (a folder holding docker/registry/v2, as
+// gen.Registry.Write and Random leave it) into bucket under rootdirectory on the tests'
+// S3 server, one object a file with the same key: a generated registry as the s3-aws
+// driver lays it out, but for uploads' data, a plain object where the driver leaves an
+// incomplete multipart upload. Empty folders have no object. The objects' LastModified
+// is the time of the write. It fails like S3Server.
+func PutTree(t testing.TB, root, bucket, rootdirectory string) {
+	t.Helper()
+	c := S3Client(t)
+	base := strings.Trim(rootdirectory, "/")
+	g, gctx := errgroup.WithContext(context.Background())
+	g.SetLimit(16)
+	err := filepath.WalkDir(filepath.Join(root, "docker"), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		rel, err := filepath.Rel(root, p)
+		if err != nil {
+			return err
+		}
+		key := path.Join(base, filepath.ToSlash(rel))
+		g.Go(func() error {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			_, err = c.PutObject(gctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: bytes.NewReader(data)})
+			return err
+		})
+		return nil
+	})
+	if werr := g.Wait(); err == nil {
+		err = werr
+	}
+	if err != nil {
+		t.Fatalf("put %s into s3://%s/%s: %v", root, bucket, base, err)
 	}
 }
