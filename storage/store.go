@@ -109,6 +109,24 @@ func (r readOnly) Delete(_ context.Context, keys []string, done func(string, err
 	}
 }
 
+// WalkMultipartUploads lists the multipart uploads of the wrapped store, none
+// on a store without them: a dry run's walk finds what a real run's does
+// (an audit through ReadOnly listed none, and estimated no abort where gc
+// --dry-run aborted them).
+func (r readOnly) WalkMultipartUploads(ctx context.Context, prefix string, fn func(MultipartUpload) error) error {
+	if ms, ok := r.Store.(MultipartStore); ok {
+		return ms.WalkMultipartUploads(ctx, prefix, fn)
+	}
+	return nil
+}
+
+// AbortMultipartUpload fails with ErrReadOnly.
+func (r readOnly) AbortMultipartUpload(_ context.Context, u MultipartUpload) error {
+	return fmt.Errorf("abort multipart upload %s of %s: %w", u.ID, u.Key, ErrReadOnly)
+}
+
+var _ MultipartStore = readOnly{}
+
 // DirRemover is implemented by stores with real folders (a filesystem),
 // where a repository stays listed by the registry's catalog as long as its
 // _manifests folder exists, even empty.
