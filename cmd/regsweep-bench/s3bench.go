@@ -19,8 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/regsweep/regsweep/storage/storagetest/gen"
 	"github.com/regsweep/regsweep/storage"
+	"github.com/regsweep/regsweep/storage/storagetest/gen"
 )
 
 // The environment naming the S3 server, as .ci/s3-server.sh start prints it.

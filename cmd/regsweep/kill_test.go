@@ -18,10 +18,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/regsweep/regsweep/storage/storagetest/gen"
 	"github.com/regsweep/regsweep/report"
 	"github.com/regsweep/regsweep/storage"
 	"github.com/regsweep/regsweep/storage/storagetest"
+	"github.com/regsweep/regsweep/storage/storagetest/gen"
 )
 
 // buildRegsweep builds the command into a temporary folder.

@@ -15,10 +15,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/opencontainers/go-digest"
 
-	"github.com/regsweep/regsweep/storage/storagetest/gen"
 	"github.com/regsweep/regsweep/report"
 	"github.com/regsweep/regsweep/storage"
 	"github.com/regsweep/regsweep/storage/storagetest"
+	"github.com/regsweep/regsweep/storage/storagetest/gen"
 )
 
 // gcInBackground starts gc in a goroutine; the returned func waits for it.
