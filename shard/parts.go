@@ -1,0 +1,278 @@
+package shard
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/regsweep/regsweep/storage"
+)
+
+// Link is a layer link a mark shard hands to the sweep: Digest is what the
+// link names; Target, when set, the blob an alias link (a sha512 digest
+// the registry stores under its sha256) stands for. A part holding a link
+// is the part of its routing digest (Target if set, else Digest).
+type Link struct {
+	Repo    string
+	Digest  storage.Digest
+	Target  storage.Digest
+	ModTime int64 // Unix nanoseconds; 0 when the walk did not read it
+}
+
+func (l Link) route() storage.Digest {
+	if !l.Target.IsZero() {
+		return l.Target
+	}
+	return l.Digest
+}
+
+// Marks is what one mark shard writes: the digests its kept manifests
+// reference (marked) and the layer links of its repositories, each routed
+// to the part of its digest's bucket; digests of other algorithms than
+// sha256 go to the other part, which every sweep shard reads.
+type Marks struct {
+	buckets [Buckets]part
+	other   part
+}
+
+type part struct {
+	marks []storage.Digest
+	links []Link
+}
+
+func (m *Marks) partOf(d storage.Digest) *part {
+	if _, ok := d.Sum256(); ok {
+		return &m.buckets[BucketOf(d)]
+	}
+	return &m.other
+}
+
+// Mark records a marked digest.
+func (m *Marks) Mark(d storage.Digest) {
+	p := m.partOf(d)
+	p.marks = append(p.marks, d)
+}
+
+// AddLink records a layer link.
+func (m *Marks) AddLink(l Link) {
+	p := m.partOf(l.route())
+	p.links = append(p.links, l)
+}
+
+// PartInfo is one part as its commit records it.
+type PartInfo struct {
+	// Bucket is the part's bucket, -1 for the other part.
+	Bucket int `json:"bucket"`
+	// Size and SHA256 are the stored (compressed) file's; RawSize is the
+	// decompressed size, which bounds the decompression.
+	Size    int64  `json:"size"`
+	SHA256  string `json:"sha256"`
+	RawSize int64  `json:"raw_size"`
+	Marks   int    `json:"marks"`
+	Links   int    `json:"links"`
+}
+
+// partHeader opens every part.
+const partHeader = "regsweep-shard-part 1\n"
+
+// encode writes p's records, sorted, as text: "m DIGEST", "l REPO DIGEST
+// MODTIME", "a REPO DIGEST TARGET MODTIME".
+func (p *part) encode() []byte {
+	slices.SortFunc(p.marks, storage.Digest.Compare)
+	p.marks = slices.Compact(p.marks)
+	slices.SortFunc(p.links, func(a, b Link) int {
+		return cmp.Or(strings.Compare(a.Repo, b.Repo), a.Digest.Compare(b.Digest))
+	})
+	var b bytes.Buffer
+	b.WriteString(partHeader)
+	for _, d := range p.marks {
+		b.WriteString("m ")
+		b.WriteString(d.String())
+		b.WriteByte('\n')
+	}
+	for _, l := range p.links {
+		if l.Target.IsZero() {
+			fmt.Fprintf(&b, "l %s %s %d\n", l.Repo, l.Digest, l.ModTime)
+		} else {
+			fmt.Fprintf(&b, "a %s %s %s %d\n", l.Repo, l.Digest, l.Target, l.ModTime)
+		}
+	}
+	return b.Bytes()
+}
+
+// Write writes every non-empty part of mark shard i of run id, replacing
+// what an earlier attempt of the shard left, and returns their records for
+// the commit, in bucket order (the other part last).
+func (m *Marks) Write(ctx context.Context, s storage.Store, id string, i, jobs int) ([]PartInfo, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, err
+	}
+	defer enc.Close()
+	type job struct {
+		b int
+		p *part
+	}
+	var todo []job
+	for b := range m.buckets {
+		if len(m.buckets[b].marks)+len(m.buckets[b].links) > 0 {
+			todo = append(todo, job{b, &m.buckets[b]})
+		}
+	}
+	if len(m.other.marks)+len(m.other.links) > 0 {
+		todo = append(todo, job{-1, &m.other})
+	}
+	infos := make([]PartInfo, len(todo))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(jobs, 1))
+	for n, j := range todo {
+		g.Go(func() error {
+			raw := j.p.encode()
+			data := enc.EncodeAll(raw, nil)
+			sum := sha256.Sum256(data)
+			infos[n] = PartInfo{Bucket: j.b, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), RawSize: int64(len(raw)), Marks: len(j.p.marks), Links: len(j.p.links)}
+			*j.p = part{} // written: its memory goes
+			return replace(ctx, s, MarkPartKey(id, i, j.b), data)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, fmt.Errorf("write mark parts of shard %d: %w", i, err)
+	}
+	return infos, nil
+}
+
+// maxPart bounds one stored part, compressed or not: a bucket of a mark
+// shard of a registry of 10⁹ objects holds about 10⁹ / 256 / N records.
+const maxPart = 4 << 30
+
+// ReadPart reads one part that commit c lists, checks it against the commit
+// (size, sha256, decompressed size) and parses it; every record is checked
+// (digests, repository names, times) and must belong to the part (its
+// routing digest in the part's bucket). Anything else is refused: the run
+// folder is untrusted.
+func ReadPart(ctx context.Context, s storage.Store, id string, shard int, info PartInfo, add func(marks []storage.Digest, links []Link)) error {
+	key := MarkPartKey(id, shard, info.Bucket)
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("mark part %s/%s: %s", s, key, fmt.Sprintf(format, a...))
+	}
+	if info.Size < 0 || info.Size > maxPart || info.RawSize < int64(len(partHeader)) || info.RawSize > maxPart {
+		return bad("sizes %d and %d out of range", info.Size, info.RawSize)
+	}
+	data, _, err := s.ReadFile(ctx, key, info.Size)
+	if err != nil {
+		return fmt.Errorf("read mark part: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	if int64(len(data)) != info.Size || hex.EncodeToString(sum[:]) != info.SHA256 {
+		return bad("not the file its commit names (%d bytes, sha256 %x; commit says %d bytes, %s)", len(data), sum, info.Size, info.SHA256)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(info.RawSize)))
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	raw, err := dec.DecodeAll(data, make([]byte, 0, info.RawSize))
+	if err != nil {
+		return bad("%v", err)
+	}
+	if int64(len(raw)) != info.RawSize {
+		return bad("%d bytes decompressed, commit says %d", len(raw), info.RawSize)
+	}
+	marks, links, err := parsePart(raw, info.Bucket)
+	if err != nil {
+		return bad("%v", err)
+	}
+	if len(marks) != info.Marks || len(links) != info.Links {
+		return bad("%d marks and %d links, commit says %d and %d", len(marks), len(links), info.Marks, info.Links)
+	}
+	add(marks, links)
+	return nil
+}
+
+// parsePart parses a decompressed part of bucket b (-1: other).
+func parsePart(raw []byte, b int) ([]storage.Digest, []Link, error) {
+	if !bytes.HasPrefix(raw, []byte(partHeader)) {
+		return nil, nil, errors.New("no part header")
+	}
+	inPart := func(d storage.Digest) bool {
+		if _, ok := d.Sum256(); ok {
+			return BucketOf(d) == b
+		}
+		return b < 0
+	}
+	var marks []storage.Digest
+	var links []Link
+	sc := bufio.NewScanner(bytes.NewReader(raw[len(partHeader):]))
+	sc.Buffer(nil, 4096)
+	line := 1
+	for sc.Scan() {
+		line++
+		f := strings.Split(sc.Text(), " ")
+		fail := func(format string, a ...any) ([]storage.Digest, []Link, error) {
+			return nil, nil, fmt.Errorf("line %d: %s", line, fmt.Sprintf(format, a...))
+		}
+		digest := func(s string) (storage.Digest, error) {
+			d, err := storage.ParseDigest(s)
+			if err != nil {
+				return d, err
+			}
+			if d.String() != s {
+				return d, fmt.Errorf("digest %q not in canonical form", s)
+			}
+			return d, nil
+		}
+		switch {
+		case f[0] == "m" && len(f) == 2:
+			d, err := digest(f[1])
+			if err != nil {
+				return fail("%v", err)
+			}
+			if !inPart(d) {
+				return fail("%s does not belong to this part", d)
+			}
+			marks = append(marks, d)
+		case f[0] == "l" && len(f) == 4, f[0] == "a" && len(f) == 5:
+			var l Link
+			var err error
+			l.Repo = f[1]
+			if err := storage.ValidRepoName(l.Repo); err != nil {
+				return fail("%v", err)
+			}
+			if l.Digest, err = digest(f[2]); err != nil {
+				return fail("%v", err)
+			}
+			if f[0] == "a" {
+				if l.Target, err = digest(f[3]); err != nil {
+					return fail("%v", err)
+				}
+			}
+			if l.ModTime, err = strconv.ParseInt(f[len(f)-1], 10, 64); err != nil || l.ModTime < 0 {
+				return fail("modification time %q", f[len(f)-1])
+			}
+			if !inPart(l.route()) {
+				return fail("%s does not belong to this part", l.route())
+			}
+			links = append(links, l)
+		default:
+			return fail("not a record: %.80q", sc.Text())
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, nil, fmt.Errorf("line %d: %w", line+1, err)
+	}
+	if len(raw) > len(partHeader) && raw[len(raw)-1] != '\n' {
+		return nil, nil, errors.New("last line unterminated")
+	}
+	return marks, links, nil
+}
