@@ -26,14 +26,19 @@ func MarkBlobs(inv *walker.Inventory, repos []*RepoMark, aliases Aliases) Bitset
 			}
 		}
 	}
-	for id, targets := range aliases {
+	aliases.Follow(&marked)
+	return marked
+}
+
+// Follow marks the blob each marked alias is stored as.
+func (a Aliases) Follow(marked *Bitset) {
+	for id, targets := range a {
 		if marked.Has(id) {
-			for _, a := range targets {
-				marked.Set(a)
+			for _, t := range targets {
+				marked.Set(t)
 			}
 		}
 	}
-	return marked
 }
 
 // markManifest marks a kept manifest's own blob and what it references.

@@ -24,6 +24,8 @@ type Commit struct {
 	// manifest unreadable, a repository left alone): then no blob of the
 	// run is swept, as gc would sweep none.
 	Sweepable bool `json:"sweepable"`
+	// PolicyEffect is the shard's mark.PolicyEffect: report merges them.
+	PolicyEffect json.RawMessage `json:"policy_effect,omitempty"`
 	// Report is the shard's part of the run's report (a report.Report).
 	Report json.RawMessage `json:"report"`
 }

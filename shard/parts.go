@@ -177,7 +177,7 @@ func ReadPart(ctx context.Context, s storage.Store, id string, shard int, info P
 	if int64(len(data)) != info.Size || hex.EncodeToString(sum[:]) != info.SHA256 {
 		return bad("not the file its commit names (%d bytes, sha256 %x; commit says %d bytes, %s)", len(data), sum, info.Size, info.SHA256)
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(info.RawSize)))
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(info.RawSize, 8<<20))))
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,6 @@ func SweepPartKey(id string, j int) string { return fmt.Sprintf("%s/sweep/%d.jso
 type Options struct {
 	DeleteUntagged bool          `json:"delete_untagged"`
 	MinAge         time.Duration `json:"min_age"`
-	PolicyFile     string        `json:"policy_file,omitempty"`
 	PolicyText     string        `json:"policy_text,omitempty"`
 	AllowDeleteAll bool          `json:"allow_delete_all"`
 	Compact        []string      `json:"compact"`
@@ -114,7 +113,10 @@ type Run struct {
 	// StartedAt is when the first mark shard started: every shard's cutoff
 	// (StartedAt - MinAge) is taken from it.
 	StartedAt time.Time `json:"started_at"`
-	Options   Options   `json:"options"`
+	// PolicyFile names the first mark shard's policy file, for the report;
+	// what counts is Options.PolicyText.
+	PolicyFile string  `json:"policy_file,omitempty"`
+	Options    Options `json:"options"`
 }
 
 // Same reports why o differs from r's options, or "".

@@ -1,21 +1,553 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/regsweep/regsweep/mark"
+	"github.com/regsweep/regsweep/report"
+	"github.com/regsweep/regsweep/shard"
+	"github.com/regsweep/regsweep/storage"
+	"github.com/regsweep/regsweep/sweep"
+	"github.com/regsweep/regsweep/walker"
 )
 
-var errShardTODO = errors.New("sharded runs are not implemented yet")
+// shardLockID is the lock's run ID for every shard of sharded run id: the
+// shards of one run share the lock, another run is refused.
+func shardLockID(id string) string { return "shard:" + id }
 
+// joinLock takes the lock for sharded run id, or joins it when another
+// shard of the same run holds it. It is released by shard report once the
+// run is complete. A lock of another run is refused (or, with breakLock,
+// broken unless its holder is alive on this host).
+func (s *session) joinLock(id, command string, breakLock bool) error {
+	if lv, err := checkLive(s.flags, s.loc); err != nil {
+		return err
+	} else if lv == liveUnchecked {
+		s.log.Warn(uncheckedNotice)
+	}
+	host, _ := os.Hostname()
+	info := storage.LockInfo{Host: host, PID: os.Getpid(), StartedAt: s.startedAt, RunID: shardLockID(id), Command: command}
+	holder, err := storage.ReadLock(s.ctx, s.store)
+	if err == nil && holder.RunID == info.RunID {
+		return nil // another shard of this run, or an earlier attempt of this one
+	}
+	if err != nil && !storage.IsNotFound(err) && !breakLock {
+		return err
+	}
+	_, broken, err := storage.AcquireLock(s.ctx, s.store, info, breakLock)
+	if errors.Is(err, storage.ErrLocked) {
+		// Two shards of this run racing for the lock: one wrote it.
+		if h, rerr := storage.ReadLock(s.ctx, s.store); rerr == nil && h.RunID == info.RunID {
+			return nil
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if broken != nil {
+		s.warnings = append(s.warnings, "broke the lock held by "+broken.String())
+		s.log.Warn("broke a stale lock", "holder", broken.String())
+	}
+	return nil
+}
+
+// shardOptions are the recorded form of a run's plan options.
+func shardOptions(o mark.Options, policyText string, allowDeleteAll bool) shard.Options {
+	pf := planFlagsOf(o, "", allowDeleteAll)
+	return shard.Options{DeleteUntagged: o.DeleteUntagged, MinAge: o.MinAge, PolicyText: policyText, AllowDeleteAll: allowDeleteAll,
+		Compact: pf.compact, UploadMaxAge: o.Compact.UploadMaxAge}
+}
+
+// runOptions validates a run's recorded options again, as a command
+// line's (the run folder is untrusted), at the run's start.
+func runOptions(r *shard.Run) (mark.Options, error) {
+	o := r.Options
+	pf := planFlags{deleteUntagged: o.DeleteUntagged, minAge: o.MinAge, policyFile: r.PolicyFile, allowDeleteAll: o.AllowDeleteAll, compact: o.Compact, uploadMaxAge: o.UploadMaxAge}
+	var policy []byte
+	if o.PolicyText != "" {
+		policy = []byte(o.PolicyText)
+	}
+	opts, err := pf.validate(policy, true, r.StartedAt)
+	if err != nil {
+		return opts, fmt.Errorf("run %s: its recorded options: %w", r.ID, err)
+	}
+	return opts, nil
+}
+
+// runShardMark is mark shard I of N: it decides for the repositories whose
+// name hashes to I, deletes their tags and untagged manifests (sweep's
+// order), writes its marks and layer links, then its commit.
 func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFlags, rf *runFlags, e env) error {
-	return errShardTODO
+	p, err := prepare(cmd, args, pf, rf)
+	if err != nil {
+		return err
+	}
+	s, err := openSession(cmd.Context(), p.loc, rf, false, "shard mark", p.startedAt, e)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	if err := s.joinLock(sf.run, "shard mark", rf.breakLock); err != nil {
+		return err
+	}
+	run, err := shard.Join(s.ctx, s.store, shard.Run{ID: sf.run, Shards: sf.shards, StartedAt: p.startedAt, PolicyFile: pf.policyFile,
+		Options: shardOptions(p.opts, p.policyText, pf.allowDeleteAll)})
+	if err != nil {
+		if errors.Is(err, shard.ErrOptions) {
+			return usageError{err}
+		}
+		return err
+	}
+	// Every shard decides as of the run's start, the first shard's.
+	opts, err := runOptions(run)
+	if err != nil {
+		return err
+	}
+	if c, err := shard.ReadCommit(s.ctx, s.store, run, sf.index); err != nil {
+		return err
+	} else if c != nil {
+		fmt.Fprintf(s.stdout, "mark shard %d of %d of run %s is committed already: nothing to do\n", sf.index, sf.shards, sf.run)
+		return nil
+	}
+
+	inv, err := s.walk("walk", nil)
+	if err != nil {
+		return err
+	}
+	inv.Repos = slices.DeleteFunc(inv.Repos, func(r *walker.Repo) bool { return shard.RepoShard(r.Name, run.Shards) != sf.index })
+	var ms *mark.MarkShard
+	err = s.timed("mark", func(storage.Counter) error {
+		ms = mark.ComputeMarkShard(inv, opts, sf.index == 0)
+		if repos := ms.Plan.LinkAgesWanted(); len(repos) > 0 {
+			if err := walker.AgeLayerLinks(s.ctx, s.store, inv, repos, s.jobs); err != nil {
+				return err
+			}
+			ms = mark.ComputeMarkShard(inv, opts, sf.index == 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	plan := ms.Plan
+	if err := refuseDeletesEveryTag(plan, pf.allowDeleteAll); err != nil {
+		return err
+	}
+	var res *sweep.Result
+	if err := s.timed("sweep", func(c storage.Counter) (err error) {
+		res, err = sweep.Execute(s.ctx, s.store, plan, sweep.Options{Jobs: s.jobs}, c)
+		return err
+	}); err != nil {
+		return err
+	}
+	rep := s.partReport("shard mark", plan, res, rf.quiet)
+	rep.Policy = pf.policyFile
+	st := &rep.Scanned
+	emptied := map[string]bool{}
+	for _, n := range plan.EmptyRepos {
+		emptied[n] = true
+	}
+	// What the sweep shards need: the marks, and the layer links of the
+	// repositories that stay (those of emptied ones are gone).
+	var marks shard.Marks
+	t := inv.Digests
+	for id := walker.ID(1); int(id) <= t.Len(); id++ {
+		if ms.Marked.Has(id) {
+			marks.Mark(t.Digest(id))
+		}
+	}
+	for _, r := range inv.Repos {
+		st.Repositories++
+		st.Tags += len(r.Tags)
+		st.Manifests += len(r.Revisions)
+		st.LayerLinks += len(r.Layers)
+		st.Uploads += len(r.Uploads)
+		if r.Unreadable != nil || storage.ValidRepoName(r.Name) != nil || emptied[r.Name] {
+			continue
+		}
+		for _, l := range r.Layers {
+			if l.Corrupt {
+				continue
+			}
+			sl := shard.Link{Repo: r.Name, Digest: t.Digest(l.ID), ModTime: int64(l.ModTime)}
+			if l.Target != 0 {
+				sl.Target = t.Digest(l.Target)
+			}
+			marks.AddLink(sl)
+		}
+	}
+	for _, pr := range inv.Problems {
+		rep.Problems = append(rep.Problems, report.Problem{Path: pr.Path, Reason: pr.Err.Error()})
+	}
+	if err := s.textReport(rep); err != nil {
+		return err
+	}
+	switch {
+	case res.Interrupted:
+		return context.Canceled
+	case res.Incomplete():
+		// No commit: the sweep must not run while a manifest this shard
+		// meant to delete still stands; a rerun retries.
+		return fmt.Errorf("%w: %s failed; mark shard %d not committed, run it again", errIncomplete, report.Count(len(res.Failed), "delete"), sf.index)
+	}
+	infos, err := marks.Write(s.ctx, s.store, run.ID, sf.index, s.jobs)
+	if err != nil {
+		return err
+	}
+	effect, _ := json.Marshal(plan.PolicyEffect)
+	rj, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	if err := shard.WriteCommit(s.ctx, s.store, shard.Commit{Run: run.ID, Shard: sf.index, Shards: run.Shards, Parts: infos,
+		Sweepable: ms.Sweepable, PolicyEffect: effect, Report: rj}); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.stdout, "\nmark shard %d of %d of run %s committed\n", sf.index, run.Shards, run.ID)
+	return nil
 }
 
+// partReport is the report of one shard's part, without the policy's
+// effect (report merges it over every shard).
+func (s *session) partReport(command string, plan *mark.Plan, res *sweep.Result, quiet bool) *report.Report {
+	effect := plan.PolicyEffect
+	plan.PolicyEffect = mark.PolicyEffect{}
+	rep := report.New(command, s.store.String(), plan, res)
+	plan.PolicyEffect = effect
+	rep.Phases = s.phases
+	rep.Warnings = append(s.warnings, rep.Warnings...)
+	return rep
+}
+
+// textReport prints a shard's part, unless -q.
+func (s *session) textReport(rep *report.Report) error {
+	if s.flags.quiet {
+		return nil
+	}
+	return report.Text(s.stdout, rep, false)
+}
+
+// runShardSweep is sweep shard J of K: once every mark shard committed, it
+// deletes the unreferenced blobs of its prefix range and the layer links
+// to them, then writes its report part.
 func runShardSweep(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFlags, e env) error {
-	return errShardTODO
+	startedAt := time.Now()
+	loc, err := rf.loc.resolve(args)
+	if err != nil {
+		return err
+	}
+	if err := rf.check(); err != nil {
+		return err
+	}
+	s, err := openSession(cmd.Context(), loc, rf, false, "shard sweep", startedAt, e)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	run, err := shard.ReadRun(s.ctx, s.store, sf.run)
+	if err != nil {
+		return err
+	}
+	opts, err := runOptions(run)
+	if err != nil {
+		return err
+	}
+	commits, missing, err := shard.Commits(s.ctx, s.store, run)
+	if err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("refused: %w: %s %s not committed; nothing deleted", shard.ErrIncomplete, shard.Missing("mark", missing, run.Shards), plural(len(missing), "has", "have"))
+	}
+	if err := s.joinLock(run.ID, "shard sweep", false); err != nil {
+		return err
+	}
+	if err := shard.JoinSweep(s.ctx, s.store, run.ID, sf.shards); err != nil {
+		if errors.Is(err, shard.ErrOptions) {
+			return usageError{err}
+		}
+		return err
+	}
+	if parts, _, err := shard.SweepParts(s.ctx, s.store, run.ID, sf.shards); err != nil {
+		return err
+	} else if parts[sf.index] != nil {
+		fmt.Fprintf(s.stdout, "sweep shard %d of %d of run %s is done already: nothing to do\n", sf.index, sf.shards, run.ID)
+		return nil
+	}
+	lo, hi := shard.SweepRange(sf.index, sf.shards)
+	var inv *walker.Inventory
+	if err := s.timed("walk", func(c storage.Counter) (err error) {
+		inv, err = walker.WalkBlobs(s.ctx, s.store, lo, hi, s.jobs, c)
+		return err
+	}); err != nil {
+		return err
+	}
+	var plan *mark.Plan
+	sweepable := true
+	var unswept []int
+	if err := s.timed("mark", func(storage.Counter) error {
+		t := inv.Digests
+		var markedIDs []walker.ID
+		repos := map[string]*walker.Repo{}
+		inRange := func(d storage.Digest) bool { b := shard.BucketOf(d); return b >= lo && b < hi }
+		for i, c := range commits {
+			if !c.Sweepable {
+				sweepable = false
+				unswept = append(unswept, i)
+			}
+			for _, pi := range c.Parts {
+				if pi.Bucket >= 0 && (pi.Bucket < lo || pi.Bucket >= hi) {
+					continue
+				}
+				other := pi.Bucket < 0
+				err := shard.ReadPart(s.ctx, s.store, run.ID, i, pi, func(marks []storage.Digest, links []shard.Link) {
+					for _, d := range marks {
+						markedIDs = append(markedIDs, t.Intern(d))
+					}
+					for _, l := range links {
+						if other && !inRange(l.Digest) && (l.Target.IsZero() || !inRange(l.Target)) {
+							continue
+						}
+						r := repos[l.Repo]
+						if r == nil {
+							r = &walker.Repo{Name: l.Repo}
+							repos[l.Repo] = r
+						}
+						wl := walker.Link{ID: t.Intern(l.Digest), ModTime: walker.Time(l.ModTime)}
+						if !l.Target.IsZero() {
+							wl.Target = t.Intern(l.Target)
+						}
+						r.Layers = append(r.Layers, wl)
+					}
+				})
+				if err != nil {
+					return err
+				}
+			}
+		}
+		for _, r := range repos {
+			inv.Repos = append(inv.Repos, r)
+		}
+		slices.SortFunc(inv.Repos, func(a, b *walker.Repo) int { return cmpString(a.Name, b.Name) })
+		marked := mark.NewBitset(t.Len())
+		for _, id := range markedIDs {
+			marked.Set(id)
+		}
+		plan = mark.ComputeSweepShard(inv, marked, opts, sweepable)
+		return nil
+	}); err != nil {
+		return err
+	}
+	var res *sweep.Result
+	if err := s.timed("sweep", func(c storage.Counter) (err error) {
+		res, err = sweep.Execute(s.ctx, s.store, plan, sweep.Options{Jobs: s.jobs}, c)
+		return err
+	}); err != nil {
+		return err
+	}
+	rep := s.partReport("shard sweep", plan, res, rf.quiet)
+	rep.Scanned = report.Scanned{Blobs: inv.Stats.Blobs, Bytes: inv.Stats.BlobBytes}
+	rep.Repositories = slices.DeleteFunc(rep.Repositories, func(r report.Repository) bool { return r.Counts == (sweep.Counts{}) })
+	for _, pr := range inv.Problems {
+		rep.Problems = append(rep.Problems, report.Problem{Path: pr.Path, Reason: pr.Err.Error()})
+	}
+	if !sweepable {
+		rep.Errors = append(rep.Errors, fmt.Sprintf("%s found a kept manifest unreadable or a repository left alone: no blob swept (see their errors)", shard.Missing("mark", unswept, run.Shards)))
+	}
+	if err := s.textReport(rep); err != nil {
+		return err
+	}
+	switch {
+	case res.Interrupted:
+		return context.Canceled
+	case res.Incomplete():
+		return fmt.Errorf("%w: %s failed, %s skipped; sweep shard %d has no report part, run it again", errIncomplete, report.Count(len(res.Failed), "delete"), report.Count(res.BlobsSkipped, "blob"), sf.index)
+	}
+	rj, err := json.Marshal(rep)
+	if err != nil {
+		return err
+	}
+	if err := shard.WriteSweepPart(s.ctx, s.store, shard.SweepPart{Run: run.ID, Shard: sf.index, Shards: sf.shards, Report: rj}); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.stdout, "\nsweep shard %d of %d of run %s done\n", sf.index, sf.shards, run.ID)
+	return nil
 }
 
+// runShardReport merges the parts of a sharded run into one report, as gc
+// writes it, naming the shards missing; a complete run's lock is released.
 func runShardReport(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFlags, e env) error {
-	return errShardTODO
+	loc, err := rf.loc.resolve(args)
+	if err != nil {
+		return err
+	}
+	if err := rf.check(); err != nil {
+		return err
+	}
+	if err := rf.checkOutputs(loc); err != nil {
+		return err
+	}
+	s, err := openSession(cmd.Context(), loc, rf, false, "shard report", time.Now(), e)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	run, err := shard.ReadRun(s.ctx, s.store, sf.run)
+	if err != nil {
+		return err
+	}
+	opts, err := runOptions(run)
+	if err != nil {
+		return err
+	}
+	commits, missingMarks, err := shard.Commits(s.ctx, s.store, run)
+	if err != nil {
+		return err
+	}
+	var parts []*report.Report
+	var phases []report.Phase
+	var effects []mark.PolicyEffect
+	decode := func(what string, i int, raw json.RawMessage) error {
+		var r report.Report
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&r); err != nil {
+			return fmt.Errorf("run %s: report of %s shard %d: %w", run.ID, what, i, err)
+		}
+		for _, p := range r.Phases {
+			phases = append(phases, report.Phase{Name: fmt.Sprintf("%s %d %s", what, i, p.Name), Seconds: p.Seconds})
+		}
+		parts = append(parts, &r)
+		return nil
+	}
+	for i, c := range commits {
+		if c == nil {
+			continue
+		}
+		if err := decode("mark", i, c.Report); err != nil {
+			return err
+		}
+		var pe mark.PolicyEffect
+		if len(c.PolicyEffect) > 0 {
+			dec := json.NewDecoder(bytes.NewReader(c.PolicyEffect))
+			dec.DisallowUnknownFields()
+			if err := dec.Decode(&pe); err != nil {
+				return fmt.Errorf("run %s: policy effect of mark shard %d: %w", run.ID, i, err)
+			}
+		}
+		effects = append(effects, pe)
+	}
+	var missing []string
+	if len(missingMarks) > 0 {
+		missing = append(missing, shard.Missing("mark", missingMarks, run.Shards))
+	}
+	sw, err := shard.ReadSweep(s.ctx, s.store, run.ID)
+	if err != nil {
+		return err
+	}
+	if sw == nil {
+		missing = append(missing, "every sweep shard (none has started)")
+	} else {
+		sparts, missingSweeps, err := shard.SweepParts(s.ctx, s.store, run.ID, sw.Shards)
+		if err != nil {
+			return err
+		}
+		for j, p := range sparts {
+			if p == nil {
+				continue
+			}
+			if err := decode("sweep", j, p.Report); err != nil {
+				return err
+			}
+		}
+		if len(missingSweeps) > 0 {
+			missing = append(missing, shard.Missing("sweep", missingSweeps, sw.Shards))
+		}
+	}
+	rep := report.Merge("shard", parts)
+	if len(parts) == 0 {
+		rep.Location, rep.StartedAt, rep.DeleteUntagged, rep.MinAge, rep.Policy = s.store.String(), run.StartedAt.UTC(), opts.DeleteUntagged, opts.MinAge.String(), run.PolicyFile
+	}
+	rep.Phases = phases
+	// The policy's effect, over every shard: a rule matches no repository
+	// only if it matched none in any shard.
+	if opts.Policy != nil && len(effects) == run.Shards {
+		rep.Warnings = append(rep.Warnings, report.PlanWarnings(&mark.Plan{Options: opts, PolicyEffect: mergeEffects(effects)})...)
+	}
+	for _, m := range missing {
+		rep.Errors = append(rep.Errors, "missing: "+m)
+	}
+	if err := report.Text(s.stdout, rep, false); err != nil {
+		return err
+	}
+	if err := rf.writeReports(rep, time.Now()); err != nil {
+		return err
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: run %s: missing %s", errIncomplete, run.ID, joinAnd(missing))
+	}
+	// Complete: the lock the run's shards shared goes.
+	if err := storage.ReleaseRun(context.WithoutCancel(s.ctx), s.store, shardLockID(run.ID)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// mergeEffects is the policy's effect over every mark shard.
+func mergeEffects(es []mark.PolicyEffect) mark.PolicyEffect {
+	var out mark.PolicyEffect
+	count := map[int]int{}
+	for _, e := range es {
+		out.TagsOnly += e.TagsOnly
+		for _, n := range e.UnmatchedRules {
+			count[n]++
+		}
+	}
+	for n, c := range count {
+		if c == len(es) {
+			out.UnmatchedRules = append(out.UnmatchedRules, n)
+		}
+	}
+	slices.Sort(out.UnmatchedRules)
+	return out
+}
+
+func joinAnd(s []string) string {
+	switch len(s) {
+	case 0:
+		return ""
+	case 1:
+		return s[0]
+	}
+	out := s[0]
+	for _, x := range s[1 : len(s)-1] {
+		out += ", " + x
+	}
+	return out + " and " + s[len(s)-1]
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
