@@ -87,7 +87,7 @@ func runOptions(r *shard.Run) (mark.Options, error) {
 // name hashes to I, deletes their tags and untagged manifests (sweep's
 // order), writes its marks and layer links, then its commit.
 func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFlags, rf *runFlags, e env) error {
-	p, err := prepare(cmd, args, pf, rf)
+	p, err := prepare(cmd, args, pf, rf, e)
 	if err != nil {
 		return err
 	}
@@ -240,7 +240,7 @@ func (s *session) textReport(rep *report.Report) error {
 // deletes the unreferenced blobs of its prefix range and the layer links
 // to them, then writes its report part.
 func runShardSweep(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFlags, e env) error {
-	startedAt := time.Now()
+	startedAt := e.startTime()
 	loc, err := rf.loc.resolve(args)
 	if err != nil {
 		return err
