@@ -50,7 +50,7 @@ func CompactRepo(m *RepoMark) RepoCompaction {
 	}
 	young := 0
 	for _, u := range r.Uploads {
-		if c.Uploads && !u.StartedAt.IsZero() && u.StartedAt.Before(opts.StartedAt.Add(-c.UploadMaxAge)) {
+		if c.Uploads && opts.StaleUpload(u) {
 			out.Uploads = append(out.Uploads, Upload{Repo: r.Name, ID: u.ID, Keys: u.Keys, Size: u.Size})
 		} else {
 			young++
@@ -68,7 +68,7 @@ func CompactMultipart(inv *walker.Inventory, opts Options) []storage.MultipartUp
 	}
 	var out []storage.MultipartUpload
 	for _, u := range inv.Multipart {
-		if u.Initiated.Before(opts.StartedAt.Add(-opts.Compact.UploadMaxAge)) {
+		if opts.StaleMultipart(u) {
 			out = append(out, u)
 		}
 	}

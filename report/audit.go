@@ -4,24 +4,19 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"path"
-	"slices"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/regsweep/regsweep/mark"
-	"github.com/regsweep/regsweep/storage"
 	"github.com/regsweep/regsweep/sweep"
 	"github.com/regsweep/regsweep/walker"
 )
 
 // Audit is what `regsweep audit` found: where the space goes, what a gc
 // would reclaim, and everything damaged. Its JSON form is documented in the
-// README. Unlike the gc Report, its numbers are not all mark's: NewAudit
-// sums sizes over the inventory's graph itself (a read-only accounting, no
-// decision), so that nothing upstream grows a field only the audit reads.
+// README. Every finding is mark's (mark.NewAudit, from the graph and with
+// the rules of the plan the estimate is made of); report only renders.
 type Audit struct {
 	Location       string    `json:"location"`
 	StartedAt      time.Time `json:"started_at"`
@@ -48,14 +43,17 @@ type Audit struct {
 	GC GCEstimate `json:"gc"`
 	// Broken are the tags (and kept untagged manifests) the registry cannot
 	// serve whole.
-	Broken            []mark.Broken     `json:"broken_images"`
-	MissingBlobs      []MissingBlob     `json:"missing_blobs"`
-	CorruptLinks      []Problem         `json:"corrupt_links"`
-	OrphanBlobs       []OrphanBlob      `json:"orphan_blobs"`
-	OrphanLayerLinks  []OrphanLayerLink `json:"orphan_layer_links"`
-	StaleUploads      []StaleUpload     `json:"stale_uploads"`
-	EmptyRepositories []EmptyRepository `json:"empty_repositories"`
-	ForeignNames      []Problem         `json:"foreign_names"`
+	Broken           []mark.Broken     `json:"broken_images"`
+	MissingBlobs     []MissingBlob     `json:"missing_blobs"`
+	CorruptLinks     []Problem         `json:"corrupt_links"`
+	OrphanBlobs      []OrphanBlob      `json:"orphan_blobs"`
+	OrphanLayerLinks []OrphanLayerLink `json:"orphan_layer_links"`
+	StaleUploads     []StaleUpload     `json:"stale_uploads"`
+	// StaleMultipartUploads are the incomplete multipart uploads (S3)
+	// begun longer ago than the upload age limit.
+	StaleMultipartUploads []StaleMultipart  `json:"stale_multipart_uploads"`
+	EmptyRepositories     []EmptyRepository `json:"empty_repositories"`
+	ForeignNames          []Problem         `json:"foreign_names"`
 	// Problems are what the walk found wrong that fits no list above.
 	Problems []Problem `json:"problems"`
 	// Digests is the re-hash of every blob, with --verify-digests.
@@ -63,51 +61,34 @@ type Audit struct {
 	Phases  []Phase      `json:"phases"`
 }
 
-// Storage sums the blob store.
-type Storage struct {
-	Blobs int   `json:"blobs"`
-	Bytes int64 `json:"bytes"`
-	// Referenced are the blobs some manifest of some repository needs,
-	// manifests included.
-	ReferencedBlobs int   `json:"referenced_blobs"`
-	ReferencedBytes int64 `json:"referenced_bytes"`
-	// Unreferenced are the others: garbage for a gc, or blobs only a layer
-	// link holds (a push in progress, an orphan).
-	UnreferencedBlobs int   `json:"unreferenced_blobs"`
-	UnreferencedBytes int64 `json:"unreferenced_bytes"`
-	// UploadBytes are the uploads in flight.
-	UploadBytes int64 `json:"upload_bytes"`
-}
-
-// RepoUsage is the space one repository takes.
-type RepoUsage struct {
-	Name       string `json:"name"`
-	Tags       int    `json:"tags"`
-	Manifests  int    `json:"manifests"`
-	LayerLinks int    `json:"layer_links"`
-	// Blobs and LogicalBytes are the distinct blobs its manifests need
-	// (tagged or not, index children included), manifests included.
-	Blobs        int   `json:"blobs"`
-	LogicalBytes int64 `json:"logical_bytes"`
-	// ExclusiveBytes are those no other repository's manifests need: what
-	// deleting the repository would free. SharedBytes are the rest.
-	ExclusiveBytes int64 `json:"exclusive_bytes"`
-	SharedBytes    int64 `json:"shared_bytes"`
-	// GCBytes is what a gc with the audit's options would reclaim here (a
-	// deleted blob counts in the first repository, by name, that links it).
-	GCBytes int64 `json:"gc_bytes"`
-}
-
-// ImageUsage is one tag and the size of everything it reaches.
-type ImageUsage struct {
-	Repo      string    `json:"repository"`
-	Tag       string    `json:"tag"`
-	Manifest  string    `json:"manifest"`
-	MediaType string    `json:"media_type,omitempty"`
-	PushedAt  time.Time `json:"pushed_at"`
-	Blobs     int       `json:"blobs"`
-	Bytes     int64     `json:"bytes"`
-}
+// The lists of an audit are mark's (mark.NewAudit computes them with the
+// plan's rules); these names keep the report's own vocabulary.
+type (
+	// Storage sums the blob store.
+	Storage = mark.StorageUsage
+	// RepoUsage is the space one repository takes.
+	RepoUsage = mark.RepoUsage
+	// ImageUsage is one tag and the size of everything it reaches.
+	ImageUsage = mark.ImageUsage
+	// MissingBlob is a blob that manifests reference and the blob store
+	// lacks.
+	MissingBlob = mark.MissingBlob
+	// OrphanBlob is a blob no manifest and no link references.
+	OrphanBlob = mark.OrphanBlob
+	// OrphanLayerLink is a layer link whose blob is absent.
+	OrphanLayerLink = mark.OrphanLayerLink
+	// StaleUpload is an upload started longer ago than the upload age
+	// limit.
+	StaleUpload = mark.StaleUpload
+	// StaleMultipart is an incomplete multipart upload begun longer ago
+	// than the upload age limit.
+	StaleMultipart = mark.StaleMultipart
+	// EmptyRepository is a repository with no tag and no manifest, which
+	// the registry's catalog still lists.
+	EmptyRepository = mark.EmptyRepository
+	// BadBlob is a blob whose content is not what its digest says.
+	BadBlob = mark.BadBlob
+)
 
 // GCEstimate is what a gc with the audit's options would delete.
 type GCEstimate struct {
@@ -120,50 +101,6 @@ type GCEstimate struct {
 	Errors []string `json:"errors"`
 }
 
-// MissingBlob is a blob that manifests reference and the blob store lacks.
-type MissingBlob struct {
-	Digest string `json:"digest"`
-	Path   string `json:"path"`
-	// ReferencedBy are the tags ("repo:tag") reaching it, or, when no tag
-	// does, the manifests ("repo@digest") referencing it.
-	ReferencedBy []string `json:"referenced_by"`
-}
-
-// OrphanBlob is a blob no manifest and no link references.
-type OrphanBlob struct {
-	Digest  string    `json:"digest"`
-	Path    string    `json:"path"`
-	Size    int64     `json:"size"`
-	ModTime time.Time `json:"modified"`
-}
-
-// OrphanLayerLink is a layer link whose blob is absent.
-type OrphanLayerLink struct {
-	Repo   string `json:"repository"`
-	Digest string `json:"digest"`
-	Path   string `json:"path"`
-}
-
-// StaleUpload is an upload started longer ago than the upload age limit.
-type StaleUpload struct {
-	Repo      string    `json:"repository"`
-	ID        string    `json:"id"`
-	Path      string    `json:"path"`
-	Size      int64     `json:"size"`
-	StartedAt time.Time `json:"started_at"`
-}
-
-// EmptyRepository is a repository with no tag and no manifest, which the
-// registry's catalog still lists.
-type EmptyRepository struct {
-	Name       string `json:"name"`
-	Path       string `json:"path"`
-	LayerLinks int    `json:"layer_links"`
-	Uploads    int    `json:"uploads"`
-	// RemovedByGC says whether a gc with the audit's options removes it.
-	RemovedByGC bool `json:"removed_by_gc"`
-}
-
 // DigestCheck is the re-hash of every blob.
 type DigestCheck struct {
 	Blobs   int     `json:"blobs"`
@@ -174,22 +111,6 @@ type DigestCheck struct {
 	Mismatches []BadBlob `json:"mismatches"`
 	// Unreadable could not be read to their end.
 	Unreadable []BadBlob `json:"unreadable"`
-}
-
-// BadBlob is a blob whose content is not what its digest says.
-type BadBlob struct {
-	Digest string `json:"digest"`
-	Path   string `json:"path"`
-	// Size is the size the walk listed; BytesRead what was read.
-	Size      int64 `json:"size"`
-	BytesRead int64 `json:"bytes_read"`
-	// ContentDigest is what the content hashes to (mismatches).
-	ContentDigest string `json:"content_digest,omitempty"`
-	// Error says why the blob could not be read (unreadable).
-	Error string `json:"error,omitempty"`
-	// UsedBy are the tags reaching the blob, or the manifests referencing
-	// it when no tag does; empty for a blob nothing references.
-	UsedBy []string `json:"used_by"`
 }
 
 // Failed reports whether the audit found what makes it exit non-zero:
@@ -239,10 +160,12 @@ func plural(n int, one, many string) string {
 
 // NewAudit fills an Audit from a walk (with walker.Options.ReadLinks), the
 // plan mark.Compute made of it with the audit's options, the dry-run sweep
-// of that plan, and the digest verification (nil without one). The caller
-// sets Policy and Phases, and Digests.Seconds.
+// of that plan, and the digest verification (nil without one). Every list
+// is mark.NewAudit's; the gc estimate is the plan's and the dry sweep's
+// counts. The caller sets Policy and Phases, and Digests.Seconds.
 func NewAudit(inv *walker.Inventory, plan *mark.Plan, gc *sweep.Result, ver *walker.Verification) *Audit {
 	o := plan.Options
+	f := mark.NewAudit(inv, plan, ver)
 	a := &Audit{
 		Location:       inv.Location,
 		StartedAt:      o.StartedAt.UTC(),
@@ -256,43 +179,47 @@ func NewAudit(inv *walker.Inventory, plan *mark.Plan, gc *sweep.Result, ver *wal
 		GC: GCEstimate{
 			Counts:   gc.Total,
 			Kept:     plan.Kept,
-			Warnings: PlanWarnings(plan),
+			Warnings: append([]string{}, PlanWarnings(plan)...),
 			Doubts:   append([]string{}, plan.Doubts...),
 			Errors:   []string{},
 		},
-		Repositories:      []RepoUsage{},
-		Images:            []ImageUsage{},
-		Broken:            []mark.Broken{},
-		MissingBlobs:      []MissingBlob{},
-		CorruptLinks:      []Problem{},
-		OrphanBlobs:       []OrphanBlob{},
-		OrphanLayerLinks:  []OrphanLayerLink{},
-		StaleUploads:      []StaleUpload{},
-		EmptyRepositories: []EmptyRepository{},
-		ForeignNames:      []Problem{},
-		Problems:          []Problem{},
-		Phases:            []Phase{},
+		Storage:               f.Storage,
+		Repositories:          f.Repositories,
+		Images:                f.Images,
+		Broken:                f.Broken,
+		MissingBlobs:          f.MissingBlobs,
+		CorruptLinks:          problems(f.CorruptLinks),
+		OrphanBlobs:           f.OrphanBlobs,
+		OrphanLayerLinks:      f.OrphanLayerLinks,
+		StaleUploads:          f.StaleUploads,
+		StaleMultipartUploads: f.StaleMultipart,
+		EmptyRepositories:     f.EmptyRepositories,
+		ForeignNames:          problems(f.ForeignNames),
+		Problems:              problems(f.Problems),
+		Phases:                []Phase{},
+	}
+	for i := range a.Repositories {
+		if c := gc.Repos[a.Repositories[i].Name]; c != nil {
+			a.Repositories[i].GCBytes = c.Bytes
+		}
 	}
 	if plan.Err != nil {
 		a.GC.Errors = append(a.GC.Errors, strings.Split(plan.Err.Error(), "\n")...)
 	}
-	g := newAuditGraph(inv)
-	g.problems(a)
-	g.usage(a, gc)
-	g.images(a, plan)
-	g.orphans(a)
-	g.compaction(a, plan)
 	if ver != nil {
-		g.digests(a, ver)
+		a.Digests = &DigestCheck{Blobs: ver.Blobs, Bytes: ver.Bytes, Mismatches: f.Mismatches, Unreadable: f.Unreadable}
 	}
-	// A missing blob whose folder stayed is listed once, as missing.
-	missing := map[string]bool{}
-	for _, m := range a.MissingBlobs {
-		missing[path.Dir(m.Path)] = true
-	}
-	a.Problems = slices.DeleteFunc(a.Problems, func(p Problem) bool { return missing[p.Path] })
 	a.Healthy = !a.Failed()
 	return a
+}
+
+// problems converts mark's problems to the report's.
+func problems(l []mark.Problem) []Problem {
+	out := make([]Problem, len(l))
+	for i, p := range l {
+		out[i] = Problem(p)
+	}
+	return out
 }
 
 func compactString(c mark.Compact) string {
@@ -312,617 +239,6 @@ func compactString(c mark.Compact) string {
 		return "all"
 	}
 	return strings.Join(kinds, ",")
-}
-
-// auditGraph answers what manifests need, over one inventory. It works on
-// the inventory's IDs, converting to digests only for output: its sets are
-// bitsets over IDs, a bit per digest of the inventory.
-type auditGraph struct {
-	inv *walker.Inventory
-	ids *walker.Digests
-	// alias maps the ID of a digest a blob was pushed under (sha512) to
-	// the ID of the digest it is stored under (sha256), from the alias
-	// layer links: they are rare.
-	alias map[walker.ID]walker.ID
-	// corrupt holds the paths of corrupt links, from the walk's problems.
-	corrupt map[string]bool
-	// interest lists, for missing and bad blobs, the tags reaching them
-	// and the manifests referencing them.
-	interest map[walker.ID]*users
-	// repoReach are the stored blobs each repository's manifests need, by
-	// the index of the repository in the inventory (usage fills it).
-	repoReach [][]walker.ID
-	// blobMark and seenMark hold the blobs and manifests of the reach
-	// being walked, revMark and layerMark the revision and layer links of
-	// the repository whose images are checked: each is empty again once
-	// that is done.
-	blobMark, seenMark, revMark, layerMark bitset
-}
-
-type users struct{ tags, manifests []string }
-
-func newAuditGraph(inv *walker.Inventory) *auditGraph {
-	n := inv.Digests.Len() + 1
-	g := &auditGraph{inv: inv, ids: inv.Digests, alias: map[walker.ID]walker.ID{}, corrupt: map[string]bool{}, interest: map[walker.ID]*users{},
-		blobMark: newBitset(n), seenMark: newBitset(n), revMark: newBitset(n), layerMark: newBitset(n)}
-	for _, r := range inv.Repos {
-		for _, l := range r.Layers {
-			if l.Target != 0 {
-				g.alias[l.ID] = l.Target
-			}
-		}
-	}
-	return g
-}
-
-// digest returns the digest id names.
-func (g *auditGraph) digest(id walker.ID) storage.Digest { return g.ids.Digest(id) }
-
-// size returns the size of the stored blob id names.
-func (g *auditGraph) size(id walker.ID) int64 {
-	b, _ := g.ids.Blob(id)
-	return b.Size
-}
-
-// stored returns the ID of the digest id's content is stored under, and
-// whether the blob store has it.
-func (g *auditGraph) stored(id walker.ID) (walker.ID, bool) {
-	if g.ids.Stored(id) {
-		return id, true
-	}
-	if t, ok := g.alias[id]; ok && g.ids.Stored(t) {
-		return t, true
-	}
-	return 0, false
-}
-
-// isCorrupt reports whether the link at path p (built only when some link
-// is corrupt) is.
-func (g *auditGraph) isCorrupt(p func(string, storage.Digest) string, repo string, id walker.ID) bool {
-	return len(g.corrupt) > 0 && g.corrupt[p(repo, g.digest(id))]
-}
-
-// bitset is a set of IDs, a bit each.
-type bitset []uint64
-
-// newBitset returns a set for the IDs below n.
-func newBitset(n int) bitset { return make(bitset, (n+63)/64) }
-
-func (b bitset) has(id walker.ID) bool {
-	i := int(id >> 6)
-	return i < len(b) && b[i]&(1<<(id&63)) != 0
-}
-
-func (b *bitset) set(id walker.ID) {
-	i := int(id >> 6)
-	if i >= len(*b) {
-		*b = append(*b, make(bitset, i+1-len(*b))...)
-	}
-	(*b)[i] |= 1 << (id & 63)
-}
-
-func (b bitset) unset(id walker.ID) {
-	if i := int(id >> 6); i < len(b) {
-		b[i] &^= 1 << (id & 63)
-	}
-}
-
-// reach is what a walk of the graph from some roots found.
-type reach struct {
-	// blobs are the stored blobs needed, by the ID they are stored under,
-	// each once.
-	blobs []walker.ID
-	// seen are the manifests visited, while the walk runs.
-	seen []walker.ID
-	// defects say why the roots cannot be served whole, in order found.
-	defects []string
-	// missing are needed digests the blob store lacks, with the manifest
-	// referencing each (0 for a root).
-	missing []missingRef
-	// links, when set, also checks that the repository links what it
-	// serves (a revision link per manifest, a layer link per blob): the
-	// registry refuses to serve what a repository does not link. Its links
-	// are in revMark and layerMark.
-	links *repoLinks
-}
-
-type missingRef struct{ id, by walker.ID }
-
-type repoLinks struct{ name string }
-
-// walk walks the graph from roots. links, when set, are the repository's
-// (markLinks).
-func (g *auditGraph) walk(links *repoLinks, roots ...walker.ID) *reach {
-	rc := &reach{links: links}
-	for _, id := range roots {
-		g.visit(rc, id, 0)
-	}
-	for _, id := range rc.blobs {
-		g.blobMark.unset(id)
-	}
-	for _, id := range rc.seen {
-		g.seenMark.unset(id)
-	}
-	rc.seen = nil
-	return rc
-}
-
-// markLinks marks r's links in revMark and layerMark, for walks checking
-// that r links what it serves; unmarkLinks clears them.
-func (g *auditGraph) markLinks(r *walker.Repo) *repoLinks {
-	for _, l := range r.Revisions {
-		g.revMark.set(l.ID)
-		if l.Target != 0 {
-			g.revMark.set(l.Target) // a corrupt link keeps what it names too
-		}
-	}
-	for _, l := range r.Layers {
-		if !l.Corrupt {
-			g.layerMark.set(l.ID)
-		}
-	}
-	return &repoLinks{name: r.Name}
-}
-
-func (g *auditGraph) unmarkLinks(r *walker.Repo) {
-	for _, l := range r.Revisions {
-		g.revMark.unset(l.ID)
-		g.revMark.unset(l.Target)
-	}
-	for _, l := range r.Layers {
-		g.layerMark.unset(l.ID)
-	}
-}
-
-// need adds stored blob s to rc.
-func (g *auditGraph) need(rc *reach, s walker.ID) {
-	if !g.blobMark.has(s) {
-		g.blobMark.set(s)
-		rc.blobs = append(rc.blobs, s)
-	}
-}
-
-// visit walks manifest d and what it needs: its blobs, present foreign
-// layers, and child manifests, recursively.
-func (g *auditGraph) visit(rc *reach, d, by walker.ID) {
-	if g.seenMark.has(d) {
-		return
-	}
-	g.seenMark.set(d)
-	rc.seen = append(rc.seen, d)
-	what := "manifest"
-	if by != 0 {
-		what = "child manifest"
-	}
-	s, ok := g.stored(d)
-	if !ok {
-		rc.defects = append(rc.defects, fmt.Sprintf("%s %s missing from the blob store", what, g.digest(d)))
-		rc.missing = append(rc.missing, missingRef{d, by})
-		return
-	}
-	switch {
-	case rc.links == nil:
-	case g.isCorrupt(storage.RevisionLinkPath, rc.links.name, d):
-		rc.defects = append(rc.defects, fmt.Sprintf("revision link of %s %s is corrupt", what, g.digest(d)))
-	case !g.revMark.has(d):
-		// The registry cannot serve it from this repository (a manifest
-		// deleted through its API): it needs nothing, as gc keeps nothing
-		// of it.
-		rc.defects = append(rc.defects, fmt.Sprintf("%s %s has no revision link in the repository", what, g.digest(d)))
-		return
-	}
-	g.need(rc, s)
-	m := g.inv.Manifests[d]
-	switch {
-	case m == nil:
-		return
-	case storage.IsNotFound(m.Err):
-		rc.defects = append(rc.defects, fmt.Sprintf("%s %s missing from the blob store", what, g.digest(d)))
-		rc.missing = append(rc.missing, missingRef{d, by})
-		return
-	case m.Err != nil:
-		rc.defects = append(rc.defects, fmt.Sprintf("%s %s unreadable: %v", what, g.digest(d), m.Err))
-		return
-	}
-	for _, b := range m.Blobs() {
-		s, ok := g.stored(b)
-		if !ok {
-			rc.defects = append(rc.defects, "references missing blob "+g.digest(b).String())
-			rc.missing = append(rc.missing, missingRef{b, d})
-			continue
-		}
-		g.need(rc, s)
-		switch {
-		case rc.links == nil:
-		case g.isCorrupt(storage.LayerLinkPath, rc.links.name, b):
-			rc.defects = append(rc.defects, fmt.Sprintf("layer link of blob %s is corrupt", g.digest(b)))
-		case !g.layerMark.has(b):
-			rc.defects = append(rc.defects, fmt.Sprintf("blob %s has no layer link in the repository", g.digest(b)))
-		}
-	}
-	for _, b := range m.Foreign() {
-		if s, ok := g.stored(b); ok {
-			g.need(rc, s)
-		}
-	}
-	for _, c := range m.Children() {
-		g.visit(rc, c, d)
-	}
-}
-
-// repoRoots are the manifests a repository holds or its tags name.
-func repoRoots(r *walker.Repo) []walker.ID {
-	var out []walker.ID
-	for _, l := range r.Revisions {
-		out = append(out, l.ID)
-		if l.Target != 0 {
-			out = append(out, l.Target)
-		}
-	}
-	for _, t := range r.Tags {
-		if t.Current != 0 {
-			out = append(out, t.Current)
-		}
-	}
-	return out
-}
-
-// problems sorts the walk's problems into corrupt links, foreign names and
-// the rest, one entry per path.
-func (g *auditGraph) problems(a *Audit) {
-	reasons := map[string][]string{}
-	var paths []string
-	add := func(p, reason string) {
-		if _, ok := reasons[p]; !ok {
-			paths = append(paths, p)
-		}
-		reasons[p] = append(reasons[p], reason)
-	}
-	for _, p := range g.inv.Problems {
-		add(p.Path, p.Err.Error())
-	}
-	// Foreign names from the inventory itself: the flat walker does not
-	// check tag names.
-	foreign := map[string]bool{}
-	for _, r := range g.inv.Repos {
-		if err := storage.ValidRepoName(r.Name); err != nil {
-			p := storage.RepoDir(r.Name)
-			foreign[p] = true
-			if _, ok := reasons[p]; !ok {
-				add(p, err.Error())
-			}
-		}
-		for _, t := range r.Tags {
-			if err := storage.ValidTag(t.Name); err != nil {
-				p := storage.TagDir(r.Name, t.Name)
-				foreign[p] = true
-				if _, ok := reasons[p]; !ok {
-					add(p, err.Error())
-				}
-			}
-		}
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		pr := Problem{Path: p, Reason: strings.Join(reasons[p], "; ")}
-		switch {
-		case strings.HasSuffix(p, "/link") && strings.HasPrefix(p, storage.RepositoriesDir()+"/"):
-			a.CorruptLinks = append(a.CorruptLinks, pr)
-			g.corrupt[p] = true
-		case foreign[p]:
-			a.ForeignNames = append(a.ForeignNames, pr)
-		default:
-			a.Problems = append(a.Problems, pr)
-		}
-	}
-}
-
-// usage sums, per repository, the blobs its manifests need, and which of
-// them no other repository needs.
-func (g *auditGraph) usage(a *Audit, gc *sweep.Result) {
-	g.repoReach = make([][]walker.ID, len(g.inv.Repos))
-	// referenced are the blobs some repository needs, shared those more
-	// than one does.
-	n := g.ids.Len() + 1
-	referenced, shared := newBitset(n), newBitset(n)
-	s := &a.Storage
-	for i, r := range g.inv.Repos {
-		// What the repository serves, as gc keeps it: only manifests it
-		// links, unless it is left alone whole (unreadable, foreign).
-		var links *repoLinks
-		if r.Unreadable == nil && storage.ValidRepoName(r.Name) == nil {
-			links = g.markLinks(r)
-		}
-		rc := g.walk(links, repoRoots(r)...)
-		if links != nil {
-			g.unmarkLinks(r)
-		}
-		g.repoReach[i] = rc.blobs
-		for _, id := range rc.blobs {
-			if referenced.has(id) {
-				shared.set(id)
-				continue
-			}
-			referenced.set(id)
-			s.ReferencedBlobs++
-			s.ReferencedBytes += g.size(id)
-		}
-		for _, m := range rc.missing {
-			u := g.users(m.id)
-			if m.by == 0 {
-				u.manifests = append(u.manifests, r.Name+" (revision link)")
-			} else {
-				u.manifests = append(u.manifests, r.Name+"@"+g.digest(m.by).String())
-			}
-		}
-	}
-	for i, r := range g.inv.Repos {
-		u := RepoUsage{Name: r.Name, Tags: len(r.Tags), Manifests: len(r.Revisions), LayerLinks: len(r.Layers), Blobs: len(g.repoReach[i])}
-		for _, id := range g.repoReach[i] {
-			size := g.size(id)
-			u.LogicalBytes += size
-			if !shared.has(id) {
-				u.ExclusiveBytes += size
-			}
-		}
-		u.SharedBytes = u.LogicalBytes - u.ExclusiveBytes
-		if c := gc.Repos[r.Name]; c != nil {
-			u.GCBytes = c.Bytes
-		}
-		a.Repositories = append(a.Repositories, u)
-	}
-	sort.SliceStable(a.Repositories, func(i, j int) bool {
-		x, y := a.Repositories[i], a.Repositories[j]
-		if x.LogicalBytes != y.LogicalBytes {
-			return x.LogicalBytes > y.LogicalBytes
-		}
-		return x.Name < y.Name
-	})
-	s.Blobs, s.Bytes = g.ids.Blobs(), g.inv.Stats.BlobBytes
-	s.UnreferencedBlobs = s.Blobs - s.ReferencedBlobs
-	s.UnreferencedBytes = s.Bytes - s.ReferencedBytes
-	for _, r := range g.inv.Repos {
-		for _, up := range r.Uploads {
-			s.UploadBytes += up.Size
-		}
-	}
-}
-
-func (g *auditGraph) users(id walker.ID) *users {
-	u := g.interest[id]
-	if u == nil {
-		u = &users{}
-		g.interest[id] = u
-	}
-	return u
-}
-
-// images sizes every tag and checks that the registry can serve it whole:
-// every manifest and blob it reaches present, readable and linked in the
-// repository. The plan's broken untagged manifests are added.
-func (g *auditGraph) images(a *Audit, plan *mark.Plan) {
-	for _, r := range g.inv.Repos {
-		links := g.markLinks(r)
-		for _, t := range r.Tags {
-			if t.Err != nil {
-				a.Broken = append(a.Broken, mark.Broken{Repo: r.Name, Tag: t.Name, Reason: "current link unreadable: " + t.Err.Error()})
-				continue
-			}
-			if t.Current == 0 {
-				continue // no current link: a tag delete interrupted; not served
-			}
-			rc := g.walk(links, t.Current)
-			current := g.digest(t.Current).String()
-			img := ImageUsage{Repo: r.Name, Tag: t.Name, Manifest: current, PushedAt: t.PushedAt.UTC(), Blobs: len(rc.blobs)}
-			if m := g.inv.Manifests[t.Current]; m != nil {
-				img.MediaType = m.MediaType
-			}
-			for _, id := range rc.blobs {
-				img.Bytes += g.size(id)
-			}
-			a.Images = append(a.Images, img)
-			if n := len(rc.defects); n > 0 {
-				reason := rc.defects[0]
-				if n > 1 {
-					reason += fmt.Sprintf(" (and %d more)", n-1)
-				}
-				a.Broken = append(a.Broken, mark.Broken{Repo: r.Name, Tag: t.Name, Digest: current, Reason: reason})
-			}
-			for _, m := range rc.missing {
-				u := g.users(m.id)
-				u.tags = append(u.tags, r.Name+":"+t.Name)
-			}
-		}
-		g.unmarkLinks(r)
-	}
-	for _, b := range plan.Broken {
-		if b.Tag == "" {
-			a.Broken = append(a.Broken, b)
-		}
-	}
-	// Tags first: they are what clients pull.
-	sort.SliceStable(a.Broken, func(i, j int) bool {
-		x, y := a.Broken[i], a.Broken[j]
-		if (x.Tag == "") != (y.Tag == "") {
-			return x.Tag != ""
-		}
-		if x.Repo != y.Repo {
-			return x.Repo < y.Repo
-		}
-		if x.Tag != y.Tag {
-			return x.Tag < y.Tag
-		}
-		return x.Digest < y.Digest
-	})
-	sort.SliceStable(a.Images, func(i, j int) bool {
-		x, y := a.Images[i], a.Images[j]
-		if x.Bytes != y.Bytes {
-			return x.Bytes > y.Bytes
-		}
-		if x.Repo != y.Repo {
-			return x.Repo < y.Repo
-		}
-		return x.Tag < y.Tag
-	})
-	for id, u := range g.interest {
-		if len(u.tags) == 0 && len(u.manifests) == 0 {
-			continue // a bad blob nothing references
-		}
-		if _, ok := g.stored(id); ok {
-			continue
-		}
-		d := g.digest(id)
-		a.MissingBlobs = append(a.MissingBlobs, MissingBlob{Digest: d.String(), Path: storage.BlobDataPath(d), ReferencedBy: u.list()})
-	}
-	sort.Slice(a.MissingBlobs, func(i, j int) bool { return a.MissingBlobs[i].Path < a.MissingBlobs[j].Path })
-}
-
-// list returns the tags, or the manifests when no tag reaches the digest,
-// sorted and without repeats.
-func (u *users) list() []string {
-	l := u.tags
-	if len(l) == 0 {
-		l = u.manifests
-	}
-	out := append([]string{}, l...)
-	sort.Strings(out)
-	return compactStrings(out)
-}
-
-func compactStrings(s []string) []string {
-	out := s[:0]
-	for i, x := range s {
-		if i == 0 || x != s[i-1] {
-			out = append(out, x)
-		}
-	}
-	return out
-}
-
-// orphans lists the blobs nothing references and the layer links to absent
-// blobs.
-func (g *auditGraph) orphans(a *Audit) {
-	referenced := newBitset(g.ids.Len() + 1)
-	ref := func(id walker.ID) {
-		if s, ok := g.stored(id); ok {
-			referenced.set(s)
-		}
-	}
-	for i, r := range g.inv.Repos {
-		for _, id := range g.repoReach[i] {
-			referenced.set(id)
-		}
-		for _, l := range r.Layers {
-			ref(l.ID)
-			if l.Target != 0 {
-				ref(l.Target)
-			}
-			if l.Corrupt || g.isCorrupt(storage.LayerLinkPath, r.Name, l.ID) {
-				continue // listed as corrupt
-			}
-			if _, ok := g.stored(l.ID); !ok {
-				d := g.digest(l.ID)
-				a.OrphanLayerLinks = append(a.OrphanLayerLinks, OrphanLayerLink{Repo: r.Name, Digest: d.String(), Path: storage.LayerLinkPath(r.Name, d)})
-			}
-		}
-		for _, t := range r.Tags {
-			for _, id := range t.Index {
-				ref(id)
-			}
-		}
-	}
-	for id, b := range g.ids.StoredBlobs() {
-		if !referenced.has(id) {
-			d := g.digest(id)
-			a.OrphanBlobs = append(a.OrphanBlobs, OrphanBlob{Digest: d.String(), Path: storage.BlobDataPath(d), Size: b.Size, ModTime: b.ModTime.Time().UTC()})
-		}
-	}
-	sort.Slice(a.OrphanBlobs, func(i, j int) bool { return a.OrphanBlobs[i].Path < a.OrphanBlobs[j].Path })
-	sort.Slice(a.OrphanLayerLinks, func(i, j int) bool { return a.OrphanLayerLinks[i].Path < a.OrphanLayerLinks[j].Path })
-}
-
-// compaction lists stale uploads and empty repositories.
-func (g *auditGraph) compaction(a *Audit, plan *mark.Plan) {
-	cutoff := plan.Options.StartedAt.Add(-plan.Options.Compact.UploadMaxAge)
-	removed := map[string]bool{}
-	for _, n := range plan.EmptyRepos {
-		removed[n] = true
-	}
-	for _, r := range g.inv.Repos {
-		for _, u := range r.Uploads {
-			if !u.StartedAt.IsZero() && u.StartedAt.Before(cutoff) {
-				a.StaleUploads = append(a.StaleUploads, StaleUpload{Repo: r.Name, ID: u.ID, Path: storage.UploadDir(r.Name, u.ID), Size: u.Size, StartedAt: u.StartedAt.UTC()})
-			}
-		}
-		if r.Unreadable != nil || len(r.Revisions) > 0 || storage.ValidRepoName(r.Name) != nil {
-			continue // foreign names are listed as such, and left alone
-		}
-		tagged := false
-		for _, t := range r.Tags {
-			if t.Current != 0 || t.Err != nil {
-				tagged = true
-			}
-		}
-		if !tagged {
-			a.EmptyRepositories = append(a.EmptyRepositories, EmptyRepository{Name: r.Name, Path: storage.RepoDir(r.Name), LayerLinks: len(r.Layers), Uploads: len(r.Uploads), RemovedByGC: removed[r.Name]})
-		}
-	}
-}
-
-// digests reports the verification, naming the tags that reach each bad
-// blob.
-func (g *auditGraph) digests(a *Audit, ver *walker.Verification) {
-	bad := newBitset(g.ids.Len() + 1)
-	nbad := 0
-	for _, list := range [][]walker.BadBlob{ver.Mismatches, ver.Unreadable} {
-		for _, b := range list {
-			if id := g.ids.Lookup(b.Digest); id != 0 {
-				bad.set(id)
-				nbad++
-			}
-		}
-	}
-	uses := func(blobs []walker.ID, name string, tag bool) {
-		for _, id := range blobs {
-			if !bad.has(id) {
-				continue
-			}
-			if u := g.users(id); tag {
-				u.tags = append(u.tags, name)
-			} else {
-				u.manifests = append(u.manifests, name)
-			}
-		}
-	}
-	for i, r := range g.inv.Repos {
-		if nbad == 0 {
-			break
-		}
-		for _, t := range r.Tags {
-			if t.Current != 0 && t.Err == nil {
-				uses(g.walk(nil, t.Current).blobs, r.Name+":"+t.Name, true)
-			}
-		}
-		uses(g.repoReach[i], r.Name+" (untagged manifests)", false)
-	}
-	conv := func(list []walker.BadBlob) []BadBlob {
-		out := []BadBlob{}
-		for _, b := range list {
-			bb := BadBlob{Digest: b.Digest.String(), Path: b.Path, Size: b.Size, BytesRead: b.Read, UsedBy: []string{}}
-			if !b.Got.IsZero() {
-				bb.ContentDigest = b.Got.String()
-			}
-			if b.Err != nil {
-				bb.Error = b.Err.Error()
-			}
-			if u := g.interest[g.ids.Lookup(b.Digest)]; u != nil {
-				bb.UsedBy = u.list()
-			}
-			out = append(out, bb)
-		}
-		return out
-	}
-	a.Digests = &DigestCheck{Blobs: ver.Blobs, Bytes: ver.Bytes, Mismatches: conv(ver.Mismatches), Unreadable: conv(ver.Unreadable)}
 }
 
 // AuditJSON writes the audit as an indented JSON document.
@@ -1049,6 +365,21 @@ func (a *Audit) findings() []finding {
 		rows = append(rows, []string{u.Path, Bytes(u.Size), u.StartedAt.Format(time.RFC3339)})
 	}
 	add("Stale uploads", len(a.StaleUploads), size, []string{"Path", "Size", "Started"}, []string{"", "started "}, rows)
+
+	// Multipart uploads exist on S3 only: the check is shown where it
+	// found some.
+	if len(a.StaleMultipartUploads) > 0 {
+		rows = nil
+		for _, u := range a.StaleMultipartUploads {
+			gc := "no"
+			if u.RemovedByGC {
+				gc = "yes"
+			}
+			rows = append(rows, []string{u.Key, u.ID, u.Initiated.Format(time.RFC3339), gc})
+		}
+		add("Stale multipart uploads", len(a.StaleMultipartUploads), 0, []string{"Key", "Upload ID", "Initiated", "Aborted by gc"},
+			[]string{"upload ", "initiated ", "aborted by gc: "}, rows)
+	}
 
 	rows = nil
 	for _, e := range a.EmptyRepositories {

@@ -116,15 +116,23 @@ func assertEstimateIsDryRun(t *testing.T, a *report.Audit, rep *report.Report) {
 	if removed > rep.Counts.Repositories {
 		t.Errorf("empty repositories: the audit says gc removes %d, gc removes %d", removed, rep.Counts.Repositories)
 	}
-	if rep.Uploads > 0 {
-		n, size := 0, int64(0)
-		for _, u := range a.StaleUploads {
-			n++
-			size += u.Size
+	// Uploads and multipart uploads: what the audit lists as removed by
+	// gc is what gc deletes and aborts.
+	uploads, uploadBytes, multipart := 0, int64(0), 0
+	for _, u := range a.StaleUploads {
+		if u.RemovedByGC {
+			uploads++
+			uploadBytes += u.Size
 		}
-		if n < rep.Uploads || size < rep.UploadBytes {
-			t.Errorf("stale uploads: the audit lists %d (%d bytes), gc deletes %d (%d bytes)", n, size, rep.Uploads, rep.UploadBytes)
+	}
+	for _, u := range a.StaleMultipartUploads {
+		if u.RemovedByGC {
+			multipart++
 		}
+	}
+	if uploads != rep.Uploads || uploadBytes != rep.UploadBytes || multipart != rep.Multipart {
+		t.Errorf("stale uploads the audit says gc removes: %d (%d bytes) and %d multipart; gc deletes %d (%d bytes) and aborts %d",
+			uploads, uploadBytes, multipart, rep.Uploads, rep.UploadBytes, rep.Multipart)
 	}
 }
 
