@@ -102,7 +102,14 @@ func TestImage(t *testing.T) {
 	if cf.OS != p.OS || cf.Architecture != p.Architecture {
 		t.Errorf("platform %s/%s, want %s/%s", cf.OS, cf.Architecture, p.OS, p.Architecture)
 	}
-	version := "devel"
+	// The module version: "devel" from a tree without VCS stamping (a git
+	// worktree, -buildvcs=false), a pseudo-version (v0.0.0-TIME-COMMIT) from
+	// a clone, a tag's version from a tagged commit.
+	version := bi.Main.Version
+	if version == "" || version == "(devel)" {
+		version = "devel"
+	}
+	binVersion := version
 	if settings["vcs.modified"] == "true" {
 		version += "+modified"
 	}
@@ -186,9 +193,9 @@ func TestImage(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%s version: %v\n%s", exe, err, out)
 	}
-	want := "regsweep devel (commit unknown)\n"
+	want := "regsweep " + binVersion + " (commit unknown)\n"
 	if rev != "" {
-		want = "regsweep devel (commit " + rev + ", " + settings["vcs.time"]
+		want = "regsweep " + binVersion + " (commit " + rev + ", " + settings["vcs.time"]
 	}
 	if !strings.HasPrefix(string(out), want) {
 		t.Errorf("regsweep version said %q, want it to start with %q", out, want)
