@@ -166,7 +166,7 @@ func (m *RepoMark) visit(id walker.ID, aliases Aliases) {
 		m.keep(c)
 	}
 	for _, b := range man.Blobs() {
-		if !t.Stored(b) && len(aliases[b]) == 0 {
+		if _, ok := aliases.Stored(t, b); !ok {
 			m.broken(id, "references missing blob "+t.Digest(b).String())
 		}
 	}

@@ -105,6 +105,17 @@ func assertEstimateIsDryRun(t *testing.T, a *report.Audit, rep *report.Report) {
 	if strings.Join(untagged, " ") != strings.Join(gcUntagged, " ") {
 		t.Errorf("broken untagged manifests: audit %v, gc %v", untagged, gcUntagged)
 	}
+	// A kept tag gc calls broken is broken for the audit too (which also
+	// checks links gc does not need).
+	brokenTags := map[string]bool{}
+	for _, b := range a.Broken {
+		brokenTags[b.Repo+":"+b.Tag] = true
+	}
+	for _, b := range rep.Broken {
+		if b.Tag != "" && !brokenTags[b.Repo+":"+b.Tag] {
+			t.Errorf("gc says %s:%s is broken (%s), the audit does not", b.Repo, b.Tag, b.Reason)
+		}
+	}
 	removed := 0
 	for _, e := range a.EmptyRepositories {
 		if e.RemovedByGC {
