@@ -232,6 +232,18 @@ func TestAuditEstimateEqualsGCDryRun(t *testing.T) {
 			storagetest.Random(t, root, seed)
 			return []string{root}
 		}},
+		{"damaged/fs", func(t *testing.T) []string {
+			// A blob gone, a byte flipped, a kept layer's link cut short;
+			// and the link of an orphan blob cut short.
+			d := newDamage(t)
+			orphan := d.reg.PushBlob("dr/link", 300)
+			p := filepath.Join(d.reg.Root, "docker/registry/v2/repositories/dr/link/_layers/sha256", orphan.Encoded(), "link")
+			if err := os.WriteFile(p, []byte("sha256:"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			d.reg.AgeAll(time.Now().Add(-10 * 24 * time.Hour))
+			return []string{d.reg.Root}
+		}},
 		{"random/s3", func(t *testing.T) []string {
 			bucket := storagetest.NewBucket(t)
 			storagetest.RandomS3(t, bucket, "registry", seed)
