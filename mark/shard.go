@@ -1,6 +1,7 @@
 package mark
 
 import (
+	"github.com/regsweep/regsweep/storage"
 	"github.com/regsweep/regsweep/walker"
 )
 
@@ -15,7 +16,7 @@ type MarkShard struct {
 	// Plan is what the shard deletes itself: stages 1, 2 and 4 for its
 	// repositories (tags, untagged revisions, history, uploads, revision
 	// folders, and the repositories left empty with every layer link of
-	// theirs), and with multipart the incomplete multipart uploads. It
+	// theirs), and the incomplete multipart uploads multipart selects. It
 	// deletes no blob and no other layer link: those wait for the marks of
 	// every shard (SweepShard).
 	Plan *Plan
@@ -31,7 +32,7 @@ type MarkShard struct {
 // repository than inv's. An empty repository goes only when every one of
 // its layer links is old enough: the links a whole-registry run would
 // delete regardless of their age (to blobs it deletes) are not known here.
-func ComputeMarkShard(inv *walker.Inventory, opts Options, multipart bool) *MarkShard {
+func ComputeMarkShard(inv *walker.Inventory, opts Options, multipart func(storage.MultipartUpload) bool) *MarkShard {
 	p := &Plan{Options: opts, Cutoff: opts.Cutoff(), Digests: inv.Digests}
 	aliases := FindAliases(inv)
 	repos := make([]*RepoMark, len(inv.Repos))
@@ -52,8 +53,10 @@ func ComputeMarkShard(inv *walker.Inventory, opts Options, multipart bool) *Mark
 	}
 	p.PolicyEffect = policyEffect(inv, opts, p.Decisions)
 	marked := MarkBlobs(inv, repos, aliases)
-	if multipart {
-		p.Multipart = CompactMultipart(inv, opts)
+	for _, u := range CompactMultipart(inv, opts) {
+		if multipart(u) {
+			p.Multipart = append(p.Multipart, u)
+		}
 	}
 	e := CompactEmptyRepos(inv, emptyCandidates, nil, opts.Cutoff())
 	p.LayerLinks = e.LayerLinks

@@ -54,6 +54,17 @@ func RepoShard(name string, n int) int {
 	return int(h.Sum64() % uint64(n))
 }
 
+// KeyShard is the mark shard of n that owns a key of the layout: the
+// shard of its repository, or shard 0 for a key outside every repository.
+// A mark shard aborts the incomplete multipart uploads of the keys it owns.
+func KeyShard(key string, n int) int {
+	k, err := storage.ParseKey(key)
+	if err != nil || k.Repo == "" {
+		return 0
+	}
+	return RepoShard(k.Repo, n)
+}
+
 // BucketOf is the bucket of d: the first byte of its sum.
 func BucketOf(d storage.Digest) int {
 	hx := d.Hex()

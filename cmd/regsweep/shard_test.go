@@ -5,18 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/regsweep/regsweep/report"
-	"github.com/regsweep/regsweep/storage"
 	"github.com/regsweep/regsweep/storage/storagetest"
 	"github.com/regsweep/regsweep/storage/storagetest/gen"
 )
@@ -63,33 +64,44 @@ func TestShardIndex(t *testing.T) {
 	}
 }
 
-// shardRun runs a sharded collection in-process: mark shards 0..n-1 (the
-// first through $JOB_COMPLETION_INDEX, the rest through --index), sweep
-// shards 0..k-1, then report. It fails the test on any non-zero exit and
-// returns the merged JSON report.
-func shardRun(t *testing.T, id string, n, k int, flags []string, where []string) *report.Report {
+// shardRun runs a sharded collection in-process as of now: mark shards
+// 0..n-1 (the first through $JOB_COMPLETION_INDEX, the rest through
+// --index), sweep shards 0..k-1, then report. It fails the test on any
+// non-zero exit and returns the merged JSON report.
+func shardRun(t *testing.T, now time.Time, id string, n, k int, flags []string, where []string) *report.Report {
 	t.Helper()
-	do := func(env map[string]string, args ...string) {
-		t.Helper()
-		var out, errOut bytes.Buffer
-		e := env_(&out, &errOut, env)
-		if code := runEnv(context.Background(), args, e); code != 0 {
-			t.Fatalf("regsweep %s: exit %d\n%s%s", strings.Join(args, " "), code, out.String(), errOut.String())
-		}
-	}
 	for i := range n {
 		args := append([]string{"shard", "mark", "-q", "--run", id, "--shards", strconv.Itoa(n)}, flags...)
 		if i == 0 {
-			do(map[string]string{indexEnv: "0"}, append(args, where...)...)
+			shardDo(t, now, map[string]string{indexEnv: "0"}, 0, append(args, where...)...)
 			continue
 		}
-		do(nil, append(append(args, "--index", strconv.Itoa(i)), where...)...)
+		shardDo(t, now, nil, 0, append(append(args, "--index", strconv.Itoa(i)), where...)...)
 	}
 	for j := range k {
-		do(nil, append([]string{"shard", "sweep", "-q", "--run", id, "--shards", strconv.Itoa(k), "--index", strconv.Itoa(j)}, where...)...)
+		shardDo(t, now, nil, 0, append([]string{"shard", "sweep", "-q", "--run", id, "--shards", strconv.Itoa(k), "--index", strconv.Itoa(j)}, where...)...)
 	}
+	return shardReport(t, now, id, 0, where)
+}
+
+// shardDo runs one command line as of now with the environment vars and
+// fails the test unless it exits with want; it returns the output.
+func shardDo(t *testing.T, now time.Time, vars map[string]string, want int, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	e := env{stdout: &out, stderr: &errOut, wrapStore: faultyWrap, now: func() time.Time { return now },
+		getenv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}
+	if code := runEnv(context.Background(), args, e); code != want {
+		t.Fatalf("regsweep %s: exit %d, want %d\n%s%s", strings.Join(args, " "), code, want, out.String(), errOut.String())
+	}
+	return out.String() + errOut.String()
+}
+
+// shardReport runs shard report with a JSON --report, wanting exit want.
+func shardReport(t *testing.T, now time.Time, id string, want int, where []string) *report.Report {
+	t.Helper()
 	rep := filepath.Join(t.TempDir(), "report.json")
-	do(nil, append([]string{"shard", "report", "--run", id, "--report", rep}, where...)...)
+	shardDo(t, now, nil, want, append([]string{"shard", "report", "--run", id, "--report", rep}, where...)...)
 	b, err := os.ReadFile(rep)
 	if err != nil {
 		t.Fatal(err)
@@ -99,10 +111,6 @@ func shardRun(t *testing.T, id string, n, k int, flags []string, where []string)
 		t.Fatal(err)
 	}
 	return &r
-}
-
-func env_(stdout, stderr io.Writer, vars map[string]string) env {
-	return env{stdout: stdout, stderr: stderr, wrapStore: faultyWrap, getenv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}
 }
 
 // tree lists every folder and file under root/docker with the files'
@@ -131,24 +139,42 @@ func tree(t *testing.T, root string) map[string]string {
 	return out
 }
 
-// shardPolicy keeps the two newest tags of every repository and deletes
-// what no tag reaches.
+// bucketTree lists every object of bucket under registry/docker with its
+// ETag.
+func bucketTree(t *testing.T, bucket string) map[string]string {
+	t.Helper()
+	c := storagetest.S3Client(t)
+	out := map[string]string{}
+	p := s3.NewListObjectsV2Paginator(c, &s3.ListObjectsV2Input{Bucket: aws.String(bucket), Prefix: aws.String("registry/docker/")})
+	for p.HasMorePages() {
+		page, err := p.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range page.Contents {
+			out[aws.ToString(o.Key)] = aws.ToString(o.ETag)
+		}
+	}
+	return out
+}
+
+// shardPolicy keeps latest, promoted and the v1.0.x tags of every
+// repository and deletes what no tag reaches. It reads no time: objects
+// written into two buckets have their own LastModified, and a rule on
+// push times would tell ties apart differently in each.
 const shardPolicy = `rules:
   - repositories: ["**"]
-    keep: {newest: 2}
+    keep: {tags: ["^(latest|promoted)$", "^v1\\.0\\."]}
 untagged: delete
 `
 
-// TestShardedRunEqualsGC: for N mark shards in {1, 2, 3, 7} and K sweep
-// shards in {1, 2, 5}, the registry after a sharded run is exactly the
-// registry after a single gc with the same flags (a policy, and
-// --delete-untagged) on a copy: every file and folder, on a generated
-// registry of every kind (schema1, OCI artifacts, sha512 blobs, API
-// deletes, stale uploads), and the merged report counts what gc counts.
-func TestShardedRunEqualsGC(t *testing.T) {
-	t.Parallel()
-	src := filepath.Join(t.TempDir(), "src")
-	g := gen.Build(gen.Options{Blobs: 600, Repos: 12, Seed: 17, Legacy: true, SHA512: true})
+// shardFixture is a generated registry of every kind (schema1, OCI
+// artifacts, sha512 blobs, API deletes, stale uploads) and the flags of
+// the tests' runs: a policy, --delete-untagged.
+func shardFixture(t *testing.T) (src string, g *gen.Registry, flags []string) {
+	t.Helper()
+	src = filepath.Join(t.TempDir(), "src")
+	g = gen.Build(gen.Options{Blobs: 300, Repos: 10, Seed: 17, Legacy: true, SHA512: true})
 	if _, err := g.Write(context.Background(), src, 4); err != nil {
 		t.Fatal(err)
 	}
@@ -156,40 +182,82 @@ func TestShardedRunEqualsGC(t *testing.T) {
 	if err := os.WriteFile(policy, []byte(shardPolicy), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	flags := []string{"--policy", policy, "--delete-untagged", "--min-age", "1h"}
-	ref := filepath.Join(t.TempDir(), "gc")
-	storagetest.CopyTree(t, src, ref)
-	code, _, want := gc(t, append(append([]string{}, flags...), ref)...)
-	if code != 0 {
-		t.Fatalf("gc: exit %d", code)
+	return src, g, []string{"--policy", policy, "--allow-delete-all", "--delete-untagged", "--min-age", "1h"}
+}
+
+// TestShardedRunEqualsGC: for N mark shards in {1, 2, 3, 7} and K sweep
+// shards in {1, 2, 5}, the registry after a sharded run is exactly the
+// registry after a single gc with the same flags (a policy, and
+// --delete-untagged) on a copy, on a filesystem (every file and folder)
+// and in S3 (every object, incomplete multipart uploads too), and the
+// merged report counts what gc counts. Every run is as of 8 days from now:
+// objects just written to S3 are old, uploads stale.
+func TestShardedRunEqualsGC(t *testing.T) {
+	now := time.Now().Add(8 * 24 * time.Hour)
+	src, g, flags := shardFixture(t)
+	endpoint, access, secret, region := storagetest.S3Server(t)
+	t.Setenv("AWS_ACCESS_KEY_ID", access)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", secret)
+	type place struct {
+		where []string
+		tree  func() map[string]string
 	}
-	if want.Blobs == 0 || want.Tags == 0 || want.Manifests == 0 {
-		t.Fatalf("gc deleted %d blobs, %d tags, %d manifests: the fixture tests nothing", want.Blobs, want.Tags, want.Manifests)
+	backends := []struct {
+		name string
+		make func(t *testing.T) place
+	}{
+		{"filesystem", func(t *testing.T) place {
+			root := filepath.Join(t.TempDir(), "reg")
+			storagetest.CopyTree(t, src, root)
+			return place{[]string{root}, func() map[string]string { return tree(t, root) }}
+		}},
+		{"s3", func(t *testing.T) place {
+			bucket := storagetest.NewBucket(t)
+			storagetest.PutTree(t, src, bucket, "registry")
+			addMultipart(t, bucket, "registry/docker/registry/v2/repositories/"+g.Repos[0].Name+"/_uploads/abandoned/data")
+			where := []string{"--s3-endpoint", endpoint, "--s3-region", region, "--s3-force-path-style", "s3://" + bucket + "/registry"}
+			return place{where, func() map[string]string { return bucketTree(t, bucket) }}
+		}},
 	}
-	wantTree := tree(t, ref)
-	for _, n := range []int{1, 2, 3, 7} {
-		for _, k := range []int{1, 2, 5} {
-			t.Run(fmt.Sprintf("N%d-K%d", n, k), func(t *testing.T) {
-				t.Parallel()
-				root := filepath.Join(t.TempDir(), "reg")
-				storagetest.CopyTree(t, src, root)
-				got := shardRun(t, "r1", n, k, flags, []string{root})
-				if d := cmp.Diff(wantTree, tree(t, root)); d != "" {
-					t.Errorf("storage after the sharded run differs from gc's (-gc +shards):\n%s", d)
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			ref := b.make(t)
+			repPath := filepath.Join(t.TempDir(), "report.json")
+			shardDo(t, now, nil, 0, append(append([]string{"gc", "-q", "--report", repPath}, flags...), ref.where...)...)
+			var want report.Report
+			if data, err := os.ReadFile(repPath); err != nil {
+				t.Fatal(err)
+			} else if err := json.Unmarshal(data, &want); err != nil {
+				t.Fatal(err)
+			}
+			if want.Blobs == 0 || want.Tags == 0 || want.Manifests == 0 || want.LayerLinks == 0 || want.Uploads == 0 {
+				t.Fatalf("gc deleted %+v: the fixture tests too little", want.Counts)
+			}
+			if b.name == "s3" && want.Multipart == 0 {
+				t.Fatalf("gc aborted no multipart upload")
+			}
+			wantTree := ref.tree()
+			for _, n := range []int{1, 2, 3, 7} {
+				for _, k := range []int{1, 2, 5} {
+					t.Run(fmt.Sprintf("N%d-K%d", n, k), func(t *testing.T) {
+						t.Parallel()
+						p := b.make(t)
+						got := shardRun(t, now, "r1", n, k, flags, p.where)
+						if d := cmp.Diff(wantTree, p.tree()); d != "" {
+							t.Errorf("storage after the sharded run differs from gc's (-gc +shards):\n%s", d)
+						}
+						if got.Counts != want.Counts {
+							t.Errorf("report counts %+v, gc's %+v", got.Counts, want.Counts)
+						}
+						if got.Scanned != want.Scanned || got.Kept != want.Kept {
+							t.Errorf("report scanned %+v kept %+v, gc's %+v %+v", got.Scanned, got.Kept, want.Scanned, want.Kept)
+						}
+						if len(got.Errors) > 0 {
+							t.Errorf("report errors: %v", got.Errors)
+						}
+					})
 				}
-				if got.Counts != want.Counts {
-					t.Errorf("report counts %+v, gc's %+v", got.Counts, want.Counts)
-				}
-				if got.Scanned != want.Scanned {
-					t.Errorf("report scanned %+v, gc's %+v", got.Scanned, want.Scanned)
-				}
-				if len(got.Errors) > 0 {
-					t.Errorf("report errors: %v", got.Errors)
-				}
-				if _, err := os.Stat(filepath.Join(root, storage.LockKey)); !os.IsNotExist(err) {
-					t.Errorf("the lock is still there after the report of a complete run (%v)", err)
-				}
-			})
-		}
+			}
+		})
 	}
 }

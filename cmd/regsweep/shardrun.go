@@ -125,13 +125,14 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 	}
 	inv.Repos = slices.DeleteFunc(inv.Repos, func(r *walker.Repo) bool { return shard.RepoShard(r.Name, run.Shards) != sf.index })
 	var ms *mark.MarkShard
+	owned := func(u storage.MultipartUpload) bool { return shard.KeyShard(u.Key, run.Shards) == sf.index }
 	err = s.timed("mark", func(storage.Counter) error {
-		ms = mark.ComputeMarkShard(inv, opts, sf.index == 0)
+		ms = mark.ComputeMarkShard(inv, opts, owned)
 		if repos := ms.Plan.LinkAgesWanted(); len(repos) > 0 {
 			if err := walker.AgeLayerLinks(s.ctx, s.store, inv, repos, s.jobs); err != nil {
 				return err
 			}
-			ms = mark.ComputeMarkShard(inv, opts, sf.index == 0)
+			ms = mark.ComputeMarkShard(inv, opts, owned)
 		}
 		return nil
 	})
