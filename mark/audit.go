@@ -731,15 +731,15 @@ func (g *auditGraph) compaction(a *Audit, plan *Plan) {
 	type upload struct{ repo, id string }
 	deleted := map[upload]bool{}
 	for _, u := range plan.Uploads {
-		deleted[upload{u.Repo, u.ID}] = true
+		deleted[upload{plan.Repo(u.Repo), u.ID}] = true
 	}
 	aborted := map[storage.MultipartUpload]bool{}
 	for _, u := range plan.Multipart {
 		aborted[u] = true
 	}
 	removed := map[string]bool{}
-	for _, n := range plan.EmptyRepos {
-		removed[n] = true
+	for _, i := range plan.EmptyRepos {
+		removed[plan.Repo(i)] = true
 	}
 	for _, r := range g.inv.Repos {
 		for _, u := range r.Uploads {

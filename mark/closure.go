@@ -105,7 +105,10 @@ func (m *RepoMark) untagged(aliases Aliases) {
 			m.keep(l.ID)
 			continue
 		}
-		m.Revisions = append(m.Revisions, Revision{Repo: m.Index, ID: l.ID, TagIndex: indexOf[l.ID]})
+		m.Revisions = append(m.Revisions, Revision{Repo: m.Index, ID: l.ID})
+		for _, tag := range indexOf[l.ID] {
+			m.History = append(m.History, HistoryEntry{Repo: m.Index, Tag: tag, ID: l.ID, Of: HistoryOfRevision})
+		}
 	}
 	m.closure(aliases)
 }

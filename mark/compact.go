@@ -1,6 +1,7 @@
 package mark
 
 import (
+	"strings"
 	"time"
 
 	"github.com/regsweep/regsweep/storage"
@@ -9,8 +10,10 @@ import (
 
 // RepoCompaction is what CompactRepo plans for one repository.
 type RepoCompaction struct {
-	OrphanIndex     []IndexEntry
-	RevisionFolders []RevisionFolder
+	// History are the entries of manifests the repository does not hold
+	// (HistoryOfAbsent).
+	History         []HistoryEntry
+	RevisionFolders []Revision
 	Uploads         []Upload
 	// Empty is set when the repository keeps no tag, no manifest and no
 	// young upload: a candidate for CompactEmptyRepos.
@@ -38,23 +41,25 @@ func CompactRepo(m *RepoMark) RepoCompaction {
 			}
 			for _, id := range t.Index {
 				if !m.linked[id] {
-					out.OrphanIndex = append(out.OrphanIndex, IndexEntry{Repo: r.Name, Tag: t.Name, Digest: m.inv.Digests.Digest(id)})
+					out.History = append(out.History, HistoryEntry{Repo: m.Index, Tag: t.Name, ID: id, Of: HistoryOfAbsent})
 				}
 			}
 		}
 		// Removing an empty folder is safe whatever its age: a push of
 		// the manifest again fills it, and a folder holding a file stays.
 		for _, l := range r.Deleted {
-			out.RevisionFolders = append(out.RevisionFolders, RevisionFolder{Repo: r.Name, Digest: m.inv.Digests.Digest(l.ID)})
+			out.RevisionFolders = append(out.RevisionFolders, Revision{Repo: m.Index, ID: l.ID})
 		}
 	}
 	young := 0
 	for _, u := range r.Uploads {
 		if c.Uploads && opts.StaleUpload(u) {
-			out.Uploads = append(out.Uploads, Upload{Repo: r.Name, ID: u.ID, Keys: u.Keys, Size: u.Size})
-		} else {
-			young++
+			if up, ok := uploadOf(m.Index, r.Name, u); ok {
+				out.Uploads = append(out.Uploads, up)
+				continue
+			}
 		}
+		young++ // kept, and the repository with it
 	}
 	out.Empty = m.LiveTags == 0 && len(m.Revisions) == len(r.Revisions) && young == 0
 	return out
@@ -79,7 +84,7 @@ func CompactMultipart(inv *walker.Inventory, opts Options) []storage.MultipartUp
 type EmptyRepos struct {
 	// Repos are the repositories to remove, LayerLinks their layer links
 	// that planned (the links SweepLayerLinks planned aside).
-	Repos      []string
+	Repos      []RepoIndex
 	LayerLinks []LayerLink
 	// LinkAgesWanted are the candidates kept only because the ages of
 	// their layer links are unknown (see Plan.LinkAgesWanted).
@@ -125,8 +130,24 @@ func CompactEmptyRepos(inv *walker.Inventory, candidates []RepoIndex, planned []
 			out.LinkAgesWanted = append(out.LinkAgesWanted, r.Name)
 		default:
 			out.LayerLinks = append(out.LayerLinks, extra...)
-			out.Repos = append(out.Repos, r.Name)
+			out.Repos = append(out.Repos, i)
 		}
 	}
 	return out
+}
+
+// uploadOf is upload u of repository ri (named repo) as a plan addresses it:
+// its files relative to its folder. An upload with a file outside its
+// folder (the walker lists none) is not planned.
+func uploadOf(ri RepoIndex, repo string, u walker.Upload) (Upload, bool) {
+	dir := storage.UploadDir(repo, u.ID) + "/"
+	files := make([]string, len(u.Keys))
+	for i, k := range u.Keys {
+		f, ok := strings.CutPrefix(k, dir)
+		if !ok {
+			return Upload{}, false
+		}
+		files[i] = f
+	}
+	return Upload{Repo: ri, ID: u.ID, Files: files, Size: u.Size}, true
 }

@@ -47,40 +47,48 @@ func Intersect(a, b *Plan) *Plan {
 		return b.Digests.Lookup(a.Digest(x))
 	}
 
-	type tagKey struct{ repo, name string }
-	tagOf := func(t Tag) tagKey { return tagKey{t.Repo, t.Name} }
-	out.Tags = keepIn(b.Tags, a.Tags, tagOf, tagOf)
+	// Every item is matched by its address in b's terms: repository,
+	// digest, and name within the repository.
+	type addr struct {
+		repo RepoIndex
+		id   walker.ID
+		name string
+	}
+	tagA := func(t Tag) addr { return addr{repo(t.Repo), 0, t.Name} }
+	tagB := func(t Tag) addr { return addr{t.Repo, 0, t.Name} }
+	out.Tags = keepIn(b.Tags, a.Tags, tagB, tagA)
+	// A history entry is the link it names: a's reason for it is not
+	// matched, b's is kept.
+	out.History = keepIn(b.History, a.History, func(e HistoryEntry) addr { return addr{e.Repo, e.ID, e.Tag} },
+		func(e HistoryEntry) addr { return addr{repo(e.Repo), id(e.ID), e.Tag} })
 
 	// The lists of IDs hold a million items on a large registry: a's keys
 	// are one sorted number each (8 bytes) rather than map entries (~50).
-	out.Revisions = keepSorted(b.Revisions, a.Revisions, func(r Revision) uint64 { return packed(r.Repo, r.ID) },
-		func(r Revision) uint64 { return packed(repo(r.Repo), id(r.ID)) })
+	revB := func(r Revision) uint64 { return packed(r.Repo, r.ID) }
+	revA := func(r Revision) uint64 { return packed(repo(r.Repo), id(r.ID)) }
+	out.Revisions = keepSorted(b.Revisions, a.Revisions, revB, revA)
 	out.LayerLinks = keepSorted(b.LayerLinks, a.LayerLinks, func(l LayerLink) uint64 { return packed(l.Repo, l.ID) },
 		func(l LayerLink) uint64 { return packed(repo(l.Repo), id(l.ID)) })
 	out.Blobs = keepSorted(b.Blobs, a.Blobs, func(x Blob) uint64 { return uint64(x.ID) }, func(x Blob) uint64 { return uint64(id(x.ID)) })
-	entry := func(e IndexEntry) IndexEntry { return e }
-	out.OrphanIndex = keepIn(b.OrphanIndex, a.OrphanIndex, entry, entry)
-	type uploadKey struct{ repo, id string }
-	upload := func(u Upload) uploadKey { return uploadKey{u.Repo, u.ID} }
-	out.Uploads = keepIn(b.Uploads, a.Uploads, upload, upload)
+	out.Uploads = keepIn(b.Uploads, a.Uploads, func(u Upload) addr { return addr{u.Repo, 0, u.ID} },
+		func(u Upload) addr { return addr{repo(u.Repo), 0, u.ID} })
 	multipart := func(u storage.MultipartUpload) [2]string { return [2]string{u.Key, u.ID} }
 	out.Multipart = keepIn(b.Multipart, a.Multipart, multipart, multipart)
-	name := func(r string) string { return r }
-	out.EmptyRepos = keepIn(b.EmptyRepos, a.EmptyRepos, name, name)
-	folder := func(f RevisionFolder) RevisionFolder { return f }
-	out.RevisionFolders = keepIn(b.RevisionFolders, a.RevisionFolders, folder, folder)
+	out.EmptyRepos = keepIn(b.EmptyRepos, a.EmptyRepos, func(r RepoIndex) RepoIndex { return r }, repo)
+	out.RevisionFolders = keepSorted(b.RevisionFolders, a.RevisionFolders, revB, revA)
 	// What a deletes and b keeps: reachable again, or changed, since a.
-	for _, n := range [][2]int{{len(a.Tags), len(out.Tags)}, {len(a.Revisions), len(out.Revisions)}, {len(a.LayerLinks), len(out.LayerLinks)},
-		{len(a.Blobs), len(out.Blobs)}, {len(a.OrphanIndex), len(out.OrphanIndex)}, {len(a.Uploads), len(out.Uploads)},
+	for _, n := range [][2]int{{len(a.Tags), len(out.Tags)}, {len(a.History), len(out.History)}, {len(a.Revisions), len(out.Revisions)},
+		{len(a.LayerLinks), len(out.LayerLinks)}, {len(a.Blobs), len(out.Blobs)}, {len(a.Uploads), len(out.Uploads)},
 		{len(a.Multipart), len(out.Multipart)}, {len(a.EmptyRepos), len(out.EmptyRepos)}, {len(a.RevisionFolders), len(out.RevisionFolders)}} {
 		dropped += max(0, n[0]-n[1])
 	}
 	out.Kept.ChangedDuringRun = b.Kept.ChangedDuringRun + dropped
 
 	// b's verdicts on the tags a did not delete: kept after all.
+	type tagKey struct{ repo, name string }
 	deleted := make(map[tagKey]bool, len(out.Tags))
 	for _, t := range out.Tags {
-		deleted[tagOf(t)] = true
+		deleted[tagKey{b.Repo(t.Repo), t.Name}] = true
 	}
 	out.Decisions = slices.Clone(b.Decisions)
 	for i, d := range out.Decisions {

@@ -59,7 +59,7 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 		repos[i] = m
 		p.addRepo(m)
 		c := CompactRepo(m)
-		p.OrphanIndex = append(p.OrphanIndex, c.OrphanIndex...)
+		p.History = append(p.History, c.History...)
 		p.RevisionFolders = append(p.RevisionFolders, c.RevisionFolders...)
 		p.Uploads = append(p.Uploads, c.Uploads...)
 		if c.Empty && opts.Compact.Repos {
@@ -93,6 +93,7 @@ func (p *Plan) addRepo(m *RepoMark) {
 	p.Tags = append(p.Tags, m.Tags...)
 	p.Decisions = append(p.Decisions, m.Decisions...)
 	p.Revisions = append(p.Revisions, m.Revisions...)
+	p.History = append(p.History, m.History...)
 	p.Broken = append(p.Broken, m.Broken...)
 	p.Warnings = append(p.Warnings, m.Warnings...)
 	if m.Emptied != nil {

@@ -2,6 +2,7 @@ package mark
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/regsweep/regsweep/storage"
@@ -65,20 +66,25 @@ type Plan struct {
 	// inventory's table, or one read from a plan file.
 	Digests *walker.Digests `json:"-"`
 
+	// The deletions, every one addressed the same way: a repository by
+	// its RepoIndex, a digest by its ID in Digests, a tag or an upload by
+	// its name within its repository.
 	Tags       []Tag
+	History    []HistoryEntry
 	Revisions  []Revision
 	LayerLinks []LayerLink
 	Blobs      []Blob
 
 	// Compaction.
-	OrphanIndex []IndexEntry
-	Uploads     []Upload
-	Multipart   []storage.MultipartUpload
-	EmptyRepos  []string
+	Uploads   []Upload
+	Multipart []storage.MultipartUpload
+	// EmptyRepos are the repositories removed whole, once their keys are
+	// gone.
+	EmptyRepos []RepoIndex
 	// RevisionFolders are the empty folders of manifests deleted through
 	// the registry's API (walker.Repo.Deleted), removed on stores with
 	// folders.
-	RevisionFolders []RevisionFolder
+	RevisionFolders []Revision
 
 	// Kept counts what was kept for a reason other than being reachable.
 	Kept Kept
@@ -96,7 +102,7 @@ type Plan struct {
 	PolicyEffect PolicyEffect
 	// Emptied are the repositories that had tags and that the plan leaves
 	// with none (cmd refuses such a run unless --allow-delete-all).
-	Emptied []Emptied `json:"-"`
+	Emptied []Emptied
 	// Err is non-nil when the plan is partial: blobs are not swept
 	// (ErrIncompleteGraph) or a repository was left alone. It lists every
 	// path concerned.
@@ -115,11 +121,12 @@ type Plan struct {
 // and the same run removes these repositories, subject to MinAge.
 func (p *Plan) LinkAgesWanted() []string { return p.linkAgesWanted }
 
-// Tag is a tag to delete: its current link and its whole history.
+// Tag is a tag to delete: its current link, if it has one (its history
+// entries are in Plan.History, with Of set to HistoryOfTag).
 type Tag struct {
-	Repo, Name string
+	Repo       RepoIndex
+	Name       string
 	HasCurrent bool
-	Index      []storage.Digest
 	Reason     string
 }
 
@@ -131,32 +138,78 @@ type RepoIndex int32
 // NoRepo is the RepoIndex of no repository.
 const NoRepo RepoIndex = -1
 
-// Revision is a manifest revision link to delete, with the history entries
-// of the tags that once pointed at it.
+// HistoryOf says why a tag history entry is deleted.
+type HistoryOf uint8
+
+// Why tag history entries go.
+const (
+	// HistoryOfTag: the entry's tag is deleted, its whole history with it.
+	HistoryOfTag HistoryOf = iota
+	// HistoryOfRevision: the manifest it names is deleted by this plan.
+	HistoryOfRevision
+	// HistoryOfAbsent: the manifest it names is no longer in the
+	// repository (compaction).
+	HistoryOfAbsent
+	numHistoryOf
+)
+
+var historyOfNames = [numHistoryOf]string{"tag", "revision", "absent"}
+
+// String names o as plan files write it.
+func (o HistoryOf) String() string {
+	if o < numHistoryOf {
+		return historyOfNames[o]
+	}
+	return fmt.Sprintf("HistoryOf(%d)", uint8(o))
+}
+
+// MarshalText writes o by name.
+func (o HistoryOf) MarshalText() ([]byte, error) {
+	if o >= numHistoryOf {
+		return nil, fmt.Errorf("unknown history reason %d", uint8(o))
+	}
+	return []byte(o.String()), nil
+}
+
+// UnmarshalText reads a name MarshalText wrote; another is an error.
+func (o *HistoryOf) UnmarshalText(b []byte) error {
+	for i, n := range historyOfNames {
+		if string(b) == n {
+			*o = HistoryOf(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown history reason %q", b)
+}
+
+// HistoryEntry is a tag history entry to delete: the link
+// _manifests/tags/<Tag>/index/<digest>/link of repository Repo, which says
+// that the tag once pointed at manifest ID. Every entry a plan deletes is
+// one, whatever the reason (Of). The entries of one deleted tag follow each
+// other.
+type HistoryEntry struct {
+	Repo RepoIndex
+	Tag  string
+	ID   walker.ID
+	Of   HistoryOf
+}
+
+// Revision is a manifest revision of a repository: in Plan.Revisions, a
+// revision link to delete; in Plan.RevisionFolders, an empty revision
+// folder to remove.
 type Revision struct {
-	Repo     RepoIndex
-	ID       walker.ID
-	TagIndex []string
+	Repo RepoIndex
+	ID   walker.ID
 }
 
-// IndexEntry is a tag history entry to delete: its manifest is gone.
-type IndexEntry struct {
-	Repo, Tag string
-	Digest    storage.Digest
-}
-
-// RevisionFolder is the folder of a manifest deleted through the registry's
-// API: its link is gone, the empty folder stays until a GC removes it.
-type RevisionFolder struct {
-	Repo   string
-	Digest storage.Digest
-}
-
-// Upload is an abandoned upload to delete.
+// Upload is an abandoned upload to delete: the files of
+// _uploads/<ID>/ of repository Repo, named relative to that folder
+// ("data", "startedat", "hashstates/sha256/0").
 type Upload struct {
-	Repo, ID string
-	Keys     []string
-	Size     int64
+	Repo  RepoIndex
+	ID    string
+	Files []string
+	Size  int64
 }
 
 // LayerLink is a layer link to delete.

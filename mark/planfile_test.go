@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/regsweep/regsweep/storage"
 )
@@ -109,6 +110,51 @@ func TestPlanFileRefusesDecisionsOfOtherRepositories(t *testing.T) {
 			t.Errorf("repository %q: %v", repo, err)
 		}
 	}
+}
+
+// TestPlanFileRefusesOlderFormats: a plan file of an older format is
+// refused, saying to make the plan again, and so is one of a newer format.
+func TestPlanFileRefusesOlderFormats(t *testing.T) {
+	t.Parallel()
+	var file bytes.Buffer
+	in := &PlanFile{Location: "/r", Place: storage.Place{Kind: storage.KindFilesystem, Dir: "/r"}, CreatedAt: now, Plan: &Plan{Options: Options{StartedAt: now}}}
+	if err := WritePlanFile(&file, in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPlanFile(bytes.NewReader(file.Bytes())); err != nil {
+		t.Fatalf("the file as written: %v", err)
+	}
+	for version, want := range map[int]string{1: "make the plan again", 2: "make the plan again", PlanFileVersion + 1: "this regsweep reads"} {
+		f := rewritePlanFile(t, file.Bytes(), func(m map[string]any) { m["version"] = version })
+		if _, err := ReadPlanFile(bytes.NewReader(f)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("format %d: %v, want an error saying %q", version, err, want)
+		}
+	}
+}
+
+// rewritePlanFile returns file, a compressed plan file, with its JSON
+// edited.
+func rewritePlanFile(t *testing.T, file []byte, edit func(map[string]any)) []byte {
+	t.Helper()
+	zr, err := zstd.NewReader(bytes.NewReader(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	var m map[string]any
+	if err := json.NewDecoder(zr).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return zw.EncodeAll(b, nil)
 }
 
 func planJSONOf(t *testing.T, file []byte) string {

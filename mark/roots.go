@@ -24,6 +24,9 @@ type RepoMark struct {
 	Decisions []TagDecision
 	// Revisions are the untagged revision links to delete.
 	Revisions []Revision
+	// History are the tag history entries to delete: of the deleted tags,
+	// then of the deleted revisions.
+	History []HistoryEntry
 	// Broken are the kept images of the repository that cannot be served
 	// whole.
 	Broken []Broken
@@ -198,11 +201,10 @@ func (m *RepoMark) keep(id walker.ID) {
 func (m *RepoMark) deleteTag(t walker.Tag, d TagDecision) {
 	d.Repo, d.Tag, d.Keep = m.Repo.Name, t.Name, false
 	m.Decisions = append(m.Decisions, d)
-	index := make([]storage.Digest, len(t.Index))
-	for i, id := range t.Index {
-		index[i] = m.inv.Digests.Digest(id)
+	m.Tags = append(m.Tags, Tag{Repo: m.Index, Name: t.Name, HasCurrent: t.Current != 0, Reason: d.Reason})
+	for _, id := range t.Index {
+		m.History = append(m.History, HistoryEntry{Repo: m.Index, Tag: t.Name, ID: id, Of: HistoryOfTag})
 	}
-	m.Tags = append(m.Tags, Tag{Repo: m.Repo.Name, Name: t.Name, HasCurrent: t.Current != 0, Index: index, Reason: d.Reason})
 }
 
 // broken records a kept manifest that cannot be served whole, naming the

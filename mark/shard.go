@@ -44,7 +44,7 @@ func ComputeMarkShard(inv *walker.Inventory, opts Options, multipart func(storag
 		repos[i] = m
 		p.addRepo(m)
 		c := CompactRepo(m)
-		p.OrphanIndex = append(p.OrphanIndex, c.OrphanIndex...)
+		p.History = append(p.History, c.History...)
 		p.RevisionFolders = append(p.RevisionFolders, c.RevisionFolders...)
 		p.Uploads = append(p.Uploads, c.Uploads...)
 		if c.Empty && opts.Compact.Repos {

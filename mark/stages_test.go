@@ -221,8 +221,14 @@ func TestClose(t *testing.T) {
 			var deleted []walker.ID
 			for _, rev := range m.Revisions {
 				deleted = append(deleted, rev.ID)
-				if c.wantTagIndex != "" && !slices.Equal(rev.TagIndex, []string{c.wantTagIndex}) {
-					t.Errorf("history entries of %s: %v", inv.Digests.Digest(rev.ID), rev.TagIndex)
+				var history []string
+				for _, e := range m.History {
+					if e.ID == rev.ID && e.Of == HistoryOfRevision {
+						history = append(history, e.Tag)
+					}
+				}
+				if c.wantTagIndex != "" && !slices.Equal(history, []string{c.wantTagIndex}) {
+					t.Errorf("history entries of %s: %v", inv.Digests.Digest(rev.ID), history)
 				}
 			}
 			if got := digests(inv.Digests, deleted); !slices.Equal(got, strs(wantDeleted...)) {
@@ -386,8 +392,13 @@ func TestCompactRepo(t *testing.T) {
 			m := SelectRoots(inv, 0, opts)
 			m.Close(FindAliases(inv))
 			got := CompactRepo(m)
-			if len(got.OrphanIndex) != c.orphanIndex || len(got.RevisionFolders) != c.folders || len(got.Uploads) != 1 || got.Empty != c.empty {
-				t.Errorf("orphan index %v, folders %v, uploads %v, empty %v; want %d, %d, 1, %v", got.OrphanIndex, got.RevisionFolders, got.Uploads, got.Empty, c.orphanIndex, c.folders, c.empty)
+			for _, e := range got.History {
+				if e.Of != HistoryOfAbsent {
+					t.Errorf("history entry %+v of compaction: want HistoryOfAbsent", e)
+				}
+			}
+			if len(got.History) != c.orphanIndex || len(got.RevisionFolders) != c.folders || len(got.Uploads) != 1 || got.Empty != c.empty {
+				t.Errorf("orphan history %v, folders %v, uploads %v, empty %v; want %d, %d, 1, %v", got.History, got.RevisionFolders, got.Uploads, got.Empty, c.orphanIndex, c.folders, c.empty)
 			}
 			// A young upload keeps the repository.
 			inv.Repos[0].Uploads = append(inv.Repos[0].Uploads, walker.Upload{ID: "young", StartedAt: now})
@@ -414,7 +425,7 @@ func TestCompactEmptyRepos(t *testing.T) {
 	id := inv.Digests.Lookup
 	planned := []LayerLink{{0, id(x)}, {1, id(x)}, {3, id(x)}, {4, id(x)}}
 	got := CompactEmptyRepos(inv, []RepoIndex{0, 1, 2, 4}, planned, now.Add(-time.Hour))
-	if !slices.Equal(got.Repos, []string{"a", "e"}) || !slices.Equal(got.LinkAgesWanted, []string{"c"}) {
+	if !slices.Equal(got.Repos, []RepoIndex{0, 4}) || !slices.Equal(got.LinkAgesWanted, []string{"c"}) {
 		t.Errorf("empty %v, link ages wanted %v", got.Repos, got.LinkAgesWanted)
 	}
 	want := []LayerLink{{0, id(y)}, {4, id(y)}}

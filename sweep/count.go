@@ -7,9 +7,10 @@ import "github.com/regsweep/regsweep/mark"
 // dry run, its apply and its listing (Entries) say.
 func Count(plan *mark.Plan) Counts {
 	var c Counts
+	bare := bareTagsOf(plan)
 	for ph := range numPhases {
 		for o := range phaseOps(plan, ph) {
-			o.count(plan, &c)
+			o.count(plan, bare, &c)
 		}
 	}
 	c.Multipart = len(plan.Multipart)

@@ -89,31 +89,30 @@ type opKind uint8
 const (
 	// kindNone is the zero op: a key the store answered for though it was
 	// not given it. It counts nothing.
-	kindNone          opKind = iota
-	kindTagCurrent           // Tags[index]'s current link
-	kindTagHistory           // Tags[index].Index[sub]
-	kindRevisionIndex        // Revisions[index].TagIndex[sub]
-	kindOrphanIndex          // OrphanIndex[index]
-	kindRevision             // Revisions[index]
-	kindLayerLink            // LayerLinks[index]
-	kindUpload               // Uploads[index].Keys[sub]
-	kindBlob                 // Blobs[index]
+	kindNone       opKind = iota
+	kindTagCurrent        // Tags[index]'s current link
+	kindHistory           // History[index]
+	kindRevision          // Revisions[index]
+	kindLayerLink         // LayerLinks[index]
+	kindUpload            // Uploads[index].Files[sub]
+	kindBlob              // Blobs[index]
 )
 
 // Execute deletes what plan selected. Each phase ends before the next
 // starts, so that a run stopped at any instant has deleted references
 // before what they reference and every kept tag is still served:
 //
-//  1. tags (current link, then history), so no tag points anywhere new;
-//  2. tag history entries of deleted manifests, then their revision links;
+//  1. tags' current links, so no tag points anywhere new;
+//  2. tag history entries (of deleted tags, of deleted manifests, of
+//     manifests gone), then revision links;
 //  3. layer links to blobs about to go (or gone), then stale uploads;
 //  4. if every delete so far succeeded (a revision left standing by a
 //     failed delete may still need its blobs): stale multipart uploads,
 //     then blobs, then the folders of repositories compaction emptied.
 //
 // A tag whose current link could not be deleted stays, and the registry
-// still serves it: phases 2 and 3 then skip its repository's manifests,
-// history entries and layer links (the tag's whole closure is among them,
+// still serves it: phases 2 and 3 then skip its repository's history
+// entries, manifests and layer links (the tag's whole closure is among them,
 // reachability being per repository), and phase 4 does not run.
 //
 // Per-key failures are recorded in Result.Failed and the sweep goes on:
@@ -129,7 +128,7 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 	for _, r := range plan.Repos {
 		res.Repos[r] = &Counts{}
 	}
-	s := &sweeper{store: store, plan: plan, opts: opts, ctr: ctr, res: res, repoErr: repoErrs(plan)}
+	s := &sweeper{store: store, plan: plan, opts: opts, ctr: ctr, res: res, repoErr: repoErrs(plan), bare: bareTagsOf(plan)}
 	if opts.DryRun {
 		s.store = storage.ReadOnly(store)
 	}
@@ -161,7 +160,7 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 // through the registry's API, Jobs at once, on a store with folders. A
 // folder that is not empty (the manifest pushed again since) stays: only
 // empty folders are removed, never a file.
-func (s *sweeper) removeRevisionFolders(ctx context.Context, folders []mark.RevisionFolder) {
+func (s *sweeper) removeRevisionFolders(ctx context.Context, folders []mark.Revision) {
 	dr, ok := s.store.(storage.DirRemover)
 	if len(folders) == 0 || !ok || s.opts.DryRun {
 		return
@@ -169,9 +168,10 @@ func (s *sweeper) removeRevisionFolders(ctx context.Context, folders []mark.Revi
 	g := new(errgroup.Group)
 	g.SetLimit(max(s.opts.Jobs, 1))
 	for _, f := range folders {
-		link := storage.RevisionLinkPath(f.Repo, f.Digest)
+		repo := s.plan.Repo(f.Repo)
+		link := storage.RevisionLinkPath(repo, s.plan.Digest(f.ID))
 		k, err := storage.ParseKey(link)
-		if repoErr, listed := s.repoErr[f.Repo]; err == nil && (k.Kind != storage.KeyRevisionLink || k.Repo != f.Repo || !listed || repoErr != nil) {
+		if repoErr, listed := s.repoErr[repo]; err == nil && (k.Kind != storage.KeyRevisionLink || k.Repo != repo || !listed || repoErr != nil) {
 			err = fmt.Errorf("%s: not a revision folder of a repository the walk listed with a name in the grammar", path.Dir(link))
 		}
 		if err != nil {
@@ -187,7 +187,7 @@ func (s *sweeper) removeRevisionFolders(ctx context.Context, folders []mark.Revi
 			break
 		}
 		g.Go(func() error {
-			dir := path.Dir(storage.RevisionLinkPath(f.Repo, f.Digest))
+			dir := path.Dir(link)
 			if err := dr.RemoveEmptyDirs(context.WithoutCancel(ctx), dir); err != nil {
 				s.mu.Lock()
 				s.res.Failed = append(s.res.Failed, Failure{Key: dir, Err: err.Error()})
@@ -254,12 +254,13 @@ func (s *sweeper) abortMultipart(ctx context.Context, ups []storage.MultipartUpl
 // anything left to remove; the keys are gone already. A repository with a
 // failed delete, or holding anything but empty folders (a nested
 // repository), stays.
-func (s *sweeper) removeRepos(ctx context.Context, repos []string) error {
+func (s *sweeper) removeRepos(ctx context.Context, repos []mark.RepoIndex) error {
 	if len(repos) == 0 || ctx.Err() != nil || len(s.res.Failed) > 0 {
 		return nil
 	}
 	dr, ok := s.store.(storage.DirRemover)
-	for _, name := range repos {
+	for _, i := range repos {
+		name := s.plan.Repo(i)
 		if err, listed := s.repoErr[name]; !listed || err != nil {
 			if err == nil {
 				err = errors.New("not a repository the walk listed")
@@ -288,8 +289,7 @@ func (s *sweeper) removeRepos(ctx context.Context, repos []string) error {
 // Phases, in the order Execute runs them.
 const (
 	phaseTagCurrent = iota
-	phaseTagHistory
-	phaseHistory // of deleted revisions, and orphan entries
+	phaseHistory
 	phaseRevisions
 	phaseLayerLinks
 	phaseUploads
@@ -298,7 +298,7 @@ const (
 )
 
 // Phase names, for listings.
-var phaseNames = [numPhases]string{"tag", "tag", "history", "manifest", "layer link", "upload", "blob"}
+var phaseNames = [numPhases]string{"tag", "history", "manifest", "layer link", "upload", "blob"}
 
 // phaseOps yields the ops of phase ph of plan, in order. It is the one
 // definition of a phase: Execute counts and builds phases from it, one at a
@@ -347,18 +347,14 @@ func phaseOpsFrom(plan *mark.Plan, ph int, from int) iter.Seq[op] {
 				}
 				return 0
 			})
-		case phaseTagHistory:
-			each(kindTagHistory, len(plan.Tags), func(i int) int { return len(plan.Tags[i].Index) })
 		case phaseHistory:
-			if each(kindRevisionIndex, len(plan.Revisions), func(i int) int { return len(plan.Revisions[i].TagIndex) }) {
-				each(kindOrphanIndex, len(plan.OrphanIndex), nil)
-			}
+			each(kindHistory, len(plan.History), nil)
 		case phaseRevisions:
 			each(kindRevision, len(plan.Revisions), nil)
 		case phaseLayerLinks:
 			each(kindLayerLink, len(plan.LayerLinks), nil)
 		case phaseUploads:
-			each(kindUpload, len(plan.Uploads), func(i int) int { return len(plan.Uploads[i].Keys) })
+			each(kindUpload, len(plan.Uploads), func(i int) int { return len(plan.Uploads[i].Files) })
 		case phaseBlobs:
 			each(kindBlob, len(plan.Blobs), nil)
 		}
@@ -378,16 +374,10 @@ func (o op) key(p *mark.Plan) string {
 	switch o.kind {
 	case kindTagCurrent:
 		t := &p.Tags[o.index]
-		return storage.TagCurrentPath(t.Repo, t.Name)
-	case kindTagHistory:
-		t := &p.Tags[o.index]
-		return storage.TagIndexLinkPath(t.Repo, t.Name, t.Index[o.sub])
-	case kindRevisionIndex:
-		r := &p.Revisions[o.index]
-		return storage.TagIndexLinkPath(p.Repo(r.Repo), r.TagIndex[o.sub], p.Digest(r.ID))
-	case kindOrphanIndex:
-		e := &p.OrphanIndex[o.index]
-		return storage.TagIndexLinkPath(e.Repo, e.Tag, e.Digest)
+		return storage.TagCurrentPath(p.Repo(t.Repo), t.Name)
+	case kindHistory:
+		e := &p.History[o.index]
+		return storage.TagIndexLinkPath(p.Repo(e.Repo), e.Tag, p.Digest(e.ID))
 	case kindRevision:
 		r := &p.Revisions[o.index]
 		return storage.RevisionLinkPath(p.Repo(r.Repo), p.Digest(r.ID))
@@ -395,7 +385,8 @@ func (o op) key(p *mark.Plan) string {
 		l := &p.LayerLinks[o.index]
 		return storage.LayerLinkPath(p.Repo(l.Repo), p.Digest(l.ID))
 	case kindUpload:
-		return p.Uploads[o.index].Keys[o.sub]
+		u := &p.Uploads[o.index]
+		return storage.UploadDir(p.Repo(u.Repo), u.ID) + "/" + u.Files[o.sub]
 	case kindBlob:
 		return storage.BlobDataPath(p.Digest(p.Blobs[o.index].ID))
 	}
@@ -406,14 +397,12 @@ func (o op) key(p *mark.Plan) string {
 // blob is never deleted in the upload phase, a tag phase deletes only the
 // files of a tag folder, and so on.
 var keyKinds = [...]storage.KeyKind{
-	kindTagCurrent:    storage.KeyTagCurrent,
-	kindTagHistory:    storage.KeyTagIndex,
-	kindRevisionIndex: storage.KeyTagIndex,
-	kindOrphanIndex:   storage.KeyTagIndex,
-	kindRevision:      storage.KeyRevisionLink,
-	kindLayerLink:     storage.KeyLayerLink,
-	kindUpload:        storage.KeyUploadFile,
-	kindBlob:          storage.KeyBlobData,
+	kindTagCurrent: storage.KeyTagCurrent,
+	kindHistory:    storage.KeyTagIndex,
+	kindRevision:   storage.KeyRevisionLink,
+	kindLayerLink:  storage.KeyLayerLink,
+	kindUpload:     storage.KeyUploadFile,
+	kindBlob:       storage.KeyBlobData,
 }
 
 // errRefused is wrapped by the failure of a key the sweep refused to delete.
@@ -445,15 +434,9 @@ func (o op) check(p *mark.Plan, key string, repoErr map[string]error) error {
 	switch o.kind {
 	case kindTagCurrent:
 		tag = p.Tags[o.index].Name
-	case kindTagHistory:
-		t := &p.Tags[o.index]
-		tag, digest = t.Name, t.Index[o.sub]
-	case kindRevisionIndex:
-		r := &p.Revisions[o.index]
-		tag, digest = r.TagIndex[o.sub], p.Digest(r.ID)
-	case kindOrphanIndex:
-		e := &p.OrphanIndex[o.index]
-		tag, digest = e.Tag, e.Digest
+	case kindHistory:
+		e := &p.History[o.index]
+		tag, digest = e.Tag, p.Digest(e.ID)
 	case kindRevision:
 		digest = p.Digest(p.Revisions[o.index].ID)
 	case kindLayerLink:
@@ -464,6 +447,9 @@ func (o op) check(p *mark.Plan, key string, repoErr map[string]error) error {
 		}
 	case kindBlob:
 		digest, repo = p.Digest(p.Blobs[o.index].ID), ""
+	}
+	if repo == "" && o.kind != kindBlob {
+		return refuse("%s: of no repository of the plan", key)
 	}
 	if k.Repo != repo || k.Tag != tag || k.Digest != digest {
 		return refuse("%s: names repository %q, tag %q, digest %s, not %q, %q, %s", key, k.Repo, k.Tag, k.Digest, repo, tag, digest)
@@ -487,9 +473,8 @@ func (o op) check(p *mark.Plan, key string, repoErr map[string]error) error {
 
 // kindNames name the kinds of key in refusals.
 var kindNames = [...]string{
-	kindNone: "", kindTagCurrent: "tag current link", kindTagHistory: "tag history", kindRevisionIndex: "tag history",
-	kindOrphanIndex: "tag history", kindRevision: "manifest revision link", kindLayerLink: "layer link",
-	kindUpload: "upload file", kindBlob: "blob data",
+	kindNone: "", kindTagCurrent: "tag current link", kindHistory: "tag history", kindRevision: "manifest revision link",
+	kindLayerLink: "layer link", kindUpload: "upload file", kindBlob: "blob data",
 }
 
 // repoErrs checks the name of every repository of plan against the
@@ -506,16 +491,16 @@ func repoErrs(plan *mark.Plan) map[string]error {
 // nothing linked).
 func (o op) repo(p *mark.Plan) string {
 	switch o.kind {
-	case kindTagCurrent, kindTagHistory:
-		return p.Tags[o.index].Repo
-	case kindRevisionIndex, kindRevision:
+	case kindTagCurrent:
+		return p.Repo(p.Tags[o.index].Repo)
+	case kindHistory:
+		return p.Repo(p.History[o.index].Repo)
+	case kindRevision:
 		return p.Repo(p.Revisions[o.index].Repo)
-	case kindOrphanIndex:
-		return p.OrphanIndex[o.index].Repo
 	case kindLayerLink:
 		return p.Repo(p.LayerLinks[o.index].Repo)
 	case kindUpload:
-		return p.Uploads[o.index].Repo
+		return p.Repo(p.Uploads[o.index].Repo)
 	case kindBlob:
 		return p.Repo(p.Blobs[o.index].Repo)
 	}
@@ -523,19 +508,22 @@ func (o op) repo(p *mark.Plan) string {
 }
 
 // count adds what the deletion of o counts for to c.
-func (o op) count(p *mark.Plan, c *Counts) {
+func (o op) count(p *mark.Plan, bare bareTags, c *Counts) {
 	switch o.kind {
 	case kindTagCurrent:
 		// A tag counts once, on its first key: the current link if it has
 		// one (the registry stops serving the tag when it goes)...
 		c.Tags++
-	case kindTagHistory:
-		// ...else its first history entry.
-		if o.sub == 0 && !p.Tags[o.index].HasCurrent {
+	case kindHistory:
+		e := &p.History[o.index]
+		switch {
+		case e.Of != mark.HistoryOfTag:
+			c.TagIndexEntries++
+		case bare[tagKey{e.Repo, e.Tag}] && (o.index == 0 || p.History[o.index-1].Repo != e.Repo || p.History[o.index-1].Tag != e.Tag):
+			// ...else the first of its history entries (a deleted tag's
+			// are the tag's keys, and count as the tag).
 			c.Tags++
 		}
-	case kindRevisionIndex, kindOrphanIndex:
-		c.TagIndexEntries++
 	case kindRevision:
 		c.Manifests++
 	case kindLayerLink:
@@ -552,16 +540,47 @@ func (o op) count(p *mark.Plan, c *Counts) {
 	}
 }
 
+// tagKey names a tag of a plan.
+type tagKey struct {
+	repo mark.RepoIndex
+	name string
+}
+
+// bareTags are the tags a plan deletes that have no current link: each
+// counts once, on the first of its history entries.
+type bareTags map[tagKey]bool
+
+func bareTagsOf(p *mark.Plan) bareTags {
+	b := bareTags{}
+	for _, t := range p.Tags {
+		if !t.HasCurrent {
+			b[tagKey{t.Repo, t.Name}] = true
+		}
+	}
+	return b
+}
+
+// historyReasons say why a history entry goes, for listings.
+var historyReasons = map[mark.HistoryOf]string{
+	mark.HistoryOfTag:      "history of a deleted tag",
+	mark.HistoryOfRevision: "history of a deleted manifest",
+	mark.HistoryOfAbsent:   "history of a manifest the repository no longer holds",
+}
+
 // entry describes o for listings.
-func (o op) entry(p *mark.Plan, kind string) Entry {
+// A deleted tag's history entries are listed as keys of the tag, with its
+// reason, as they count (tagReasons has the reason of each tag of p).
+func (o op) entry(p *mark.Plan, kind string, tagReasons map[tagKey]string) Entry {
 	e := Entry{Kind: kind, Key: o.key(p), Repo: o.repo(p)}
 	switch o.kind {
-	case kindTagCurrent, kindTagHistory:
+	case kindTagCurrent:
 		e.Reason = p.Tags[o.index].Reason
-	case kindRevisionIndex:
-		e.Reason = "history of a deleted manifest"
-	case kindOrphanIndex:
-		e.Reason = "history of a manifest the repository no longer holds"
+	case kindHistory:
+		h := &p.History[o.index]
+		e.Reason = historyReasons[h.Of]
+		if r, ok := tagReasons[tagKey{h.Repo, h.Tag}]; ok && h.Of == mark.HistoryOfTag {
+			e.Kind, e.Reason = phaseNames[phaseTagCurrent], r
+		}
 	case kindRevision:
 		e.Reason = "untagged manifest"
 	case kindLayerLink:
@@ -595,9 +614,13 @@ func Entries(plan *mark.Plan) []Entry {
 	if n > 0 {
 		out = make([]Entry, 0, n)
 	}
+	reasons := make(map[tagKey]string, len(plan.Tags))
+	for _, t := range plan.Tags {
+		reasons[tagKey{t.Repo, t.Name}] = t.Reason
+	}
 	for ph := range numPhases {
 		for o := range phaseOps(plan, ph) {
-			out = append(out, o.entry(plan, phaseNames[ph]))
+			out = append(out, o.entry(plan, phaseNames[ph], reasons))
 		}
 	}
 	return out
@@ -611,6 +634,7 @@ type sweeper struct {
 
 	// repoErr is ValidRepoName of every repository the plan names.
 	repoErr map[string]error
+	bare    bareTags
 
 	mu  sync.Mutex
 	res *Result
@@ -623,7 +647,7 @@ type sweeper struct {
 // phases' deletes, never during the tag phase that fills tagFailed.
 func (s *sweeper) keepsTagClosure(o op) bool {
 	switch o.kind {
-	case kindRevisionIndex, kindRevision, kindLayerLink:
+	case kindHistory, kindRevision, kindLayerLink:
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.tagFailed[o.repo(s.plan)]
@@ -657,9 +681,9 @@ func (s *sweeper) run(ctx context.Context, ph int) error {
 			}
 			return
 		}
-		o.count(p, &s.res.Total)
+		o.count(p, s.bare, &s.res.Total)
 		if c := s.res.Repos[o.repo(p)]; c != nil {
-			o.count(p, c)
+			o.count(p, s.bare, c)
 		}
 		s.ctr.Add(1)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -61,12 +62,16 @@ func testPlan(t *testing.T) *mark.Plan {
 	}
 	p.Digests = walker.NewDigests(blobs)
 	for i := range 5 {
-		d := digest(t, byte(i))
-		id := p.Digests.Lookup(d)
-		p.Tags = append(p.Tags, mark.Tag{Repo: "app", Name: "t" + string(rune('a'+i)), HasCurrent: true, Index: []storage.Digest{d}})
-		p.Revisions = append(p.Revisions, mark.Revision{Repo: 0, ID: id, TagIndex: []string{"latest"}})
+		id := p.Digests.Lookup(digest(t, byte(i)))
+		name := "t" + string(rune('a'+i))
+		p.Tags = append(p.Tags, mark.Tag{Repo: 0, Name: name, HasCurrent: true})
+		p.History = append(p.History, mark.HistoryEntry{Repo: 0, Tag: name, ID: id, Of: mark.HistoryOfTag})
+		p.Revisions = append(p.Revisions, mark.Revision{Repo: 0, ID: id})
 		p.LayerLinks = append(p.LayerLinks, mark.LayerLink{Repo: 0, ID: id})
 		p.Blobs = append(p.Blobs, mark.Blob{ID: id, Repo: 0})
+	}
+	for _, r := range p.Revisions {
+		p.History = append(p.History, mark.HistoryEntry{Repo: 0, Tag: "latest", ID: r.ID, Of: mark.HistoryOfRevision})
 	}
 	return p
 }
@@ -138,7 +143,7 @@ func TestExecuteKeepsTheClosureOfATagItCouldNotDelete(t *testing.T) {
 	p.Repos = []string{"app", "other"}
 	for i := range p.Revisions {
 		if i%2 == 1 { // the odd items are other's
-			p.Tags[i].Repo = "other"
+			p.Tags[i].Repo, p.History[i].Repo, p.History[len(p.Tags)+i].Repo = 1, 1, 1
 			p.Revisions[i].Repo, p.LayerLinks[i].Repo = 1, 1
 		}
 	}
@@ -158,9 +163,10 @@ func TestExecuteKeepsTheClosureOfATagItCouldNotDelete(t *testing.T) {
 			others++
 		}
 	}
-	// app: 3 revisions, 3 layer links, and 3 history entries of the deleted revisions kept.
-	if others != 4 || res.Skipped != 9 || len(res.Failed) != 1 || !res.Incomplete() {
-		t.Errorf("other's revisions and layer links deleted: %d (want 4); skipped %d (want 9); failed %v", others, res.Skipped, res.Failed)
+	// app: 3 revisions, 3 layer links, and every history entry (3 of the
+	// deleted tags, 3 of the deleted revisions) kept.
+	if others != 4 || res.Skipped != 12 || len(res.Failed) != 1 || !res.Incomplete() {
+		t.Errorf("other's revisions and layer links deleted: %d (want 4); skipped %d (want 12); failed %v", others, res.Skipped, res.Failed)
 	}
 }
 
@@ -192,15 +198,15 @@ func TestExecuteBatchesByBackend(t *testing.T) {
 	if _, err := Execute(context.Background(), flat, testPlan(t), Options{Jobs: 8}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if len(flat.batches) != 6 {
-		t.Errorf("S3-like store: %d batches %v, want one per phase (6)", len(flat.batches), flat.batches)
+	if len(flat.batches) != 5 {
+		t.Errorf("S3-like store: %d batches %v, want one per phase (5)", len(flat.batches), flat.batches)
 	}
 	fs := &recorder{}
 	if _, err := Execute(context.Background(), fs, testPlan(t), Options{Jobs: 8}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if len(fs.batches) != 30 {
-		t.Errorf("filesystem-like store: %d batches, want 30 (5 keys a phase over 8 jobs)", len(fs.batches))
+	if len(fs.batches) != 25 {
+		t.Errorf("filesystem-like store: %d batches, want 25 (5 keys a phase, 10 history entries in pairs, over 8 jobs)", len(fs.batches))
 	}
 }
 
@@ -226,13 +232,18 @@ func fullPlan(t *testing.T) *mark.Plan {
 	p.Digests = walker.NewDigests(map[storage.Digest]walker.Blob{a: {Size: 7}, b: {Size: 30}})
 	ia, ib, ic := p.Digests.Lookup(a), p.Digests.Lookup(b), p.Digests.Intern(c)
 	p.Tags = []mark.Tag{
-		{Repo: "app", Name: "old", HasCurrent: true, Index: []storage.Digest{a, b}, Reason: "policy"},
-		{Repo: "web", Name: "gone", Index: []storage.Digest{b, c}, Reason: "history"},
+		{Repo: 0, Name: "old", HasCurrent: true, Reason: "policy"},
+		{Repo: 1, Name: "gone", Reason: "history"},
 	}
-	p.Revisions = []mark.Revision{{Repo: 1, ID: ic, TagIndex: []string{"x", "y"}}}
-	p.OrphanIndex = []mark.IndexEntry{{Repo: "app", Tag: "z", Digest: c}}
+	p.History = []mark.HistoryEntry{
+		{Repo: 0, Tag: "old", ID: ia, Of: mark.HistoryOfTag}, {Repo: 0, Tag: "old", ID: ib, Of: mark.HistoryOfTag},
+		{Repo: 1, Tag: "gone", ID: ib, Of: mark.HistoryOfTag}, {Repo: 1, Tag: "gone", ID: ic, Of: mark.HistoryOfTag},
+		{Repo: 1, Tag: "x", ID: ic, Of: mark.HistoryOfRevision}, {Repo: 1, Tag: "y", ID: ic, Of: mark.HistoryOfRevision},
+		{Repo: 0, Tag: "z", ID: ic, Of: mark.HistoryOfAbsent},
+	}
+	p.Revisions = []mark.Revision{{Repo: 1, ID: ic}}
 	p.LayerLinks = []mark.LayerLink{{Repo: 0, ID: ia}}
-	p.Uploads = []mark.Upload{{Repo: "web", ID: "u1", Keys: []string{storage.UploadDir("web", "u1") + "/data", storage.UploadStartedAtPath("web", "u1")}, Size: 99}}
+	p.Uploads = []mark.Upload{{Repo: 1, ID: "u1", Files: []string{"data", "startedat"}, Size: 99}}
 	p.Blobs = []mark.Blob{{ID: ia, Repo: 0}, {ID: ib, Repo: mark.NoRepo}}
 	return p
 }
@@ -296,7 +307,7 @@ func TestExecuteCountsEachItemOnce(t *testing.T) {
 
 func TestPhaseOpsFromIsASuffix(t *testing.T) {
 	p := fullPlan(t)
-	p.Tags = append(p.Tags, mark.Tag{Repo: "web", Name: "bare", Index: nil}, mark.Tag{Repo: "web", Name: "cur", HasCurrent: true})
+	p.Tags = append(p.Tags, mark.Tag{Repo: 1, Name: "bare"}, mark.Tag{Repo: 1, Name: "cur", HasCurrent: true})
 	for ph := range numPhases {
 		all := slices.Collect(phaseOps(p, ph))
 		for from := 0; from <= len(all)+1; from++ {
@@ -378,34 +389,44 @@ func TestExecuteSpreadsJobsOverThePhase(t *testing.T) {
 func TestExecuteRefusesKeysOutsideTheirPhase(t *testing.T) {
 	a, b := digest(t, 1), digest(t, 2)
 	hx := a.Hex()
+	// file is key as a file of upload u1 of web names it.
+	file := func(key string) string {
+		rel, err := filepath.Rel(storage.UploadDir("web", "u1"), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rel
+	}
 	// A refusal before the blob phase skips the blobs; empty repositories
 	// and multipart uploads come after them.
 	for _, tc := range []struct {
 		name string
 		edit func(p *mark.Plan)
 	}{
-		{"upload key naming a blob", func(p *mark.Plan) { p.Uploads[0].Keys = []string{storage.BlobDataPath(a)} }},
-		{"upload key of another upload", func(p *mark.Plan) { p.Uploads[0].Keys = []string{storage.UploadStartedAtPath("web", "u2")} }},
-		{"upload key of another repository", func(p *mark.Plan) { p.Uploads[0].Keys = []string{storage.UploadStartedAtPath("app", "u1")} }},
-		{"upload key climbing out", func(p *mark.Plan) {
-			p.Uploads[0].Keys = []string{storage.UploadDir("web", "u1") + "/../../../../blobs/sha256/" + hx[:2] + "/" + hx + "/data"}
+		{"upload file naming a blob", func(p *mark.Plan) { p.Uploads[0].Files = []string{file(storage.BlobDataPath(a))} }},
+		{"upload file of another upload", func(p *mark.Plan) { p.Uploads[0].Files = []string{file(storage.UploadStartedAtPath("web", "u2"))} }},
+		{"upload file of another repository", func(p *mark.Plan) { p.Uploads[0].Files = []string{file(storage.UploadStartedAtPath("app", "u1"))} }},
+		{"upload file climbing out", func(p *mark.Plan) {
+			p.Uploads[0].Files = []string{"../../../../blobs/sha256/" + hx[:2] + "/" + hx + "/data"}
 		}},
-		{"upload key naming a tag", func(p *mark.Plan) { p.Uploads[0].Keys = []string{storage.TagCurrentPath("web", "x")} }},
+		{"upload file naming a tag", func(p *mark.Plan) { p.Uploads[0].Files = []string{file(storage.TagCurrentPath("web", "x"))} }},
 		{"upload id climbing out", func(p *mark.Plan) {
 			p.Uploads[0].ID = ".."
-			p.Uploads[0].Keys = []string{storage.UploadDir("web", "..") + "/_layers/sha256/" + hx + "/link"}
+			p.Uploads[0].Files = []string{"_layers/sha256/" + hx + "/link"}
 		}},
+		{"upload of a repository not walked", func(p *mark.Plan) { p.Uploads[0].Repo = 7 }},
 		{"tag name with a slash", func(p *mark.Plan) { p.Tags[0].Name = "v1/current/link/../../../v2" }},
 		{"tag name climbing out", func(p *mark.Plan) { p.Tags[0].Name = ".." }},
 		{"tag name outside the grammar", func(p *mark.Plan) { p.Tags[0].Name = "-v1" }},
-		{"tag of a repository not walked", func(p *mark.Plan) { p.Tags[0].Repo = "elsewhere" }},
+		{"tag of a repository not walked", func(p *mark.Plan) { p.Tags[0].Repo = 7 }},
 		{"history entry with a path for a tag", func(p *mark.Plan) {
-			p.Revisions[0].TagIndex = []string{"x/index/sha256/" + hx + "/link/../../../../../../revisions"}
+			p.History[4].Tag = "x/index/sha256/" + hx + "/link/../../../../../../revisions"
 		}},
-		{"orphan entry climbing out", func(p *mark.Plan) { p.OrphanIndex[0].Tag = "../../revisions" }},
+		{"history entry climbing out", func(p *mark.Plan) { p.History[6].Tag = "../../revisions" }},
+		{"history entry of a repository not walked", func(p *mark.Plan) { p.History[6].Repo = mark.NoRepo }},
 		{"repository outside the grammar", func(p *mark.Plan) { p.Repos[0] = "App" }},
 		{"repository climbing out", func(p *mark.Plan) { p.Repos[0] = "web/../app" }},
-		{"empty repository not walked", func(p *mark.Plan) { p.EmptyRepos = []string{"elsewhere"} }},
+		{"empty repository not walked", func(p *mark.Plan) { p.EmptyRepos = []mark.RepoIndex{7} }},
 		{"multipart upload of a blob key", func(p *mark.Plan) {
 			p.Multipart = []storage.MultipartUpload{{Key: storage.BlobDataPath(b), ID: "m"}}
 		}},

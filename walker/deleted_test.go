@@ -65,7 +65,9 @@ func outcomeOf(t *testing.T, store storage.Store) (outcome, *walker.Inventory, *
 	for _, b := range p.Blobs {
 		o.Blobs = append(o.Blobs, p.Digest(b.ID).String())
 	}
-	o.Empty = p.EmptyRepos
+	for _, i := range p.EmptyRepos {
+		o.Empty = append(o.Empty, p.Repo(i))
+	}
 	slices.Sort(o.Revisions)
 	slices.Sort(o.Blobs)
 	return o, inv, p
@@ -91,7 +93,7 @@ func TestManifestsDeletedThroughTheAPI(t *testing.T) {
 	}
 	var folders []string
 	for _, f := range plan.RevisionFolders {
-		folders = append(folders, f.Repo+"@"+f.Digest.String())
+		folders = append(folders, plan.Repo(f.Repo)+"@"+plan.Digest(f.ID).String())
 	}
 	var want []string
 	for _, img := range deleted {

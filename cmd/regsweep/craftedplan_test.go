@@ -54,17 +54,44 @@ func add(plan map[string]any, field string, items ...map[string]any) {
 	for _, it := range items {
 		list = append(list, it)
 		if r, ok := it["Repo"].(string); ok && r != "" {
-			repos, _ := plan["Repos"].([]any)
-			known := false
-			for _, x := range repos {
-				known = known || x == r
-			}
-			if !known {
-				plan["Repos"] = append(repos, r)
-			}
+			addRepos(plan, r)
 		}
 	}
 	plan[field] = list
+}
+
+// addRepos names repositories among the plan's, as a plan file must for
+// any item of theirs.
+func addRepos(plan map[string]any, names ...string) {
+	for _, r := range names {
+		repos, _ := plan["Repos"].([]any)
+		known := false
+		for _, x := range repos {
+			known = known || x == r
+		}
+		if !known {
+			plan["Repos"] = append(repos, r)
+		}
+	}
+}
+
+// history is a history entry of a plan file.
+func history(repo, tag, digest, of string) map[string]any {
+	return map[string]any{"Repo": repo, "Tag": tag, "Digest": digest, "Of": of}
+}
+
+// uploadFiles names keys as files of upload id of repo: the paths that
+// climb from its folder to them, and the keys themselves.
+func uploadFiles(repo, id string, keys []string) []any {
+	var out []any
+	for _, k := range keys {
+		rel, err := filepath.Rel(storage.UploadDir(repo, id), k)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, rel, k)
+	}
+	return out
 }
 
 // TestApplyDeletesOnlyWhatAFreshPlanDeletes: a plan file edited to list
@@ -89,33 +116,37 @@ func TestApplyDeletesOnlyWhatAFreshPlanDeletes(t *testing.T) {
 			add(p, "LayerLinks", map[string]any{"Repo": "library/base", "Digest": v.shared}, map[string]any{"Repo": "team/app", "Digest": v.shared})
 		}},
 		{name: "kept tags as policy deletions", edit: func(v victims, _, p map[string]any) {
-			add(p, "Tags", map[string]any{"Repo": "library/base", "Name": "latest", "HasCurrent": true, "Index": []any{v.base}, "Reason": "x"},
-				map[string]any{"Repo": "team/app", "Name": "latest", "HasCurrent": true, "Index": []any{v.cur}, "Reason": "x"})
+			add(p, "Tags", map[string]any{"Repo": "library/base", "Name": "latest", "HasCurrent": true, "Reason": "x"},
+				map[string]any{"Repo": "team/app", "Name": "latest", "HasCurrent": true, "Reason": "x"})
+			add(p, "History", history("library/base", "latest", v.base, "tag"), history("team/app", "latest", v.cur, "tag"))
 		}},
 		{name: "kept manifests as untagged revisions", edit: func(v victims, _, p map[string]any) {
-			add(p, "Revisions", map[string]any{"Repo": "library/base", "Digest": v.base, "TagIndex": []any{"latest"}},
-				map[string]any{"Repo": "team/app", "Digest": v.cur, "TagIndex": []any{"latest"}})
+			add(p, "Revisions", map[string]any{"Repo": "library/base", "Digest": v.base}, map[string]any{"Repo": "team/app", "Digest": v.cur})
+			add(p, "History", history("library/base", "latest", v.base, "revision"), history("team/app", "latest", v.cur, "revision"))
 		}},
 		{name: "history entries naming paths", edit: func(v victims, _, p map[string]any) {
 			for _, r := range p["Revisions"].([]any) {
-				r.(map[string]any)["TagIndex"] = []any{"latest", "../../../../../library/base/_manifests/tags/latest", "latest/../../revisions"}
+				r := r.(map[string]any)
+				for _, tag := range []string{"latest", "../../../../../library/base/_manifests/tags/latest", "latest/../../revisions"} {
+					add(p, "History", history(r["Repo"].(string), tag, r["Digest"].(string), "revision"))
+				}
 			}
-			add(p, "OrphanIndex", map[string]any{"Repo": "library/base", "Tag": "latest", "Digest": v.base},
-				map[string]any{"Repo": "team/app", "Tag": "latest", "Digest": v.cur})
+			add(p, "History", history("library/base", "latest", v.base, "absent"), history("team/app", "latest", v.cur, "absent"))
 		}},
 		{name: "upload files naming live keys", edit: func(v victims, _, p map[string]any) {
 			for _, u := range p["Uploads"].([]any) {
 				u := u.(map[string]any)
-				u["Keys"] = append(u["Keys"].([]any), toAny(v.live)...)
+				u["Files"] = append(u["Files"].([]any), uploadFiles(u["Repo"].(string), u["ID"].(string), v.live)...)
 			}
-			add(p, "Uploads", map[string]any{"Repo": "library/base", "ID": "..", "Keys": toAny(v.live), "Size": 1},
-				map[string]any{"Repo": "team/app", "ID": v.upload + "/../..", "Keys": toAny(v.live), "Size": 1})
+			add(p, "Uploads", map[string]any{"Repo": "library/base", "ID": "..", "Files": uploadFiles("library/base", "..", v.live), "Size": 1},
+				map[string]any{"Repo": "team/app", "ID": v.upload + "/../..", "Files": uploadFiles("team/app", v.upload+"/../..", v.live), "Size": 1})
 		}},
 		{name: "multipart uploads of live keys", edit: func(v victims, _, p map[string]any) {
 			add(p, "Multipart", map[string]any{"Key": v.live[0], "ID": "m1", "Initiated": "2020-01-01T00:00:00Z"})
 		}},
 		{name: "live and climbing repositories as empty", edit: func(v victims, _, p map[string]any) {
 			p["EmptyRepos"] = append(p["EmptyRepos"].([]any), "library/base", "team/app/../../library/base", "..", "mirror")
+			addRepos(p, "team/app/../../library/base", "..", "mirror")
 			add(p, "LayerLinks", map[string]any{"Repo": "team/app/../../library/base", "Digest": v.shared}, map[string]any{"Repo": "../library/base", "Digest": v.shared})
 		}},
 		{name: "negative min age", refused: "--min-age", edit: func(_ victims, _, p map[string]any) {
@@ -200,7 +231,7 @@ func TestApplyCraftedPlanOnS3(t *testing.T) {
 	base, cur, shared := st.Tags["library/base:latest"], st.Tags["team/app:latest"], f.sharedWithKept
 	bd, _ := storage.ParseDigest(base.String())
 	sd, _ := storage.ParseDigest(shared.String())
-	live := toAny([]string{storage.BlobDataPath(sd), storage.BlobDataPath(bd), storage.TagCurrentPath("library/base", "latest"),
+	live := ([]string{storage.BlobDataPath(sd), storage.BlobDataPath(bd), storage.TagCurrentPath("library/base", "latest"),
 		storage.RevisionLinkPath("library/base", bd), storage.LayerLinkPath("library/base", sd)})
 	plan := filepath.Join(t.TempDir(), "gc.plan")
 	if code, _ := regsweep(t, append([]string{"plan", "-q", "-o", plan, "--delete-untagged", "--min-age", "0"}, f.where...)...); code != 0 {
@@ -209,12 +240,16 @@ func TestApplyCraftedPlanOnS3(t *testing.T) {
 	editPlanFile(t, plan, func(_, p map[string]any) {
 		add(p, "Blobs", map[string]any{"Digest": shared.String(), "Size": 1, "Repo": ""}, map[string]any{"Digest": base.String(), "Size": 1, "Repo": "library/base"})
 		add(p, "LayerLinks", map[string]any{"Repo": "library/base", "Digest": shared.String()})
-		add(p, "Tags", map[string]any{"Repo": "library/base", "Name": "latest", "HasCurrent": true, "Index": []any{base.String()}, "Reason": "x"})
-		add(p, "Revisions", map[string]any{"Repo": "team/app", "Digest": cur.String(), "TagIndex": []any{"latest", "../../../../../library/base/_manifests/tags/latest"}})
-		add(p, "OrphanIndex", map[string]any{"Repo": "library/base", "Tag": "latest", "Digest": base.String()})
-		add(p, "Uploads", map[string]any{"Repo": "library/base", "ID": "..", "Keys": live, "Size": 1})
+		add(p, "Tags", map[string]any{"Repo": "library/base", "Name": "latest", "HasCurrent": true, "Reason": "x"})
+		add(p, "History", history("library/base", "latest", base.String(), "tag"))
+		add(p, "Revisions", map[string]any{"Repo": "team/app", "Digest": cur.String()})
+		add(p, "History", history("team/app", "latest", cur.String(), "revision"),
+			history("team/app", "../../../../../library/base/_manifests/tags/latest", cur.String(), "revision"),
+			history("library/base", "latest", base.String(), "absent"))
+		add(p, "Uploads", map[string]any{"Repo": "library/base", "ID": "..", "Files": uploadFiles("library/base", "..", live), "Size": 1})
 		add(p, "Multipart", map[string]any{"Key": storage.BlobDataPath(sd), "ID": "m1", "Initiated": "2020-01-01T00:00:00Z"})
 		p["EmptyRepos"] = append(p["EmptyRepos"].([]any), "library/base", "team/../library/base")
+		addRepos(p, "team/../library/base")
 	})
 	args := append([]string{"apply", "-q"}, f.where[:len(f.where)-1]...) // the --s3-* flags
 	if code, _ := regsweep(t, append(args, plan, f.where[len(f.where)-1])...); code != 0 {

@@ -5,10 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/regsweep/regsweep/mark"
 	"github.com/regsweep/regsweep/report"
 	"github.com/regsweep/regsweep/storage/storagetest"
 )
@@ -130,6 +134,28 @@ func TestApplyReportIsHeadedApplyWithThePlansDecisions(t *testing.T) {
 		if k, ok := got[tag]; !ok || k != keep {
 			t.Errorf("report's decision on %s: keep %v (listed %v), want keep %v; all: %v", tag, k, ok, keep, got)
 		}
+	}
+	// Every decision of the plan file, whole (repository, rule, reason),
+	// and no other: nothing changed between plan and apply.
+	pf, err := readPlan(plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromReport []mark.TagDecision
+	for _, r := range rep.Repositories {
+		for _, d := range r.Tags {
+			d.Repo = r.Name
+			fromReport = append(fromReport, d)
+		}
+	}
+	byTag := func(a, b mark.TagDecision) int { return strings.Compare(a.Repo+":"+a.Tag, b.Repo+":"+b.Tag) }
+	fromPlan := slices.SortedFunc(slices.Values(pf.Plan.Decisions), byTag)
+	slices.SortFunc(fromReport, byTag)
+	if len(fromPlan) == 0 {
+		t.Fatal("the plan file has no decisions")
+	}
+	if d := cmp.Diff(fromPlan, fromReport); d != "" {
+		t.Errorf("apply's report does not carry the plan's decisions (-plan +report):\n%s", d)
 	}
 }
 

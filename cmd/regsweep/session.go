@@ -222,7 +222,7 @@ func (s *session) compute(inv *walker.Inventory, opts mark.Options) (*mark.Plan,
 // plan whatever became reachable since inv was walked (a push during the
 // run, a tag re-pointed since the plan was made).
 func (s *session) recheck(inv *walker.Inventory, plan *mark.Plan) (*mark.Plan, error) {
-	if len(plan.Tags)+len(plan.Revisions)+len(plan.LayerLinks)+len(plan.Blobs)+len(plan.OrphanIndex)+len(plan.Uploads) == 0 {
+	if len(plan.Tags)+len(plan.History)+len(plan.Revisions)+len(plan.LayerLinks)+len(plan.Blobs)+len(plan.Uploads) == 0 {
 		return plan, nil
 	}
 	// The recheck takes from the first walk the repositories whose folders

@@ -154,8 +154,8 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 	rep.Policy = pf.policyFile
 	st := &rep.Scanned
 	emptied := map[string]bool{}
-	for _, n := range plan.EmptyRepos {
-		emptied[n] = true
+	for _, i := range plan.EmptyRepos {
+		emptied[plan.Repo(i)] = true
 	}
 	// What the sweep shards need: the marks, and the layer links of the
 	// repositories that stay (those of emptied ones are gone).

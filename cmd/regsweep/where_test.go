@@ -103,6 +103,7 @@ func TestApplyRefusesAPlanThatDoesNotSayWhere(t *testing.T) {
 	}
 	for name, edit := range map[string]func(map[string]any){
 		"format 1":        func(m map[string]any) { m["version"] = 1; delete(m, "place"); m["location"] = "reg" },
+		"format 2":        func(m map[string]any) { m["version"] = 2 },
 		"relative folder": func(m map[string]any) { m["place"] = map[string]any{"kind": "filesystem", "dir": "reg"} },
 		"unclean folder":  func(m map[string]any) { m["place"].(map[string]any)["dir"] = root + "/../reg" },
 		"no place":        func(m map[string]any) { delete(m, "place") },
