@@ -68,7 +68,7 @@ func TestAuditFollowsThePlan(t *testing.T) {
 		}
 		var planned []string
 		for _, u := range plan.Uploads {
-			planned = append(planned, u.Repo+"/"+u.ID)
+			planned = append(planned, plan.Repo(u.Repo)+"/"+u.ID)
 		}
 		if want := []string{"Foreign/stale", "app/stale", "incoming/stale"}; !slices.Equal(stale, want) {
 			t.Errorf("%+v: stale uploads %v, want %v", c, stale, want)
@@ -90,8 +90,12 @@ func TestAuditFollowsThePlan(t *testing.T) {
 		if want := []string{"empty", "incoming"}; !slices.Equal(emptyRepos, want) {
 			t.Errorf("%+v: empty repositories %v, want %v", c, emptyRepos, want)
 		}
-		if !slices.Equal(removedRepos, plan.EmptyRepos) {
-			t.Errorf("%+v: the audit says gc removes %v, the plan removes %v", c, removedRepos, plan.EmptyRepos)
+		var planRemoved []string
+		for _, i := range plan.EmptyRepos {
+			planRemoved = append(planRemoved, plan.Repo(i))
+		}
+		if !slices.Equal(removedRepos, planRemoved) {
+			t.Errorf("%+v: the audit says gc removes %v, the plan removes %v", c, removedRepos, planRemoved)
 		}
 
 		var brokenTags, planBroken []string
