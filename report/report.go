@@ -45,6 +45,29 @@ type Report struct {
 	Errors      []string `json:"errors"`
 	Interrupted bool     `json:"interrupted"`
 	Phases      []Phase  `json:"phases"`
+	// WindowSeconds is the time from the run's start to the moment the
+	// registry could leave read-only mode: the last key moved out of the
+	// layout (into the trash, on a filesystem), before the trash is freed.
+	// On S3 and in dry runs, the run's whole duration.
+	WindowSeconds float64 `json:"window_seconds"`
+	// Trashed counts the keys moved into the trash rather than deleted.
+	Trashed int `json:"keys_trashed"`
+	// TrashKept names the trash run folder kept (--keep-trash): an undo
+	// with regsweep trash restore, freed by the next run or trash purge.
+	TrashKept string `json:"trash_kept,omitempty"`
+	// TrashFallback says why keys were deleted in place though the run
+	// moves them into a trash (the trash is on another filesystem).
+	TrashFallback string `json:"trash_fallback,omitempty"`
+	// AfterWindow is what --after-window did.
+	AfterWindow *AfterWindow `json:"after_window,omitempty"`
+}
+
+// AfterWindow is the outcome of the command run when the window closed.
+type AfterWindow struct {
+	Command string  `json:"command"`
+	Seconds float64 `json:"seconds"`
+	// Error is empty when the command exited 0.
+	Error string `json:"error,omitempty"`
 }
 
 // Repository is the deletions of one repository.
@@ -93,6 +116,8 @@ func New(command, location string, plan *mark.Plan, res *sweep.Result) *Report {
 		Failed:         res.Failed,
 		BlobsSkipped:   res.BlobsSkipped,
 		Interrupted:    res.Interrupted,
+		Trashed:        res.Trashed,
+		TrashFallback:  res.TrashFallback,
 		Repositories:   []Repository{},
 		Problems:       []Problem{},
 		Errors:         []string{},
@@ -185,6 +210,19 @@ func Text(w io.Writer, r *Report, verbose bool) error {
 	}
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "\nwarning: %s\n", warn)
+	}
+	if !r.DryRun {
+		fmt.Fprintf(w, "\nwindow: %.1f s from the start until every key deleted was out of the layout and the registry could leave read-only mode (%s moved into the trash)\n", r.WindowSeconds, Count(r.Trashed, "key"))
+	}
+	if r.TrashKept != "" {
+		fmt.Fprintf(w, "trash kept: %s (undo: regsweep trash restore %s; free: regsweep trash purge, or the next run)\n", r.TrashKept, r.TrashKept)
+	}
+	if a := r.AfterWindow; a != nil {
+		outcome := "exited 0"
+		if a.Error != "" {
+			outcome = "failed: " + a.Error
+		}
+		fmt.Fprintf(w, "after window: %s (%.1f s) %s\n", a.Command, a.Seconds, outcome)
 	}
 	if c.Uploads+c.Repositories+c.Multipart > 0 || c.TagIndexEntries > 0 {
 		fmt.Fprintf(w, "\nalso %s: %s; compaction: %s (%s), %s aborted, %s\n",

@@ -29,3 +29,7 @@ func (f *FS) fastStatChildren(string, string, func(Entry, Object, error) error) 
 func (f *FS) fastModTimes(string, []string, func(int, time.Time, error)) error {
 	panic("unreachable")
 }
+
+func (f *FS) fastTrash(string, string, bool, dirFDs, map[string]int) error { panic("unreachable") }
+
+func closeTrashDirs(map[string]int) {}

@@ -8,6 +8,7 @@ import (
 	"path"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
 
@@ -24,6 +25,12 @@ type Options struct {
 	DryRun bool
 	// Jobs is how many delete batches run at once.
 	Jobs int
+	// Trash, when set on a store that is a storage.Trasher, is the run
+	// folder of the trash into which every key is moved (one rename a
+	// unit, see storage.TrashUnit) instead of deleted; FreeTrash frees it
+	// later. A key the trash cannot take (storage.ErrNoTrash: another
+	// filesystem) is deleted in place, and so is every key after it.
+	Trash string
 }
 
 // Counts are deletions by kind.
@@ -62,6 +69,11 @@ type Result struct {
 	Skipped int
 	// Interrupted is set when the context ended before the sweep did.
 	Interrupted bool
+	// Trashed counts the keys moved into the trash rather than deleted.
+	Trashed int
+	// TrashFallback says why keys were deleted in place though a trash
+	// was asked for (the first storage.ErrNoTrash met); empty otherwise.
+	TrashFallback string
 }
 
 // Incomplete reports whether anything planned was left undone.
@@ -154,6 +166,47 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 	}
 	s.removeRevisionFolders(ctx, plan.RevisionFolders)
 	return res, s.removeRepos(ctx, plan.EmptyRepos)
+}
+
+// FreeTrash frees every run folder of t's trash but keep's ("" for none):
+// a trash this run made, or one a run killed before freeing it left, or
+// one kept (--keep-trash) by an earlier run. The folders of a run are
+// freed Jobs at once. It returns the runs freed; the first error stops it
+// (what is left is freed by the next run).
+func FreeTrash(ctx context.Context, t storage.Trasher, keep string, jobs int) ([]string, error) {
+	runs, err := t.Trashes(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list trash: %w", err)
+	}
+	var freed []string
+	for _, run := range runs {
+		if run == keep {
+			continue
+		}
+		parts, err := t.TrashParts(ctx, run)
+		if err != nil {
+			return freed, err
+		}
+		g, gctx := errgroup.WithContext(ctx)
+		g.SetLimit(max(jobs, 1))
+		for _, p := range parts {
+			if gctx.Err() != nil {
+				break
+			}
+			g.Go(func() error { return t.RemoveTrash(gctx, run, p) })
+		}
+		if err := g.Wait(); err != nil {
+			return freed, err
+		}
+		if err := ctx.Err(); err != nil {
+			return freed, err
+		}
+		if err := t.RemoveTrash(ctx, run, ""); err != nil {
+			return freed, err
+		}
+		freed = append(freed, run)
+	}
+	return freed, nil
 }
 
 // removeRevisionFolders removes the empty folders of manifests deleted
@@ -640,6 +693,46 @@ type sweeper struct {
 	res *Result
 	// tagFailed are the repositories a tag of which could not be deleted.
 	tagFailed map[string]bool
+	// noTrash is set once the trash refused a key: the rest is deleted in
+	// place, without asking the trash again for every batch.
+	noTrash atomic.Bool
+}
+
+// trasher returns the trash keys go to, or nil to delete them in place.
+func (s *sweeper) trasher() storage.Trasher {
+	if s.opts.Trash == "" || s.opts.DryRun || s.noTrash.Load() {
+		return nil
+	}
+	t, _ := s.store.(storage.Trasher)
+	return t
+}
+
+// trash moves keys into the trash, calling done for each key moved or
+// failed, and returns the keys to delete in place (storage.ErrNoTrash).
+func (s *sweeper) trash(ctx context.Context, t storage.Trasher, keys []string, done func(string, error)) []string {
+	var mu sync.Mutex
+	var inPlace []string
+	t.Trash(ctx, s.opts.Trash, keys, func(key string, err error) {
+		if errors.Is(err, storage.ErrNoTrash) {
+			s.mu.Lock()
+			if s.res.TrashFallback == "" {
+				s.res.TrashFallback = err.Error()
+			}
+			s.mu.Unlock()
+			s.noTrash.Store(true)
+			mu.Lock()
+			inPlace = append(inPlace, key)
+			mu.Unlock()
+			return
+		}
+		if err == nil {
+			s.mu.Lock()
+			s.res.Trashed++
+			s.mu.Unlock()
+		}
+		done(key, err)
+	})
+	return inPlace
 }
 
 // keepsTagClosure reports whether o is kept for a tag of its repository
@@ -742,14 +835,16 @@ func (s *sweeper) run(ctx context.Context, ph int) error {
 			keys = append(keys, key)
 			byKey[key] = o
 		}
+		// A store answering for a key it was not given gets the zero op,
+		// kindNone, which counts nothing.
+		doneKey := func(key string, err error) { done(byKey[key], key, err) }
+		if t := s.trasher(); t != nil && len(keys) > 0 {
+			keys = s.trash(context.WithoutCancel(ctx), t, keys, doneKey)
+		}
 		if len(keys) == 0 {
 			return
 		}
-		s.store.Delete(context.WithoutCancel(ctx), keys, func(key string, err error) {
-			// A store answering for a key it was not given gets the
-			// zero op, kindNone, which counts nothing.
-			done(byKey[key], key, err)
-		})
+		s.store.Delete(context.WithoutCancel(ctx), keys, doneKey)
 	}
 	interrupted := func() bool {
 		if ctx.Err() == nil {

@@ -167,6 +167,7 @@ func TestS3WithoutCredentialsSaysHowToGiveThem(t *testing.T) {
 func TestEveryCommandsFlags(t *testing.T) {
 	t.Parallel()
 	location := []string{"config", "s3-endpoint", "s3-force-path-style", "s3-region", "s3-requests-per-second"}
+	window := []string{"after-window", "after-window-timeout", "keep-trash"}
 	planning := []string{"allow-delete-all", "compact", "delete-untagged", "min-age", "policy", "upload-max-age"}
 	cat := func(lists ...[]string) []string {
 		var out []string
@@ -177,18 +178,22 @@ func TestEveryCommandsFlags(t *testing.T) {
 		return out
 	}
 	want := map[string][]string{
-		"":             {"version"},
-		"gc":           cat(location, planning, []string{"archive", "break-lock", "dry-run", "jobs", "log-format", "quiet", "registry-stopped", "report", "report-format", "verbose"}),
-		"plan":         cat(location, planning, []string{"jobs", "log-format", "output", "quiet", "verbose"}),
-		"plan show":    {"verbose"},
-		"apply":        cat(location, []string{"allow-delete-all", "archive", "break-lock", "jobs", "log-format", "max-plan-age", "quiet", "registry-stopped", "report", "report-format", "verbose"}),
-		"restore":      cat(location, []string{"break-lock", "log-format", "quiet", "registry-stopped"}),
-		"audit":        cat(location, planning, []string{"jobs", "json", "log-format", "markdown", "quiet", "verify-digests"}),
-		"version":      nil,
-		"shard":        nil,
-		"shard mark":   cat(location, planning, []string{"break-lock", "index", "jobs", "log-format", "quiet", "registry-stopped", "run", "shards"}),
-		"shard sweep":  cat(location, []string{"index", "jobs", "log-format", "quiet", "registry-stopped", "run", "shards"}),
-		"shard report": cat(location, []string{"log-format", "quiet", "report", "report-format", "run"}),
+		"":              {"version"},
+		"gc":            cat(location, planning, window, []string{"archive", "break-lock", "dry-run", "jobs", "log-format", "quiet", "registry-stopped", "report", "report-format", "verbose"}),
+		"plan":          cat(location, planning, []string{"jobs", "log-format", "output", "quiet", "verbose"}),
+		"plan show":     {"verbose"},
+		"apply":         cat(location, window, []string{"allow-delete-all", "archive", "break-lock", "jobs", "log-format", "max-plan-age", "quiet", "registry-stopped", "report", "report-format", "verbose"}),
+		"restore":       cat(location, []string{"break-lock", "log-format", "quiet", "registry-stopped"}),
+		"audit":         cat(location, planning, []string{"jobs", "json", "log-format", "markdown", "quiet", "verify-digests"}),
+		"version":       nil,
+		"shard":         nil,
+		"shard mark":    cat(location, planning, []string{"break-lock", "index", "jobs", "log-format", "quiet", "registry-stopped", "run", "shards"}),
+		"shard sweep":   cat(location, []string{"index", "jobs", "log-format", "quiet", "registry-stopped", "run", "shards"}),
+		"shard report":  cat(location, []string{"log-format", "quiet", "report", "report-format", "run"}),
+		"trash":         nil,
+		"trash list":    cat(location, []string{"log-format", "quiet"}),
+		"trash restore": cat(location, []string{"break-lock", "log-format", "quiet", "registry-stopped"}),
+		"trash purge":   cat(location, []string{"break-lock", "jobs", "log-format", "quiet"}),
 	}
 	root := newRoot(env{stdout: io.Discard, stderr: io.Discard})
 	for path, flags := range want {
@@ -225,6 +230,8 @@ func TestMeaninglessFlagCombinationsExitTwo(t *testing.T) {
 	}{
 		{[]string{"gc", "--dry-run", "--archive", archive, root}, "--dry-run and --archive"},
 		{[]string{"gc", "--dry-run", "--break-lock", root}, "--dry-run and --break-lock"},
+		{[]string{"gc", "--dry-run", "--keep-trash", root}, "--dry-run and --keep-trash"},
+		{[]string{"gc", "--dry-run", "--after-window", "true", root}, "--dry-run and --after-window"},
 		{[]string{"gc", "--dry-run", "-v", root}, "--verbose lists the tag decisions of a policy"},
 		{[]string{"gc", "--dry-run", "--compact", "repos,links", "--upload-max-age", "1h", root}, "--upload-max-age"},
 		{[]string{"gc", "--compact", "none", "--upload-max-age", "1h", root}, "--upload-max-age"},

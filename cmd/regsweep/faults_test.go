@@ -153,6 +153,8 @@ func (fc *faultCase) assertConverges(t *testing.T, root string, args ...string) 
 	if diff := cmp.Diff(fc.clean, storagetest.Snapshot(t, root)); diff != "" {
 		t.Errorf("the rerun does not reach the clean run's final state (-clean +rerun):\n%s", diff)
 	}
+	// The trash a stopped run left is freed by the rerun.
+	noTrash(t, root, "after the rerun")
 }
 
 // TestGCStoppedAfterEveryDelete stops the storage after N deletes, for

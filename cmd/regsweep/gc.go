@@ -38,7 +38,7 @@ LOCATION cannot be checked, and the run says so once before the walk unless
 	fl := cmd.Flags()
 	fl.BoolVar(&dryRun, "dry-run", false, "delete nothing; report exactly what a real run would delete")
 	pf.register(fl)
-	rf.register(fl, withJobs|withReports|withVerbose|withLock|withArchive)
+	rf.register(fl, withJobs|withReports|withVerbose|withLock|withArchive|withWindow)
 	return cmd
 }
 
@@ -49,6 +49,11 @@ func runGC(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, dryRu
 		for _, f := range []string{"archive", "break-lock"} {
 			if cmd.Flags().Changed(f) {
 				return usageError{fmt.Errorf("--dry-run and --%s: a dry run deletes nothing, so it archives nothing and takes no lock", f)}
+			}
+		}
+		for _, f := range []string{"after-window", "after-window-timeout", "keep-trash"} {
+			if cmd.Flags().Changed(f) {
+				return usageError{fmt.Errorf("--dry-run and --%s: a dry run moves nothing out of the layout, so it has no window and no trash", f)}
 			}
 		}
 	}

@@ -131,7 +131,7 @@ func newRoot(e env) *cobra.Command {
 	root.Flags().Bool("version", false, "print regsweep's version and commit")
 	root.SetOut(e.stdout)
 	root.SetErr(e.stderr)
-	root.AddCommand(newGCCommand(e), newPlanCommand(e), newApplyCommand(e), newRestoreCommand(e), newAuditCommand(e), newShardCommand(e), newVersionCommand(root.Version))
+	root.AddCommand(newGCCommand(e), newPlanCommand(e), newApplyCommand(e), newRestoreCommand(e), newTrashCommand(e), newAuditCommand(e), newShardCommand(e), newVersionCommand(root.Version))
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [command]",
 		Short: "Help about any command",

@@ -139,6 +139,7 @@ type runFlags struct {
 	breakLock       bool
 	registryStopped bool
 	archive         string
+	window          windowFlags
 }
 
 // runFlagSet selects the flags of runFlags a command registers besides the
@@ -152,6 +153,7 @@ const (
 	withLock                           // --break-lock, --registry-stopped
 	withArchive                        // --archive
 	withStopped                        // --registry-stopped alone (withLock has it too)
+	withWindow                         // --after-window, --after-window-timeout, --keep-trash
 )
 
 func (r *runFlags) register(fl *pflag.FlagSet, set runFlagSet) {
@@ -173,6 +175,9 @@ func (r *runFlags) register(fl *pflag.FlagSet, set runFlagSet) {
 	}
 	if set&(withLock|withStopped) != 0 {
 		fl.BoolVar(&r.registryStopped, "registry-stopped", false, "the registry is stopped (or read-only) while the run writes: a --config need not be in read-only maintenance mode, and a plain LOCATION is not warned about")
+	}
+	if set&withWindow != 0 {
+		r.window.register(fl)
 	}
 	if set&withArchive != 0 {
 		fl.StringVar(&r.archive, "archive", "", "before deleting, write everything the run deletes into this zstd tar `FILE` (see regsweep restore)")

@@ -38,6 +38,8 @@ type session struct {
 	jobs      int
 	command   string // gc, plan, apply, restore
 	live      live   // what a run that writes knows of the registry
+	// runID names the run in its lock and its trash; empty without a lock.
+	runID string
 }
 
 // openSession opens the store of loc and, for a command that deletes or
@@ -94,6 +96,7 @@ func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock b
 		return nil, err
 	}
 	held.Store(l)
+	s.runID = info.RunID
 	if lv == liveUnchecked {
 		s.log.Warn(uncheckedNotice)
 	}
@@ -247,13 +250,24 @@ func (s *session) recheck(inv *walker.Inventory, plan *mark.Plan) (*mark.Plan, e
 // error that sets the exit status.
 func (s *session) execute(inv *walker.Inventory, plan *mark.Plan, dryRun bool, policyFile string) error {
 	var res *sweep.Result
+	opts := sweep.Options{DryRun: dryRun, Jobs: s.jobs}
+	if s.trasher() != nil {
+		opts.Trash = s.runID
+	}
 	if err := s.timed("sweep", func(c storage.Counter) (err error) {
-		res, err = sweep.Execute(s.ctx, s.store, plan, sweep.Options{DryRun: dryRun, Jobs: s.jobs}, c)
+		res, err = sweep.Execute(s.ctx, s.store, plan, opts, c)
 		return err
 	}); err != nil {
 		return err
 	}
+	sweptAt := time.Now()
 	rep := report.New(s.command, s.store.String(), plan, res)
+	windowErr := s.closeWindow(rep, res, dryRun, sweptAt)
+	if rep.WindowSeconds == 0 {
+		// A dry run, or a store without a trash (S3): the registry must
+		// stay read-only for the whole run.
+		rep.WindowSeconds = time.Since(s.startedAt).Seconds()
+	}
 	rep.Phases = s.phases
 	st := inv.Stats
 	rep.Scanned = report.Scanned{Repositories: st.Repos, Tags: st.Tags, Manifests: st.Revisions, LayerLinks: st.LayerLinks, Blobs: st.Blobs, Bytes: st.BlobBytes, Uploads: st.Uploads}
@@ -274,6 +288,8 @@ func (s *session) execute(inv *walker.Inventory, plan *mark.Plan, dryRun bool, p
 	switch {
 	case res.Interrupted:
 		return context.Canceled
+	case windowErr != nil:
+		return windowErr
 	case plan.Err != nil:
 		return fmt.Errorf("%w: %v", errIncomplete, firstLine(plan.Err))
 	case res.Incomplete():

@@ -94,6 +94,7 @@ var (
 	_ storage.Store      = (*Faulty)(nil)
 	_ storage.DirRemover = (*Faulty)(nil)
 	_ storage.DirTimer   = (*Faulty)(nil)
+	_ storage.Trasher    = (*Faulty)(nil)
 )
 
 // NewFaulty wraps s with the given faults; with none it only counts.
@@ -288,4 +289,69 @@ func (f *Faulty) RemoveEmptyDirs(ctx context.Context, dir string) error {
 		return dr.RemoveEmptyDirs(ctx, dir)
 	}
 	return nil
+}
+
+// Trash counts every key as an OpDelete (a move into the trash takes the
+// key out of the layout as a delete does: a test failing or stopping at
+// the Nth delete does so in a run that trashes too); the keys no fault hits
+// go to the wrapped store's Trash as one batch. A fault's Err wrapping
+// storage.ErrNoTrash stands for a trash on another filesystem. A wrapped
+// store without a trash answers storage.ErrNoTrash for every key.
+func (f *Faulty) Trash(ctx context.Context, run string, keys []string, done func(string, error)) {
+	t, ok := f.Store.(storage.Trasher)
+	pass := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if err := f.check(OpDelete, k); err != nil {
+			done(k, err)
+			continue
+		}
+		pass = append(pass, k)
+	}
+	switch {
+	case len(pass) == 0:
+	case !ok:
+		for _, k := range pass {
+			done(k, fmt.Errorf("trash %s: %w", k, storage.ErrNoTrash))
+		}
+	default:
+		t.Trash(ctx, run, pass, done)
+	}
+}
+
+// errNoTrasher is the error of the trash methods over a store without one.
+var errNoTrasher = errors.New("faulty: the wrapped store has no trash")
+
+// Trashes forwards to the wrapped store's.
+func (f *Faulty) Trashes(ctx context.Context) ([]string, error) {
+	if t, ok := f.Store.(storage.Trasher); ok {
+		return t.Trashes(ctx)
+	}
+	return nil, nil
+}
+
+// TrashParts forwards to the wrapped store's.
+func (f *Faulty) TrashParts(ctx context.Context, run string) ([]string, error) {
+	if t, ok := f.Store.(storage.Trasher); ok {
+		return t.TrashParts(ctx, run)
+	}
+	return nil, errNoTrasher
+}
+
+// RemoveTrash forwards to the wrapped store's, after a stop fails.
+func (f *Faulty) RemoveTrash(ctx context.Context, run, part string) error {
+	if f.Stopped() {
+		return fmt.Errorf("free trash %s: %w: storage stopped", run, ErrInjected)
+	}
+	if t, ok := f.Store.(storage.Trasher); ok {
+		return t.RemoveTrash(ctx, run, part)
+	}
+	return errNoTrasher
+}
+
+// RestoreTrash forwards to the wrapped store's.
+func (f *Faulty) RestoreTrash(ctx context.Context, run string, fn func(string, error)) error {
+	if t, ok := f.Store.(storage.Trasher); ok {
+		return t.RestoreTrash(ctx, run, fn)
+	}
+	return errNoTrasher
 }

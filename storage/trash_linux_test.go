@@ -1,0 +1,155 @@
+//go:build linux
+
+package storage
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// trashFixture writes a blob, a layer link and an upload file, and opens
+// the store.
+func trashFixture(t *testing.T) (string, *FS, []string) {
+	t.Helper()
+	root := t.TempDir()
+	d := mustDigest(t, strings.Repeat("ab", 32))
+	keys := []string{BlobDataPath(d), LayerLinkPath("team/app", d), UploadDir("team/app", "u1") + "/data"}
+	for _, k := range keys {
+		writeFile(t, root, k, "x")
+	}
+	f, err := OpenFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return root, f, keys
+}
+
+func mustDigest(t *testing.T, hex string) Digest {
+	t.Helper()
+	d, err := DigestFromHex("sha256", hex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// trash moves keys into run's trash and returns the errors by key.
+func trash(f *FS, run string, keys []string) map[string]error {
+	errs := map[string]error{}
+	f.Trash(context.Background(), run, keys, func(k string, err error) { errs[k] = err })
+	return errs
+}
+
+// TestTrashAcrossFilesystemsIsRefused mounts a tmpfs on the trash folder:
+// the rename fails with EXDEV, which Trash reports as ErrNoTrash, leaving
+// every key where it was (the sweep then deletes it in place).
+func TestTrashAcrossFilesystemsIsRefused(t *testing.T) {
+	root, f, keys := trashFixture(t)
+	mnt := filepath.Join(root, TrashDir)
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v): needs root", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) })
+	for k, err := range trash(f, "run1", keys) {
+		if !errors.Is(err, ErrNoTrash) || !strings.Contains(err.Error(), "EXDEV") {
+			t.Errorf("%s: %v, want ErrNoTrash saying EXDEV", k, err)
+		}
+	}
+	for _, k := range keys {
+		if _, err := os.Stat(filepath.Join(root, k)); err != nil {
+			t.Errorf("%s moved or lost: %v", k, err)
+		}
+	}
+}
+
+// TestTrashRestoreTakesOnlyLayoutKeys: a restore renames back what parses
+// as a key of the layout, into a free place; a name that is no key, a
+// symlink planted in the trash, and a place taken again are left in the
+// trash, reported (the symlink is not followed, not even listed).
+func TestTrashRestoreTakesOnlyLayoutKeys(t *testing.T) {
+	root, f, keys := trashFixture(t)
+	for k, err := range trash(f, "run1", keys) {
+		if err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+	}
+	for _, k := range keys {
+		if _, err := os.Lstat(filepath.Join(root, k)); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s still in the layout: %v", k, err)
+		}
+		if _, err := os.Stat(filepath.Join(root, TrashDir, "run1", k)); err != nil {
+			t.Fatalf("%s not in the trash: %v", k, err)
+		}
+	}
+	tr := filepath.Join(root, TrashDir, "run1")
+	writeFile(t, tr, V2+"/blobs/sha256/zz/nothex/data", "evil")
+	writeFile(t, tr, V2+"/notalayout/x", "evil")
+	secret := filepath.Join(t.TempDir(), "secret")
+	writeFile(t, filepath.Dir(secret), "secret/data", "secret")
+	other := mustDigest(t, strings.Repeat("cd", 32))
+	link := filepath.Join(tr, filepath.FromSlash(BlobDir(other)))
+	if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(secret, link); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, root, LayerLinkPath("team/app", mustDigest(t, strings.Repeat("ab", 32))), "pushed again")
+
+	got := map[string]error{}
+	if err := f.RestoreTrash(context.Background(), "run1", func(u string, err error) { got[u] = err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := got[BlobDir(mustDigest(t, strings.Repeat("ab", 32)))]; err != nil {
+		t.Errorf("blob not restored: %v", err)
+	}
+	if err := got[UploadDir("team/app", "u1")+"/data"]; err != nil {
+		t.Errorf("upload not restored: %v", err)
+	}
+	if err := got[keyDir(keys[1])]; !errors.Is(err, ErrExists) {
+		t.Errorf("layer link over a taken place: %v, want ErrExists", err)
+	}
+	for _, bad := range []string{V2 + "/blobs/sha256/zz/nothex/data", V2 + "/notalayout/x"} {
+		if err := got[bad]; err == nil {
+			t.Errorf("%s: restored, want it refused", bad)
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("restore reported %d units, want 5 (the symlink is not one): %v", len(got), got)
+	}
+	if _, err := os.Lstat(filepath.Join(root, BlobDir(other))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the symlink planted in the trash reached the layout: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(root, keys[1]))
+	if err != nil || string(b) != "pushed again" {
+		t.Errorf("the taken place was replaced: %q, %v", b, err)
+	}
+	if runs, err := f.Trashes(context.Background()); err != nil || len(runs) != 1 {
+		t.Errorf("trashes %v, %v: want run1, still holding what was refused", runs, err)
+	}
+	if err := f.RemoveTrash(context.Background(), "run1", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(secret); err != nil {
+		t.Errorf("freeing the trash followed its symlink: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, TrashDir)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the trash folder stays after its last run is freed: %v", err)
+	}
+	for _, bad := range []string{"", "..", ".x", "a/b", strings.Repeat("a", 65)} {
+		if err := f.RemoveTrash(context.Background(), bad, ""); err == nil {
+			t.Errorf("RemoveTrash(%q) accepted", bad)
+		}
+	}
+}
