@@ -68,7 +68,8 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		`Generates one registry (and what must survive GC) into the work folder, then for each
 round makes two fresh identical copies of it and runs upstream's garbage collector
 ('regsweep-bench upstream-gc') on one and 'regsweep gc -q --min-age 0' on the other, each
-in its own process, alternating which goes first. It measures wall time, user+sys CPU time
+in its own process, alternating which goes first. It measures wall time (and regsweep's
+window: its report's window_seconds, against upstream's whole run), user+sys CPU time
 and peak RSS (rusage of the process), counts the objects deleted, checks what each left
 against the expectation (blobs and revision links), and prints one table.
 
@@ -87,7 +88,7 @@ A registry already generated in --work with the same --blobs and --seed is reuse
 	var o compareOpts
 	fs.IntVar(&o.Blobs, "blobs", 0, "generate about `N` blobs")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed `S` of the generator")
-	fs.IntVar(&o.Rounds, "rounds", 3, "`R` rounds, each on fresh copies")
+	fs.IntVar(&o.Rounds, "rounds", 2, "`R` rounds, each on fresh copies; an odd R is rounded up, so that each collector goes first in half of them")
 	fs.BoolVar(&o.DeleteUntagged, "delete-untagged", false, "run both collectors with --delete-untagged")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "run both collectors with --dry-run")
 	fs.StringVar(&o.Policy, "policy", "", "give regsweep this tag retention policy `FILE` (upstream has none; results are not checked)")
@@ -112,6 +113,14 @@ A registry already generated in --work with the same --blobs and --seed is reuse
 	o.s3.AccessKey = cmpOr(o.s3.AccessKey, os.Getenv(envS3AccessKey))
 	o.s3.SecretKey = cmpOr(o.s3.SecretKey, os.Getenv(envS3SecretKey))
 	o.Delay, o.UpstreamMax = jsonDur(*delay), jsonDur(*upstreamMax)
+	if o.Rounds > 0 && o.Rounds%2 == 1 {
+		// Each collector goes first in half the rounds: the second run of
+		// a round meets what the first left in the caches and the disk's
+		// queue (a discard-mounted disk trims the first run's deletes for
+		// a while after it).
+		fmt.Fprintf(stderr, "compare: --rounds %d rounded up to %d, so that each collector goes first as often\n", o.Rounds, o.Rounds+1)
+		o.Rounds++
+	}
 	switch {
 	case fs.NArg() > 0:
 		return usageError(fs, "unexpected argument %q", fs.Arg(0))
@@ -181,11 +190,14 @@ type gcRun struct {
 	// with Predicted, MeasuredWallSeconds + requests × delay.
 	WallSeconds         float64 `json:"wall_seconds"`
 	MeasuredWallSeconds float64 `json:"measured_wall_seconds"`
-	Predicted           bool    `json:"predicted"`
-	Delay               jsonDur `json:"delay"` // the delay the run's requests had
-	UserSeconds         float64 `json:"user_seconds"`
-	SysSeconds          float64 `json:"sys_seconds"`
-	MaxRSSBytes         int64   `json:"max_rss_bytes"`
+	// WindowSeconds is how long the registry had to stay read-only:
+	// regsweep's report's window_seconds; upstream's whole run.
+	WindowSeconds float64 `json:"window_seconds"`
+	Predicted     bool    `json:"predicted"`
+	Delay         jsonDur `json:"delay"` // the delay the run's requests had
+	UserSeconds   float64 `json:"user_seconds"`
+	SysSeconds    float64 `json:"sys_seconds"`
+	MaxRSSBytes   int64   `json:"max_rss_bytes"`
 	// RSSInflated: no GNU time, so MaxRSSBytes is wait4's, at least this
 	// benchmark's own RSS (see measure).
 	RSSInflated    bool      `json:"rss_inflated,omitempty"`
@@ -210,7 +222,9 @@ type regsweepReport struct {
 	TagIndex   int `json:"tag_index_entries_deleted"`
 	LayerLinks int `json:"layer_links_deleted"`
 	Blobs      int `json:"blobs_deleted"`
-	Phases     []struct {
+	// WindowSeconds is how long the registry had to stay read-only.
+	WindowSeconds float64 `json:"window_seconds"`
+	Phases        []struct {
 		Name    string  `json:"name"`
 		Seconds float64 `json:"seconds"`
 	} `json:"phases"`
@@ -228,6 +242,7 @@ type gcResult struct {
 type gcSummary struct {
 	WallMedian   float64   `json:"wall_seconds_median"`
 	WallMin      float64   `json:"wall_seconds_min"`
+	WindowMedian float64   `json:"window_seconds_median"`
 	CPUMedian    float64   `json:"cpu_seconds_median"`
 	RSSMedian    int64     `json:"max_rss_bytes_median"`
 	RSSPerObject float64   `json:"max_rss_bytes_per_object"`
@@ -568,6 +583,7 @@ func (c *comparison) runGC(ctx context.Context, gc string, r *replica, delay tim
 			var rep regsweepReport
 			if json.Unmarshal(b, &rep) == nil {
 				out.Report = &rep
+				out.WindowSeconds = rep.WindowSeconds
 			}
 		}
 	}
@@ -671,6 +687,7 @@ func (c *comparison) runRounds(ctx context.Context) (*compareResult, error) {
 	res.Ratios = map[string]float64{
 		"wall_median": ratio(up.WallMedian, rs.WallMedian),
 		"wall_min":    ratio(up.WallMin, rs.WallMin),
+		"window":      ratio(up.WindowMedian, rs.WindowMedian),
 		"cpu":         ratio(up.CPUMedian, rs.CPUMedian),
 		"max_rss":     ratio(float64(up.RSSMedian), float64(rs.RSSMedian)),
 	}
@@ -741,6 +758,9 @@ func (c *comparison) runRound(ctx context.Context, res *compareResult, round int
 			r.Predicted = true
 			r.WallSeconds = r.MeasuredWallSeconds + float64(r.Requests.Total())*delay.Seconds()
 		}
+		if g.Name == gcUpstream || r.WindowSeconds == 0 {
+			r.WindowSeconds = r.WallSeconds // no window of its own: the whole run
+		}
 		r.Round, r.First = round+1, i == 0
 		g.Runs = append(g.Runs, r)
 		c.logf("round %d/%d: %s %.2fs%s, cpu %.2fs, rss %s, deleted %d, %s", round+1, c.o.Rounds, g.Name, r.WallSeconds,
@@ -772,11 +792,12 @@ func median[T int64 | float64](xs []T) T {
 }
 
 func summarize(runs []gcRun, objects int64) gcSummary {
-	var wall, cpu []float64
+	var wall, window, cpu []float64
 	var rss, deleted []int64
 	var kinds [numKinds][]int64
 	for _, r := range runs {
 		wall = append(wall, r.WallSeconds)
+		window = append(window, r.WindowSeconds)
 		cpu = append(cpu, r.cpu())
 		rss = append(rss, r.MaxRSSBytes)
 		deleted = append(deleted, r.ObjectsDeleted)
@@ -786,7 +807,7 @@ func summarize(runs []gcRun, objects int64) gcSummary {
 			}
 		}
 	}
-	s := gcSummary{WallMedian: median(wall), WallMin: slices.Min(wall), CPUMedian: median(cpu), RSSMedian: median(rss), Deleted: median(deleted)}
+	s := gcSummary{WallMedian: median(wall), WallMin: slices.Min(wall), WindowMedian: median(window), CPUMedian: median(cpu), RSSMedian: median(rss), Deleted: median(deleted)}
 	s.RSSPerObject = float64(s.RSSMedian) / float64(objects)
 	if runs[0].Requests != nil {
 		s.Requests = &Requests{List: median(kinds[kindList]), Get: median(kinds[kindGet]), Head: median(kinds[kindHead]), Put: median(kinds[kindPut]),

@@ -183,6 +183,18 @@ func checkTable(t *testing.T, out string, res compareResult, rounds int) {
 		if len(g.Runs) != rounds {
 			t.Errorf("%s: %d runs, want %d", g.Name, len(g.Runs), rounds)
 		}
+		first := 0
+		for _, r := range g.Runs {
+			if r.First {
+				first++
+			}
+			if r.WindowSeconds <= 0 || r.WindowSeconds > r.WallSeconds {
+				t.Errorf("%s round %d: window %vs, wall %vs", g.Name, r.Round, r.WindowSeconds, r.WallSeconds)
+			}
+		}
+		if 2*first != rounds {
+			t.Errorf("%s went first in %d of %d rounds, want half", g.Name, first, rounds)
+		}
 		for _, r := range g.Runs {
 			if r.WallSeconds <= 0 || r.MaxRSSBytes <= 0 || r.UserSeconds+r.SysSeconds <= 0 {
 				t.Errorf("%s round %d: not measured: %+v", g.Name, r.Round, r)
@@ -199,7 +211,10 @@ func checkTable(t *testing.T, out string, res compareResult, rounds int) {
 
 func TestCompareFilesystem(t *testing.T) {
 	out, res := compareJSON(t, "--blobs", "300", "--rounds", "1", "--delete-untagged")
-	checkTable(t, out, res, 1)
+	checkTable(t, out, res, 2) // rounded up: each collector goes first once
+	if !strings.Contains(out, "window median") || res.Ratios["window"] <= res.Ratios["wall_median"] {
+		t.Errorf("no window column, or regsweep's window (ratio %v) is no shorter than its run (ratio %v)", res.Ratios["window"], res.Ratios["wall_median"])
+	}
 	// Upstream deletes referrers of kept manifests: its result differs.
 	if up := res.GCs[0].Runs[0]; up.Differences == 0 || up.DiffKinds["missing revision"] == 0 {
 		t.Errorf("upstream with --delete-untagged matches the expectation: %+v", up)
@@ -227,7 +242,7 @@ func TestCompareS3(t *testing.T) {
 	}
 	// Upstream at 2ms is predicted over 1ms: it runs at zero delay.
 	out, res := compareJSON(t, "--backend", "s3", "--blobs", "100", "--rounds", "1", "--delete-untagged", "--delay", "2ms", "--upstream-max", "1ms")
-	checkTable(t, out, res, 1)
+	checkTable(t, out, res, 2)
 	up, rs := res.GCs[0].Runs[0], res.GCs[1].Runs[0]
 	if !up.Predicted || up.Delay != 0 || up.WallSeconds <= up.MeasuredWallSeconds {
 		t.Errorf("upstream was not predicted: %+v", up)

@@ -39,7 +39,8 @@ func (res *compareResult) writeText(w io.Writer) error {
 	fmt.Fprintf(&b, "registry: %s objects: %s blobs, %d repositories, %s tags, %s manifests (%s revision links, %s untagged), %s layer links, %s tag index links\n",
 		group(res.Objects), group(int64(t.Blobs)), t.Repos, group(int64(t.Tags)), group(int64(t.DistinctManifests)), group(int64(t.Manifests)),
 		group(int64(t.Untagged)), group(int64(t.LayerLinks)), group(int64(t.TagIndexLinks)))
-	fmt.Fprintf(&b, "regsweep: %s gc -q --min-age 0; upstream: distribution v3.1.2 storage.MarkAndSweep (regsweep-bench upstream-gc)\n\n", res.Regsweep)
+	fmt.Fprintf(&b, "regsweep: %s gc -q --min-age 0; upstream: distribution v3.1.2 storage.MarkAndSweep (regsweep-bench upstream-gc)\n", res.Regsweep)
+	fmt.Fprintf(&b, "window: how long the registry must stay read-only: regsweep's window_seconds (on a filesystem, until the last key is out of the layout, before the trash is freed), upstream's whole run\n\n")
 
 	up, rs := res.GCs[0].Summary, res.GCs[1].Summary
 	star := func(s gcSummary, v string) string {
@@ -48,14 +49,14 @@ func (res *compareResult) writeText(w io.Writer) error {
 		}
 		return v
 	}
-	rows := [][]string{{"gc", "wall median", "wall min", "CPU median", "peak RSS", "RSS/object", "objects deleted", "result"}}
+	rows := [][]string{{"gc", "wall median", "wall min", "window median", "CPU median", "peak RSS", "RSS/object", "objects deleted", "result"}}
 	for _, g := range res.GCs {
 		s := g.Summary
-		rows = append(rows, []string{g.Name, star(s, fmtSec(s.WallMedian)), star(s, fmtSec(s.WallMin)), fmtSec(s.CPUMedian),
+		rows = append(rows, []string{g.Name, star(s, fmtSec(s.WallMedian)), star(s, fmtSec(s.WallMin)), star(s, fmtSec(s.WindowMedian)), fmtSec(s.CPUMedian),
 			fmtBytes(s.RSSMedian), fmtBytes(int64(math.Round(s.RSSPerObject))), group(s.Deleted), s.Check})
 	}
 	rows = append(rows, []string{"upstream/regsweep", star(up, fmtRatio(res.Ratios["wall_median"])), star(up, fmtRatio(res.Ratios["wall_min"])),
-		fmtRatio(res.Ratios["cpu"]), fmtRatio(res.Ratios["max_rss"]), "", "", ""})
+		star(up, fmtRatio(res.Ratios["window"])), fmtRatio(res.Ratios["cpu"]), fmtRatio(res.Ratios["max_rss"]), "", "", ""})
 	writeTable(&b, rows)
 
 	if up.Requests != nil && rs.Requests != nil {
