@@ -33,3 +33,5 @@ func (f *FS) fastModTimes(string, []string, func(int, time.Time, error)) error {
 func (f *FS) fastTrash(string, string, bool, dirFDs, map[string]int) error { panic("unreachable") }
 
 func closeTrashDirs(map[string]int) {}
+
+func (f *FS) checkNoSymlinks(dir string) error { return f.checkNoSymlinksSlow(dir) }

@@ -113,8 +113,7 @@ func (f *FS) Trashes(ctx context.Context) ([]string, error) {
 }
 
 // TrashParts implements Trasher: the blob prefix folders of each
-// algorithm, then the repositories folder (repositories are small next
-// to blobs).
+// algorithm, then each repository's _layers, _manifests and _uploads.
 func (f *FS) TrashParts(ctx context.Context, run string) ([]string, error) {
 	if err := ValidTrashRun(run); err != nil {
 		return nil, err
@@ -139,7 +138,34 @@ func (f *FS) TrashParts(ctx context.Context, run string) ([]string, error) {
 			}
 		}
 	}
-	return append(parts, RepositoriesDir()), nil
+	// Each repository's _layers, _manifests and _uploads, found by walking
+	// the folders of nested repository names.
+	var walk func(dir string) error
+	walk = func(dir string) error {
+		entries, err := f.ReadDir(ctx, trashRoot(run)+"/"+dir)
+		if IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			switch {
+			case e.Type != TypeDir:
+			case IsRepoMarker(e.Name):
+				parts = append(parts, dir+"/"+e.Name)
+			default:
+				if err := walk(dir + "/" + e.Name); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := walk(RepositoriesDir()); err != nil {
+		return nil, err
+	}
+	return parts, nil
 }
 
 // RemoveTrash implements Trasher.
@@ -156,6 +182,15 @@ func (f *FS) RemoveTrash(ctx context.Context, run, part string) error {
 			return fmt.Errorf("free trash %s: %q: empty or dot segment", run, part)
 		}
 		dir += "/" + part
+	}
+	// os.Root follows a symlink inside the root in the middle of a path:
+	// the trash is untrusted, so the folder must resolve without one (a
+	// symlinked run or part is refused, not followed into the layout).
+	if err := f.checkNoSymlinks(dir); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return f.wrap("free trash", dir, err)
 	}
 	if err := f.root.RemoveAll(dir); err != nil {
 		return f.wrap("free trash", dir, err)
@@ -257,4 +292,29 @@ func (f *FS) Trash(ctx context.Context, run string, keys []string, done func(str
 		f.pruneEmpty(keyDir(unit), src)
 		done(key, nil)
 	}
+}
+
+// checkNoSymlinksSlow is checkNoSymlinks without openat2: each component
+// of dir is lstat'ed in turn.
+func (f *FS) checkNoSymlinksSlow(dir string) error {
+	p := ""
+	for _, c := range strings.Split(dir, "/") {
+		p = path.Join(p, c)
+		fi, err := f.root.Lstat(p)
+		if err != nil {
+			return err
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("%s: %s, not a folder", p, typeNameOr(fi.Mode().Type()))
+		}
+	}
+	return nil
+}
+
+// typeNameOr names a file's type for messages, a regular file included.
+func typeNameOr(m fs.FileMode) string {
+	if m == 0 {
+		return "a file"
+	}
+	return typeName(m)
 }

@@ -53,16 +53,22 @@ func (f *FS) fastTrash(run, unit string, wantDir bool, src dirFDs, dst map[strin
 	}
 }
 
-// typeNameOr names a file's type for messages, a regular file included.
-func typeNameOr(m fs.FileMode) string {
-	if m == 0 {
-		return "a file"
-	}
-	return typeName(m)
-}
-
 func closeTrashDirs(dst map[string]int) {
 	for _, fd := range dst {
 		unix.Close(fd)
 	}
+}
+
+// checkNoSymlinks checks that dir resolves to a folder without a symlink
+// anywhere in its path.
+func (f *FS) checkNoSymlinks(dir string) error {
+	if !f.fast {
+		return f.checkNoSymlinksSlow(dir)
+	}
+	fd, err := beneath(f.dirfd, dir, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return readErr(err)
+	}
+	unix.Close(fd)
+	return nil
 }
