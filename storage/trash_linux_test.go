@@ -153,3 +153,34 @@ func TestTrashRestoreTakesOnlyLayoutKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestFreeTrashRefusesASymlinkedPath: a run folder whose path goes through
+// a symlink (planted to point into the layout) is refused, and the layout
+// keeps its files.
+func TestFreeTrashRefusesASymlinkedPath(t *testing.T) {
+	root, f, keys := trashFixture(t)
+	run := filepath.Join(root, TrashDir, "run1")
+	if err := os.MkdirAll(run, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// regsweep-trash/run1/docker -> the layout's docker folder.
+	if err := os.Symlink(filepath.Join(root, "docker"), filepath.Join(run, "docker")); err != nil {
+		t.Fatal(err)
+	}
+	if parts, err := f.TrashParts(context.Background(), "run1"); err == nil {
+		t.Errorf("TrashParts through a symlink: %v, no error", parts)
+	}
+	for _, p := range []string{BlobPrefixDir(SHA256, "ab"), LayersDir("team/app"), UploadsDir("team/app")} {
+		if err := f.RemoveTrash(context.Background(), "run1", p); err == nil {
+			t.Errorf("RemoveTrash(%s) through a symlink: no error", p)
+		}
+	}
+	if err := f.RemoveTrash(context.Background(), "run1", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if _, err := os.Stat(filepath.Join(root, k)); err != nil {
+			t.Errorf("%s lost through a symlink in the trash: %v", k, err)
+		}
+	}
+}
