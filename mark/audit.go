@@ -227,7 +227,7 @@ func NewAudit(inv *walker.Inventory, plan *Plan, ver *walker.Verification) *Audi
 	}
 	g := newAuditGraph(inv)
 	g.problems(a)
-	g.usage(a)
+	g.usage(a, plan.Options)
 	g.images(a, plan)
 	g.orphans(a)
 	g.compaction(a, plan)
@@ -288,6 +288,14 @@ func (g *auditGraph) size(id walker.ID) int64 {
 // whether the blob store has it.
 func (g *auditGraph) stored(id walker.ID) (walker.ID, bool) { return g.aliases.Stored(g.ids, id) }
 
+// gone reports whether manifest id is missing from the blob store (not
+// listed, or gone when it was read).
+func (g *auditGraph) gone(id walker.ID) bool {
+	_, ok := g.stored(id)
+	m := g.inv.Manifests[id]
+	return !ok || m != nil && storage.IsNotFound(m.Err)
+}
+
 // isCorrupt reports whether the link at path p (built only when some link
 // is corrupt) is.
 func (g *auditGraph) isCorrupt(p func(string, storage.Digest) string, repo string, id walker.ID) bool {
@@ -332,13 +340,6 @@ func (g *auditGraph) walk(links *repoLinks, roots ...walker.ID) *reach {
 	}
 	rc.seen = nil
 	return rc
-}
-
-// serves reports whether the registry serves what r links, and only that:
-// a readable repository of a name in the grammar (the plan's strict
-// repositories). Others are left alone whole, as found.
-func serves(r *walker.Repo) bool {
-	return r.Unreadable == nil && storage.ValidRepoName(r.Name) == nil
 }
 
 // markLinks marks r's links in revMark and layerMark, for walks checking
@@ -513,27 +514,70 @@ func (g *auditGraph) problems(a *Audit) {
 }
 
 // usage sums, per repository, the blobs its manifests need, and which of
-// them no other repository needs.
-func (g *auditGraph) usage(a *Audit) {
+// them no other repository needs. What a repository's manifests are is the
+// engine's: stages 1 and 2 (SelectRoots, Close) of a gc that keeps untagged
+// content and every tag, which keep every manifest the repository serves
+// (its revisions and its tags' manifests, index children, referrers; in a
+// repository left alone, every one); their blobs are what MarkBlobs marks of
+// them, each counted under the digest it is stored as.
+func (g *auditGraph) usage(a *Audit, opts Options) {
 	g.repoReach = make([][]walker.ID, len(g.inv.Repos))
+	served := Options{StartedAt: opts.StartedAt}
 	// referenced are the blobs some repository needs, shared those more
 	// than one does.
 	n := g.ids.Len() + 1
 	referenced, shared := NewBitset(n), NewBitset(n)
 	s := &a.Storage
 	for i, r := range g.inv.Repos {
-		// What the repository serves, as gc keeps it: only manifests it
-		// links, unless it is left alone whole (unreadable, foreign).
-		var links *repoLinks
-		if serves(r) {
-			links = g.markLinks(r)
+		m := SelectRoots(g.inv, RepoIndex(i), served)
+		m.Close(g.aliases)
+		var blobs []walker.ID
+		need := func(id walker.ID) bool {
+			st, ok := g.stored(id)
+			if ok && !g.blobMark.Has(st) {
+				g.blobMark.Set(st)
+				blobs = append(blobs, st)
+			}
+			return ok
 		}
-		rc := g.walk(links, repoRoots(r)...)
-		if links != nil {
-			g.unmarkLinks(r)
+		missing := func(id walker.ID, by string) {
+			u := g.users(id)
+			u.manifests = append(u.manifests, by)
 		}
-		g.repoReach[i] = rc.blobs
-		for _, id := range rc.blobs {
+		for id := range m.Kept {
+			man := g.inv.Manifests[id]
+			if !need(id) || man != nil && storage.IsNotFound(man.Err) {
+				continue // listed below, by its referrer
+			}
+			if man == nil || man.Err != nil {
+				continue
+			}
+			by := r.Name + "@" + g.digest(id).String()
+			for _, b := range man.Blobs() {
+				if !need(b) {
+					missing(b, by)
+				}
+			}
+			for _, b := range man.Foreign() {
+				need(b)
+			}
+			for _, c := range man.Children() {
+				if g.gone(c) {
+					missing(c, by)
+				}
+			}
+		}
+		// Manifests the repository holds or its tags name that are gone.
+		for _, id := range repoRoots(r) {
+			if m.Kept[id] && g.gone(id) {
+				missing(id, r.Name+" (revision link)")
+			}
+		}
+		for _, id := range blobs {
+			g.blobMark.Unset(id)
+		}
+		g.repoReach[i] = blobs
+		for _, id := range blobs {
 			if referenced.Has(id) {
 				shared.Set(id)
 				continue
@@ -541,14 +585,6 @@ func (g *auditGraph) usage(a *Audit) {
 			referenced.Set(id)
 			s.ReferencedBlobs++
 			s.ReferencedBytes += g.size(id)
-		}
-		for _, m := range rc.missing {
-			u := g.users(m.id)
-			if m.by == 0 {
-				u.manifests = append(u.manifests, r.Name+" (revision link)")
-			} else {
-				u.manifests = append(u.manifests, r.Name+"@"+g.digest(m.by).String())
-			}
 		}
 	}
 	for i, r := range g.inv.Repos {
