@@ -199,7 +199,7 @@ func TestAuditEstimateEqualsGCDryRun(t *testing.T) {
 		return []string{"--s3-endpoint", endpoint, "--s3-region", region, "--s3-force-path-style", "s3://" + bucket + "/registry"}
 	}
 	genRoot := filepath.Join(t.TempDir(), "gen")
-	g := gen.Build(gen.Options{Blobs: 400, Seed: seed, Legacy: true, SHA512: true})
+	g := gen.Build(gen.Options{Blobs: 150, Seed: seed, Legacy: true, SHA512: true})
 	if _, err := g.Write(context.Background(), genRoot, 4); err != nil {
 		t.Fatal(err)
 	}
