@@ -83,20 +83,27 @@ type BlobSweep struct {
 	// TooRecent and Unswept count the unmarked blobs kept: modified after
 	// the cutoff, or not swept at all (sweep false).
 	TooRecent, Unswept int
+	// AgesWanted are the unmarked blobs kept only because their age is
+	// unknown: a filesystem walk lists blobs by their folder names (see
+	// Plan.BlobAgesWanted).
+	AgesWanted []walker.ID
 }
 
 // SweepBlobs is stage 3's sweep: the stored blobs not marked and modified
-// before cutoff, unless sweep is false (an incomplete graph).
+// before cutoff, unless sweep is false (an incomplete graph). A blob of
+// unknown age is kept and wanted.
 func SweepBlobs(inv *walker.Inventory, marked Bitset, cutoff time.Time, sweep bool) BlobSweep {
 	t := inv.Digests
 	s := BlobSweep{Deleted: NewBitset(t.Len())}
 	for id, b := range t.StoredBlobs() {
 		switch {
 		case marked.Has(id):
-		case b.ModTime.After(cutoff):
-			s.TooRecent++
 		case !sweep:
 			s.Unswept++
+		case b.ModTime.IsZero():
+			s.AgesWanted = append(s.AgesWanted, id)
+		case b.ModTime.After(cutoff):
+			s.TooRecent++
 		default:
 			s.Deleted.Set(id)
 			s.Blobs = append(s.Blobs, Blob{ID: id, Repo: NoRepo})

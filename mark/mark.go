@@ -73,6 +73,7 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 	bs := SweepBlobs(inv, marked, opts.Cutoff(), Sweepable(inv, repos))
 	p.Blobs = bs.Blobs
 	p.Kept.BlobsTooRecent, p.Kept.BlobsUnswept = bs.TooRecent, bs.Unswept
+	p.blobAgesWanted = bs.AgesWanted
 	var tooRecent int
 	p.LayerLinks, tooRecent = SweepLayerLinks(inv, marked, bs.Deleted, opts.Cutoff())
 	p.Kept.LayerLinksTooRecent += tooRecent

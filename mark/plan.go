@@ -112,7 +112,17 @@ type Plan struct {
 	// linkAgesWanted are the repositories this run empties but keeps, only
 	// because the ages of their layer links are unknown.
 	linkAgesWanted []string
+	// blobAgesWanted are the unreferenced blobs kept only because their
+	// age is unknown.
+	blobAgesWanted []walker.ID
 }
+
+// BlobAgesWanted are the blobs that nothing keeps but whose age (and size)
+// is unknown: a filesystem walk lists blobs by their folder names and
+// leaves their data unread. The plan keeps them. Read them with
+// walker.StatBlobs and compute the plan again: the blobs old enough are then
+// deleted. A plan wanting nothing more is the run's plan.
+func (p *Plan) BlobAgesWanted() []walker.ID { return p.blobAgesWanted }
 
 // LinkAgesWanted names the repositories that the run empties (no tag left,
 // every manifest deleted) but does not remove, only because the walk did not

@@ -175,7 +175,7 @@ func NewAudit(inv *walker.Inventory, plan *mark.Plan, gc *sweep.Result, ver *wal
 		UploadMaxAge:   o.Compact.UploadMaxAge.String(),
 		VerifyDigests:  ver != nil,
 		Scanned: Scanned{Repositories: inv.Stats.Repos, Tags: inv.Stats.Tags, Manifests: inv.Stats.Revisions,
-			LayerLinks: inv.Stats.LayerLinks, Blobs: inv.Stats.Blobs, Bytes: inv.Stats.BlobBytes, Uploads: inv.Stats.Uploads},
+			LayerLinks: inv.Stats.LayerLinks, Blobs: inv.Stats.Blobs, Bytes: ScannedBytes(inv.Stats.BlobBytes, inv.Stats.BlobSizes), Uploads: inv.Stats.Uploads},
 		GC: GCEstimate{
 			Counts:   gc.Total,
 			Kept:     plan.Kept,
@@ -468,9 +468,9 @@ func AuditText(w io.Writer, a *Audit) error {
 	ew := &errWriter{w: w}
 	s := a.Scanned
 	fmt.Fprintf(ew, "regsweep audit %s (read only)\n", a.Location)
-	fmt.Fprintf(ew, "scanned %s, %s, %s, %s, %s (%s), %s (%s)\n",
+	fmt.Fprintf(ew, "scanned %s, %s, %s, %s, %s%s, %s (%s)\n",
 		Count(s.Repositories, "repository"), Count(s.Tags, "tag"), Count(s.Manifests, "manifest"), Count(s.LayerLinks, "layer link"),
-		Count(s.Blobs, "blob"), Bytes(s.Bytes), Count(s.Uploads, "upload"), Bytes(a.Storage.UploadBytes))
+		Count(s.Blobs, "blob"), s.bytes(), Count(s.Uploads, "upload"), Bytes(a.Storage.UploadBytes))
 	st := a.Storage
 	fmt.Fprintf(ew, "blobs referenced by manifests: %d (%s); by none: %d (%s)\n\n",
 		st.ReferencedBlobs, Bytes(st.ReferencedBytes), st.UnreferencedBlobs, Bytes(st.UnreferencedBytes))

@@ -65,8 +65,8 @@ func Markdown(w io.Writer, r *Report) error {
 		fmt.Fprintf(w, ", policy: `%s`", r.Policy)
 	}
 	sc := r.Scanned
-	fmt.Fprintf(w, "\n- scanned: %s, %s, %s, %s (%s)\n\n",
-		Count(sc.Repositories, "repository"), Count(sc.Tags, "tag"), Count(sc.Manifests, "manifest"), Count(sc.Blobs, "blob"), Bytes(sc.Bytes))
+	fmt.Fprintf(w, "\n- scanned: %s, %s, %s, %s%s\n\n",
+		Count(sc.Repositories, "repository"), Count(sc.Tags, "tag"), Count(sc.Manifests, "manifest"), Count(sc.Blobs, "blob"), sc.bytes())
 	fmt.Fprintf(w, "| repository | tags | manifests | layer links | blobs | reclaimed |\n|---|---:|---:|---:|---:|---:|\n")
 	for _, repo := range r.Repositories {
 		c := repo.Counts

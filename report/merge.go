@@ -48,7 +48,9 @@ func Merge(command string, parts []*Report) *Report {
 		r.Scanned.Manifests += s.Manifests
 		r.Scanned.LayerLinks += s.LayerLinks
 		r.Scanned.Blobs += s.Blobs
-		r.Scanned.Bytes += s.Bytes
+		if s.Bytes != nil { // the sweep shards' walks stat every blob
+			r.Scanned.Bytes = ScannedBytes(*s.Bytes+value(r.Scanned.Bytes), true)
+		}
 		r.Scanned.Uploads += s.Uploads
 		k := p.Kept
 		r.Kept.RevisionsTooRecent += k.RevisionsTooRecent
@@ -101,4 +103,12 @@ func addCounts(a *sweep.Counts, b sweep.Counts) {
 	a.UploadBytes += b.UploadBytes
 	a.Multipart += b.Multipart
 	a.Repositories += b.Repositories
+}
+
+// value is *p, or 0 for nil.
+func value(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
 }

@@ -80,13 +80,31 @@ type Repository struct {
 
 // Scanned counts what a walk listed.
 type Scanned struct {
-	Repositories int   `json:"repositories"`
-	Tags         int   `json:"tags"`
-	Manifests    int   `json:"manifests"`
-	LayerLinks   int   `json:"layer_links"`
-	Blobs        int   `json:"blobs"`
-	Bytes        int64 `json:"bytes"`
-	Uploads      int   `json:"uploads"`
+	Repositories int `json:"repositories"`
+	Tags         int `json:"tags"`
+	Manifests    int `json:"manifests"`
+	LayerLinks   int `json:"layer_links"`
+	Blobs        int `json:"blobs"`
+	// Bytes is the size of every blob; nil when the walk did not read it
+	// (a filesystem walk lists blobs by name, without --verify-links).
+	Bytes   *int64 `json:"bytes,omitempty"`
+	Uploads int    `json:"uploads"`
+}
+
+// bytes is " (size)" when the size is known.
+func (sc Scanned) bytes() string {
+	if sc.Bytes == nil {
+		return ""
+	}
+	return " (" + Bytes(*sc.Bytes) + ")"
+}
+
+// ScannedBytes returns n as Scanned.Bytes, nil unless known.
+func ScannedBytes(n int64, known bool) *int64 {
+	if !known {
+		return nil
+	}
+	return &n
 }
 
 // Problem is a path left alone and why.
@@ -169,8 +187,8 @@ func Text(w io.Writer, r *Report, verbose bool) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "regsweep %s %s (dry run: %v, delete untagged: %v, min age: %s)\n", r.Command, r.Location, r.DryRun, r.DeleteUntagged, r.MinAge)
 	sc := r.Scanned
-	fmt.Fprintf(w, "scanned %s, %s, %s, %s, %s (%s), %s\n\n", Count(sc.Repositories, "repository"), Count(sc.Tags, "tag"),
-		Count(sc.Manifests, "manifest"), Count(sc.LayerLinks, "layer link"), Count(sc.Blobs, "blob"), Bytes(sc.Bytes), Count(sc.Uploads, "upload"))
+	fmt.Fprintf(w, "scanned %s, %s, %s, %s, %s%s, %s\n\n", Count(sc.Repositories, "repository"), Count(sc.Tags, "tag"),
+		Count(sc.Manifests, "manifest"), Count(sc.LayerLinks, "layer link"), Count(sc.Blobs, "blob"), sc.bytes(), Count(sc.Uploads, "upload"))
 	fmt.Fprintf(tw, "REPOSITORY\tTAGS\tMANIFESTS\tLAYER LINKS\tBLOBS\tRECLAIMED\t\n")
 	quiet := 0
 	for _, repo := range r.Repositories {

@@ -80,7 +80,7 @@ func WalkBlobs(ctx context.Context, store storage.Store, lo, hi, jobs int, ctr s
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	inv.Stats.Blobs = len(blobs)
+	inv.Stats.Blobs, inv.Stats.BlobSizes = len(blobs), true
 	inv.Digests = NewDigests(blobs)
 	return inv, nil
 }

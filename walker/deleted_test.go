@@ -55,7 +55,10 @@ func outcomeOf(t *testing.T, store storage.Store) (outcome, *walker.Inventory, *
 		o.Problems = append(o.Problems, p.Path+": "+p.Err.Error())
 	}
 	// An hour later, everything is old enough.
-	p := mark.Compute(inv, mark.Options{DeleteUntagged: true, StartedAt: time.Now().Add(time.Hour), Compact: mark.CompactAll})
+	p, err := mark.ComputeAged(inv, mark.Options{DeleteUntagged: true, StartedAt: time.Now().Add(time.Hour), Compact: mark.CompactAll}, walker.Ages(t.Context(), store, inv, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if p.Err != nil {
 		t.Fatal(p.Err)
 	}

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"iter"
 	"slices"
+	"sort"
 	"sync"
 
 	"github.com/regsweep/regsweep/storage"
@@ -25,9 +26,13 @@ type ID uint32
 // built by one Walk and read-only afterwards, except that a recheck walk
 // adds the digests it meets that the table lacks.
 type Digests struct {
-	// sums are the sha256 blobs in digest order, 48 bytes each with no
+	// sums are the sha256 blobs in digest order, 32 bytes each with no
 	// pointer the garbage collector must follow: ID i+1.
-	sums []sumEntry
+	sums [][32]byte
+	// stats are the size and age of sums[i]'s data, or nil while no
+	// walk or stat has given any (a filesystem walk lists blob folders
+	// without opening them; StatBlobs fills in the candidates).
+	stats []Blob
 	// start[b] is the index in sums of the first sum in bucket b or after
 	// (a bucket is a value of the first 16-shift bits): sha256 sums are
 	// uniform, so a lookup searches a handful of entries where a binary
@@ -42,9 +47,28 @@ type Digests struct {
 	ids   map[storage.Digest]ID
 }
 
-type sumEntry struct {
-	sum  [32]byte
-	blob Blob
+// blobPart is one listing's sha256 blobs: their sums and, when the
+// listing gave them (S3, a walk that stats every blob), their stats, with
+// stats[i] belonging to sums[i].
+type blobPart struct {
+	sums  [][32]byte
+	stats []Blob
+}
+
+func (p *blobPart) add(s [32]byte, b Blob, withStats bool) {
+	p.sums = append(p.sums, s)
+	if withStats {
+		p.stats = append(p.stats, b)
+	}
+}
+
+func (p *blobPart) Len() int           { return len(p.sums) }
+func (p *blobPart) Less(i, j int) bool { return bytes.Compare(p.sums[i][:], p.sums[j][:]) < 0 }
+func (p *blobPart) Swap(i, j int) {
+	p.sums[i], p.sums[j] = p.sums[j], p.sums[i]
+	if p.stats != nil {
+		p.stats[i], p.stats[j] = p.stats[j], p.stats[i]
+	}
 }
 
 type otherEntry struct {
@@ -54,30 +78,59 @@ type otherEntry struct {
 }
 
 // newDigests builds a table from the blobs a walk listed: parts of sha256
-// entries (each part one listing, in any order) and a map of the others.
-func newDigests(parts [][]sumEntry, others map[storage.Digest]Blob) *Digests {
-	n := 0
+// blobs (each part one listing, in any order) and a map of the others.
+// Parts are emptied as they are copied into the table.
+func newDigests(parts []*blobPart, others map[storage.Digest]Blob) *Digests {
+	n, withStats := 0, false
 	for _, p := range parts {
-		n += len(p)
-		slices.SortFunc(p, func(a, b sumEntry) int { return bytes.Compare(a.sum[:], b.sum[:]) })
+		n += len(p.sums)
+		withStats = withStats || p.stats != nil
+		if !sort.IsSorted(p) { // listings come sorted by name, as a rule
+			sort.Sort(p)
+		}
 	}
 	// Parts are listings of distinct prefixes: ordered by their first
 	// entry, they concatenate in order. A sort at the end catches anything
 	// else.
-	slices.SortFunc(parts, func(a, b []sumEntry) int {
-		if len(a) == 0 || len(b) == 0 {
-			return cmp.Compare(len(a), len(b))
+	slices.SortFunc(parts, func(a, b *blobPart) int {
+		if len(a.sums) == 0 || len(b.sums) == 0 {
+			return cmp.Compare(len(a.sums), len(b.sums))
 		}
-		return bytes.Compare(a[0].sum[:], b[0].sum[:])
+		return bytes.Compare(a.sums[0][:], b.sums[0][:])
 	})
-	t := &Digests{sums: make([]sumEntry, 0, n), ids: make(map[storage.Digest]ID, len(others))}
+	all := &blobPart{sums: make([][32]byte, 0, n)}
+	if withStats {
+		all.stats = make([]Blob, 0, n)
+	}
 	for _, p := range parts {
-		t.sums = append(t.sums, p...)
+		all.sums = append(all.sums, p.sums...)
+		if withStats {
+			if p.stats == nil {
+				p.stats = make([]Blob, len(p.sums))
+			}
+			all.stats = append(all.stats, p.stats...)
+		}
+		*p = blobPart{}
 	}
-	if !slices.IsSortedFunc(t.sums, func(a, b sumEntry) int { return bytes.Compare(a.sum[:], b.sum[:]) }) {
-		slices.SortFunc(t.sums, func(a, b sumEntry) int { return bytes.Compare(a.sum[:], b.sum[:]) })
+	if !sort.IsSorted(all) {
+		sort.Sort(all)
 	}
-	t.sums = slices.CompactFunc(t.sums, func(a, b sumEntry) bool { return a.sum == b.sum })
+	// Drop duplicates (a listing met twice).
+	k := 0
+	for i := range all.sums {
+		if i > 0 && all.sums[i] == all.sums[k-1] {
+			continue
+		}
+		all.sums[k] = all.sums[i]
+		if withStats {
+			all.stats[k] = all.stats[i]
+		}
+		k++
+	}
+	t := &Digests{sums: all.sums[:k:k], ids: make(map[storage.Digest]ID, len(others))}
+	if withStats {
+		t.stats = all.stats[:k:k]
+	}
 	// A bucket for every four sums or so, at most 2^16.
 	t.shift = 16
 	for t.shift > 0 && len(t.sums)>>(16-t.shift) > 4 {
@@ -87,7 +140,7 @@ func newDigests(parts [][]sumEntry, others map[storage.Digest]Blob) *Digests {
 	t.start = make([]uint32, buckets+1)
 	i := 0
 	for p := range buckets {
-		for i < len(t.sums) && t.bucket(t.sums[i].sum) < p {
+		for i < len(t.sums) && t.bucket(t.sums[i]) < p {
 			i++
 		}
 		t.start[p] = uint32(i)
@@ -110,16 +163,16 @@ func (t *Digests) bucket(s [32]byte) int { return (int(s[0])<<8 | int(s[1])) >> 
 // NewDigests returns a table of the given stored blobs, for tests and
 // tools that build an inventory by hand.
 func NewDigests(blobs map[storage.Digest]Blob) *Digests {
-	var part []sumEntry
+	part := &blobPart{}
 	others := map[storage.Digest]Blob{}
 	for d, b := range blobs {
 		if s, ok := d.Sum256(); ok {
-			part = append(part, sumEntry{sum: s, blob: b})
+			part.add(s, b, true)
 		} else {
 			others[d] = b
 		}
 	}
-	return newDigests([][]sumEntry{part}, others)
+	return newDigests([]*blobPart{part}, others)
 }
 
 // Len is the highest ID in the table.
@@ -148,7 +201,7 @@ func (t *Digests) Digest(id ID) storage.Digest {
 		return storage.Digest{}
 	}
 	if i := int(id) - 1; i < len(t.sums) {
-		return storage.DigestOfSum256(t.sums[i].sum)
+		return storage.DigestOfSum256(t.sums[i])
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -160,7 +213,7 @@ func (t *Digests) Lookup(d storage.Digest) ID {
 	if s, ok := d.Sum256(); ok {
 		b := t.bucket(s)
 		lo, hi := t.start[b], t.start[b+1]
-		if i, found := slices.BinarySearchFunc(t.sums[lo:hi], s, func(e sumEntry, s [32]byte) int { return bytes.Compare(e.sum[:], s[:]) }); found {
+		if i, found := slices.BinarySearchFunc(t.sums[lo:hi], s, func(e, s [32]byte) int { return bytes.Compare(e[:], s[:]) }); found {
 			return ID(int(lo) + i + 1)
 		}
 	}
@@ -173,13 +226,17 @@ func (t *Digests) Lookup(d storage.Digest) ID {
 }
 
 // Blob returns the stored blob id names; false when the store does not
-// hold it.
+// hold it. Its size and age are zero (unknown) until a stat gave them
+// (see SetBlob).
 func (t *Digests) Blob(id ID) (Blob, bool) {
 	if id == 0 {
 		return Blob{}, false
 	}
 	if i := int(id) - 1; i < len(t.sums) {
-		return t.sums[i].blob, true
+		if t.stats == nil {
+			return Blob{}, true
+		}
+		return t.stats[i], true
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -198,7 +255,11 @@ func (t *Digests) Stored(id ID) bool {
 func (t *Digests) StoredBlobs() iter.Seq2[ID, Blob] {
 	return func(yield func(ID, Blob) bool) {
 		for i := range t.sums {
-			if !yield(ID(i+1), t.sums[i].blob) {
+			var b Blob
+			if t.stats != nil {
+				b = t.stats[i]
+			}
+			if !yield(ID(i+1), b) {
 				return
 			}
 		}
@@ -230,4 +291,28 @@ func (t *Digests) Intern(d storage.Digest) ID {
 	id := ID(len(t.sums) + len(t.other))
 	t.ids[d] = id
 	return id
+}
+
+// prepareStats makes room for the stats of every stored blob, so that
+// SetBlob may then be called from many goroutines at once.
+func (t *Digests) prepareStats() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stats == nil {
+		t.stats = make([]Blob, len(t.sums))
+	}
+}
+
+// setBlob records the stat of stored blob id. Calls for distinct IDs may
+// run at once after prepareStats.
+func (t *Digests) setBlob(id ID, b Blob) {
+	if i := int(id) - 1; i < len(t.sums) {
+		t.stats[i] = b
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if o := &t.other[int(id)-1-len(t.sums)]; o.stored {
+		o.blob = b
+	}
 }

@@ -47,7 +47,7 @@ type flatTag struct {
 func (fr *flatRepos) get(name string) *flatRepo {
 	r := fr.repos[name]
 	if r == nil {
-		r = &flatRepo{raw: &rawRepo{repo: &Repo{Name: name}}, tags: map[string]*flatTag{}, uploads: map[string]*Upload{}}
+		r = &flatRepo{raw: &rawRepo{repo: &Repo{Name: name}, listed: true}, tags: map[string]*flatTag{}, uploads: map[string]*Upload{}}
 		fr.repos[name] = r
 	}
 	return r
@@ -88,7 +88,7 @@ func (w *walk) flatBlobPrefix(ctx context.Context, alg storage.Algorithm, prefix
 
 // flatBlobs records the blob data files a flat listing of prefix gives.
 func (w *walk) flatBlobs(ctx context.Context, prefix string, list func(context.Context, string, func(storage.Object) error) error) error {
-	var part []sumEntry
+	part := &blobPart{}
 	others := map[storage.Digest]Blob{}
 	var problems []Problem
 	err := list(ctx, prefix, func(o storage.Object) error {
@@ -102,7 +102,7 @@ func (w *walk) flatBlobs(ctx context.Context, prefix string, list func(context.C
 		}
 		b := Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)}
 		if s, ok := k.Digest.Sum256(); ok {
-			part = append(part, sumEntry{sum: s, blob: b})
+			part.add(s, b, true)
 		} else {
 			others[k.Digest] = b
 		}
@@ -111,8 +111,9 @@ func (w *walk) flatBlobs(ctx context.Context, prefix string, list func(context.C
 	if err != nil {
 		return err
 	}
+	n := len(part.sums) + len(others)
 	w.addBlobs(part, others, problems)
-	w.ctr.Add(int64(len(part) + len(others)))
+	w.ctr.Add(int64(n))
 	return nil
 }
 
@@ -204,9 +205,6 @@ func (w *walk) classify(fr *flatRepos, o storage.Object) {
 // suspect links, upload start times) and adds the repositories.
 func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
 	for name, r := range fr.repos {
-		if err := storage.ValidRepoName(name); err != nil {
-			w.problem(storage.RepoDir(name), fmt.Errorf("%w: listed as a foreign repository, nothing in it is deleted", err))
-		}
 		for _, t := range r.tags {
 			if t.hasCurrent {
 				for _, d := range t.tag.index {
@@ -276,7 +274,7 @@ func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
 			r.raw.repo.Uploads = append(r.raw.repo.Uploads, *u)
 		}
 		sort.Slice(r.raw.repo.Uploads, func(i, j int) bool { return r.raw.repo.Uploads[i].ID < r.raw.repo.Uploads[j].ID })
-		w.addRepo(w.resolve(r.raw), false)
+		w.addRepo(w.build(r.raw), false)
 	}
 	return nil
 }

@@ -8,7 +8,10 @@ import (
 )
 
 // Inventory is everything a walk found. It is built by Walk and read-only
-// afterwards.
+// afterwards, with two exceptions, each by a function that says so:
+// StatBlobs and AgeLayerLinks add ages a plan wants, and Recheck consumes
+// it (takes or empties its repositories, adds to its digest table and
+// manifests).
 type Inventory struct {
 	// Location names the store walked.
 	Location string
@@ -37,7 +40,11 @@ type Inventory struct {
 type Stats struct {
 	Repos, Tags, Revisions, LayerLinks, TagIndexEntries, Blobs, Uploads int
 	ManifestsRead                                                       int
-	BlobBytes                                                           int64
+	// BlobBytes is the size of every blob, when BlobSizes says the walk
+	// read them (S3 listings, Options.ReadLinks); a filesystem walk lists
+	// blobs by name only.
+	BlobBytes int64
+	BlobSizes bool
 }
 
 // Blob is a blob's data file.

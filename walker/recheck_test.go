@@ -34,7 +34,7 @@ func TestRecheckListsAgainOnlyWhatChanged(t *testing.T) {
 	}
 	reg.AgeAll(time.Now().Add(-time.Hour))
 	fs := openFS(t, root)
-	inv, err := walker.Walk(ctx, fs, walker.Options{Jobs: 4}, nil)
+	inv, err := walker.Walk(ctx, fs, walker.Options{Jobs: 4, StartedAt: time.Now()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,12 +54,19 @@ func TestRecheckListsAgainOnlyWhatChanged(t *testing.T) {
 	reg.StartUpload("uploading", 10)
 	reg.Untag("untagged", "v2")
 
-	again, err := walker.Walk(ctx, fs, walker.Options{Jobs: 4, Recheck: inv}, nil)
+	firstRepos := map[string]*walker.Repo{}
+	for _, r := range inv.Repos {
+		firstRepos[r.Name] = r
+	}
+	again, err := walker.Recheck(ctx, fs, inv, walker.Options{Jobs: 4, StartedAt: time.Now()}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if inv.Repos != nil || again.Digests != inv.Digests {
+		t.Errorf("the first walk keeps %d repositories after the recheck consumed it, or its digest table was not shared", len(inv.Repos))
+	}
 	for _, repo := range repos {
-		if reused := again.Repo(repo) == inv.Repo(repo); reused != (repo == "same") {
+		if reused := again.Repo(repo) == firstRepos[repo]; reused != (repo == "same") {
 			t.Errorf("%s: taken from the first walk: %v", repo, reused)
 		}
 	}
@@ -104,13 +111,14 @@ func TestRecheckListsAgainOnlyWhatChanged(t *testing.T) {
 	reg = storagetest.New(t, root)
 	reg.Tag("fresh", "v1", reg.PushImage("fresh", storagetest.ImageOpts{}))
 	fs = openFS(t, root)
-	if inv, err = walker.Walk(ctx, fs, walker.Options{Jobs: 4}, nil); err != nil {
+	if inv, err = walker.Walk(ctx, fs, walker.Options{Jobs: 4, StartedAt: time.Now()}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if again, err = walker.Walk(ctx, fs, walker.Options{Jobs: 4, Recheck: inv}, nil); err != nil {
+	fresh := inv.Repo("fresh")
+	if again, err = walker.Recheck(ctx, fs, inv, walker.Options{Jobs: 4, StartedAt: time.Now()}, nil); err != nil {
 		t.Fatal(err)
 	}
-	if again.Repo("fresh") == inv.Repo("fresh") {
+	if again.Repo("fresh") == fresh {
 		t.Error("fresh: a repository written just before the walk was taken from it")
 	}
 }

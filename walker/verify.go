@@ -62,7 +62,8 @@ type BadBlob struct {
 // progress counter and system calls cost nothing next to the hashing.
 const verifyBufSize = 256 << 10
 
-// Verify reads every blob of inv whole and hashes it with the algorithm of
+// Verify reads every blob of inv (from a walk with Options.ReadLinks, which
+// gives their sizes) whole and hashes it with the algorithm of
 // its digest (sha256, sha384, sha512), Jobs blobs at once, streaming each
 // one: a blob is never held in memory. ctr counts bytes; SetMax is the sum
 // of the blobs' sizes. Verify fails only when store cannot stream files or

@@ -87,7 +87,7 @@ func TestVerifyFindsFlippedAndTruncatedBlobs(t *testing.T) {
 
 	store := storage.ReadOnly(openFS(t, root)) // reads go through the wrapper
 	ctx := context.Background()
-	inv, err := walker.Walk(ctx, store, walker.Options{Jobs: 4}, nil)
+	inv, err := walker.Walk(ctx, store, walker.Options{Jobs: 4, ReadLinks: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestVerifyListsBlobsGoneSinceTheWalk(t *testing.T) {
 	img := r.PushImage("a", storagetest.ImageOpts{})
 	store := openFS(t, root)
 	ctx := context.Background()
-	inv, err := walker.Walk(ctx, store, walker.Options{Jobs: 2}, nil)
+	inv, err := walker.Walk(ctx, store, walker.Options{Jobs: 2, ReadLinks: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestVerifyNeedsAStoreThatStreams(t *testing.T) {
 	storagetest.New(t, root).PushImage("a", storagetest.ImageOpts{})
 	ctx := context.Background()
 	store := plainStore{openFS(t, root)}
-	inv, err := walker.Walk(ctx, store, walker.Options{Jobs: 2}, nil)
+	inv, err := walker.Walk(ctx, store, walker.Options{Jobs: 2, ReadLinks: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +182,7 @@ func TestVerifyStopsWithItsContext(t *testing.T) {
 	r := storagetest.New(t, root)
 	r.PushImage("a", storagetest.ImageOpts{Layers: 8, LayerSize: 64 << 10})
 	store := openFS(t, root)
-	inv, err := walker.Walk(context.Background(), store, walker.Options{Jobs: 2}, nil)
+	inv, err := walker.Walk(context.Background(), store, walker.Options{Jobs: 2, ReadLinks: true}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path"
 	"sort"
 	"strings"
@@ -18,21 +19,17 @@ import (
 type Options struct {
 	// Jobs is how many storage operations run at once.
 	Jobs int
-	// Recheck, when set, is an earlier walk of the same store: only the
-	// repository tree is listed again, the blobs are taken from Recheck,
-	// and manifests it read are not read again (both inventories share
-	// their digest table and their map of manifests, to which the recheck
-	// adds). On a store with folder times, a repository whose folders and
-	// links kept the times Recheck saw is taken from it as it is; Recheck's
-	// other repositories are emptied as they are listed again: Recheck's
-	// repositories are the recheck's to use up. A run rechecks its tags
-	// and revisions this way just before it deletes anything.
-	Recheck *Inventory
-	// ReadLinks reads every layer link and tag history entry too (a walk
-	// knows them by their paths alone) and reports those whose content is
-	// missing, empty, garbage or another digest as Problems (see
-	// verify.go). The rest of the inventory is the same.
+	// ReadLinks reads every revision link, layer link and tag history
+	// entry too (a walk knows them by their paths alone) and reports those
+	// whose content is missing, empty, garbage or another digest as
+	// Problems (see verify.go), and stats every blob's data (a walk
+	// otherwise leaves sizes and ages to StatBlobs, for the blobs a plan
+	// would delete). The plan made from the inventory is the same.
 	ReadLinks bool
+	// StartedAt is when the walk begins (Inventory.StartedAt): the walk
+	// does not read the clock. A recheck compares folder times with the
+	// StartedAt of the walk it rechecks.
+	StartedAt time.Time
 }
 
 // maxLinkSize bounds link and startedat files: "sha512:" and 128 hex digits
@@ -53,12 +50,15 @@ type walk struct {
 	inv *Inventory
 	// linkETags are the listed ETags of links, for ReadLinks on a flat store.
 	linkETags map[string]string
+	// verifyLinks reads every link (Options.ReadLinks); statBlobs stats every
+	// blob's data as it is listed (ReadLinks too).
+	verifyLinks, statBlobs bool
 
 	// The blob tree's listings, until the digest table is built from them
 	// (freeze) once the last one is done; blobPending counts the listing
 	// tasks queued or running. Repositories listed before that wait in
 	// parked: their links get IDs once the table exists.
-	blobParts   [][]sumEntry
+	blobParts   []*blobPart
 	otherBlobs  map[storage.Digest]Blob
 	blobPending int
 	parked      []*rawRepo
@@ -66,8 +66,13 @@ type walk struct {
 	nProblems int
 }
 
-// rawRepo is a repository as listed, its digests not yet IDs.
+// rawRepo is a repository as listed, its digests not yet IDs: what both
+// strategies (the tree walk, the flat walk of keys) feed build.
 type rawRepo struct {
+	// listed is set for a folder known to be a repository (it holds
+	// _manifests, _layers or _uploads); a folder that could not be listed
+	// or followed is not.
+	listed    bool
 	repo      *Repo // all but the links and tags
 	revisions []rawLink
 	layers    []rawLink
@@ -125,6 +130,27 @@ type rawTag struct {
 // store cannot be listed at all; what it cannot make sense of goes into
 // Inventory.Problems or Repo.Unreadable.
 func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Counter) (*Inventory, error) {
+	return run(ctx, store, opts, nil, ctr)
+}
+
+// Recheck walks store again after first, an earlier walk of it, and
+// consumes first: a run rechecks its tags and revisions this way just
+// before it deletes anything. Only the repository tree is listed again;
+// the blobs are first's, and manifests first read are not read again (both
+// inventories share first's digest table and map of manifests, to which
+// the recheck adds). On a store with folder times, a repository whose
+// folders and links kept the times first saw (see unchanged) is taken from
+// first as it is; first's other repositories are emptied as they are
+// listed again, so that the two are never held whole at once. When Recheck
+// returns, first has no repositories left (Repos is nil); its digest table
+// and manifests are the returned inventory's.
+func Recheck(ctx context.Context, store storage.Store, first *Inventory, opts Options, ctr storage.Counter) (*Inventory, error) {
+	defer func() { first.Repos = nil }()
+	return run(ctx, store, opts, first, ctr)
+}
+
+// run is Walk, or with old a Recheck of old.
+func run(ctx context.Context, store storage.Store, opts Options, old *Inventory, ctr storage.Counter) (*Inventory, error) {
 	if ctr == nil {
 		ctr = storage.Nop{}
 	}
@@ -135,20 +161,23 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 		inv: &Inventory{
 			Location:  store.String(),
 			Manifests: make(map[ID]*Manifest),
-			StartedAt: time.Now(),
+			StartedAt: opts.StartedAt,
 		},
-		old:        opts.Recheck,
-		otherBlobs: map[storage.Digest]Blob{},
+		old:         old,
+		otherBlobs:  map[storage.Digest]Blob{},
+		verifyLinks: opts.ReadLinks,
+		statBlobs:   opts.ReadLinks || store.FlatListing(),
 	}
+	w.inv.Stats.BlobSizes = w.statBlobs
 	jobs := max(opts.Jobs, 1)
 	w.timer, _ = store.(storage.DirTimer)
 	if opts.ReadLinks && store.FlatListing() {
 		w.linkETags = make(map[string]string)
 	}
-	if old := opts.Recheck; old != nil {
+	if old != nil {
 		w.inv.Digests = old.Digests
 		w.inv.Multipart = old.Multipart // listed with the blobs, not rechecked
-		w.inv.Stats.Blobs, w.inv.Stats.BlobBytes = old.Stats.Blobs, old.Stats.BlobBytes
+		w.inv.Stats.Blobs, w.inv.Stats.BlobBytes, w.inv.Stats.BlobSizes = old.Stats.Blobs, old.Stats.BlobBytes, old.Stats.BlobSizes
 		// The manifests read are shared, not copied: the recheck adds those
 		// it reads to the earlier inventory's map too (a million-manifest
 		// map is tens of megabytes).
@@ -159,7 +188,7 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 			}
 		}
 	}
-	if ms, ok := store.(storage.MultipartStore); ok && opts.Recheck == nil {
+	if ms, ok := store.(storage.MultipartStore); ok && old == nil {
 		w.pool.Go(func(ctx context.Context) error {
 			var ups []storage.MultipartUpload
 			err := ms.WalkMultipartUploads(ctx, storage.V2, func(u storage.MultipartUpload) error {
@@ -174,9 +203,9 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 	}
 	if store.FlatListing() {
 		fr := &flatRepos{repos: map[string]*flatRepo{}}
-		if kw, ok := store.(storage.KeyWalker); ok && opts.Recheck == nil {
+		if kw, ok := store.(storage.KeyWalker); ok && old == nil {
 			w.blobTask(w.flatBlobKeys(kw))
-		} else if opts.Recheck == nil {
+		} else if old == nil {
 			w.blobTask(w.blobTree(w.flatBlobPrefix))
 		}
 		w.pool.Go(func(ctx context.Context) error { return w.flatRepoTree(ctx, fr) })
@@ -188,7 +217,7 @@ func Walk(ctx context.Context, store storage.Store, opts Options, ctr storage.Co
 			return nil, fmt.Errorf("walk %s: %w", store, err)
 		}
 	} else {
-		if opts.Recheck == nil {
+		if old == nil {
 			w.blobTask(w.blobTree(w.blobPrefix))
 		}
 		w.pool.Go(func(ctx context.Context) error { return w.repoDir(ctx, "") })
@@ -234,18 +263,18 @@ func (w *walk) blobTask(f func(context.Context) error) {
 }
 
 // addBlobs records what one blob listing found.
-func (w *walk) addBlobs(part []sumEntry, others map[storage.Digest]Blob, problems []Problem) {
+func (w *walk) addBlobs(part *blobPart, others map[storage.Digest]Blob, problems []Problem) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.blobParts = append(w.blobParts, part)
-	for _, e := range part {
-		w.inv.Stats.BlobBytes += e.blob.Size
+	for _, b := range part.stats {
+		w.inv.Stats.BlobBytes += b.Size
 	}
 	for d, b := range others {
 		w.otherBlobs[d] = b
 		w.inv.Stats.BlobBytes += b.Size
 	}
-	w.inv.Stats.Blobs += len(part) + len(others)
+	w.inv.Stats.Blobs += len(part.sums) + len(others)
 	w.inv.Problems = append(w.inv.Problems, problems...)
 }
 
@@ -261,7 +290,7 @@ func (w *walk) freeze() {
 	w.parked = nil
 	w.mu.Unlock()
 	for _, raw := range parked {
-		w.addRepo(w.resolve(raw), true)
+		w.addRepo(w.build(raw), true)
 	}
 }
 
@@ -275,12 +304,24 @@ func (w *walk) finishRepo(raw *rawRepo, count bool) {
 		return
 	}
 	w.mu.Unlock()
-	w.addRepo(w.resolve(raw), count)
+	w.addRepo(w.build(raw), count)
 }
 
-// resolve gives a listed repository's digests their IDs.
-func (w *walk) resolve(raw *rawRepo) *Repo {
+// build makes a listed repository into a Repo, giving its digests their
+// IDs. Both strategies' repositories come here, and the names they list
+// are judged here once: a repository or tag name outside the grammar is
+// reported the same way whichever listed it (mark keeps such a repository
+// whole, and such tags). Link names were checked as digests by the
+// listing itself (storage.DigestFromHex, storage.ParseKey).
+func (w *walk) build(raw *rawRepo) *Repo {
 	t, r := w.inv.Digests, raw.repo
+	if raw.listed {
+		if err := storage.ValidRepoName(r.Name); err != nil {
+			// Foreign: not a name the registry would serve or write. Its
+			// links still count as references, so its blobs are kept.
+			w.problem(storage.RepoDir(r.Name), fmt.Errorf("%w: listed as a foreign repository, nothing in it is deleted", err))
+		}
+	}
 	links := func(raw []rawLink) []Link {
 		out := make([]Link, len(raw))
 		for i, l := range raw {
@@ -297,8 +338,6 @@ func (w *walk) resolve(raw *rawRepo) *Repo {
 	}
 	r.Tags = make([]Tag, len(raw.tags))
 	for i, rt := range raw.tags {
-		// Both strategies come here: a tag name outside the grammar is
-		// reported the same way whichever listed it (mark keeps such tags).
 		if err := storage.ValidTag(rt.Name); err != nil {
 			w.problem(storage.TagDir(r.Name, rt.Name), fmt.Errorf("%w: kept as it is", err))
 		}
@@ -370,10 +409,13 @@ func (w *walk) blobTree(list func(ctx context.Context, alg storage.Algorithm, pr
 	}
 }
 
-// blobPrefix lists the blobs of one prefix folder and stats their data.
+// blobPrefix lists the blobs of one prefix folder. A blob's folder name
+// is its digest: the walk does not open it, and the size and age of its
+// data are read later, for the blobs a plan would delete only (StatBlobs),
+// unless Options.ReadLinks asks for every one now.
 func (w *walk) blobPrefix(ctx context.Context, alg storage.Algorithm, prefix string) error {
 	dir := storage.BlobPrefixDir(alg, prefix)
-	var part []sumEntry
+	part := &blobPart{}
 	others := map[storage.Digest]Blob{}
 	visit := func(e storage.Entry, o storage.Object, err error) error {
 		d, derr := storage.DigestFromHex(alg.String(), e.Name)
@@ -392,13 +434,14 @@ func (w *walk) blobPrefix(ctx context.Context, alg storage.Algorithm, prefix str
 		}
 		b := Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)}
 		if s, ok := d.Sum256(); ok {
-			part = append(part, sumEntry{sum: s, blob: b})
+			part.add(s, b, w.statBlobs)
 		} else {
 			others[d] = b
 		}
 		return nil
 	}
-	if cs, ok := w.store.(storage.ChildStatter); ok {
+	cs, ok := w.store.(storage.ChildStatter)
+	if w.statBlobs && ok {
 		if err := cs.StatChildren(ctx, dir, storage.BlobDataName, visit); err != nil {
 			return err
 		}
@@ -407,11 +450,11 @@ func (w *walk) blobPrefix(ctx context.Context, alg storage.Algorithm, prefix str
 		if err != nil {
 			return err
 		}
-		part = make([]sumEntry, 0, len(entries))
+		part.sums = make([][32]byte, 0, len(entries))
 		for _, e := range entries {
 			var o storage.Object
 			var err error
-			if e.Type == storage.TypeDir {
+			if w.statBlobs && e.Type == storage.TypeDir {
 				o, err = w.store.Stat(ctx, dir+"/"+e.Name+"/"+storage.BlobDataName)
 			}
 			if err := visit(e, o, err); err != nil {
@@ -419,8 +462,9 @@ func (w *walk) blobPrefix(ctx context.Context, alg storage.Algorithm, prefix str
 			}
 		}
 	}
+	n := len(part.sums) + len(others)
 	w.addBlobs(part, others, nil)
-	w.ctr.Add(int64(len(part) + len(others)))
+	w.ctr.Add(int64(n))
 	return nil
 }
 
@@ -477,11 +521,6 @@ func (w *walk) repoDir(ctx context.Context, rel string) error {
 	if !isRepo {
 		return nil
 	}
-	if err := storage.ValidRepoName(rel); err != nil {
-		// Foreign: not a name the registry would serve or write. Its links
-		// still count as references, so its blobs are kept.
-		w.problem(dir, fmt.Errorf("%w: listed as a foreign repository, nothing in it is deleted", err))
-	}
 	if w.old != nil {
 		if old := w.old.Repo(rel); old != nil {
 			if w.unchanged(ctx, old) {
@@ -519,7 +558,7 @@ func (w *walk) addRepo(r *Repo, count bool) {
 // current/link), layer links (names only) and uploads.
 func (w *walk) repo(ctx context.Context, name string) error {
 	r := &Repo{Name: name}
-	raw := &rawRepo{repo: r}
+	raw := &rawRepo{repo: r, listed: true}
 	w.mu.Lock()
 	problems := w.nProblems
 	w.mu.Unlock()
@@ -541,10 +580,7 @@ func (w *walk) repo(ctx context.Context, name string) error {
 	}
 	for _, d := range revs {
 		p := storage.RevisionLinkPath(name, d)
-		got, mt, err := w.readLinkDigest(ctx, p)
-		if err == nil && got != d {
-			err = fmt.Errorf("link holds %s, its path says %s", got, d)
-		}
+		got, mt, err := w.revisionLink(ctx, p, d)
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -604,6 +640,25 @@ func (w *walk) repo(ctx context.Context, name string) error {
 	w.mu.Unlock()
 	w.finishRepo(raw, true)
 	return nil
+}
+
+// revisionLink checks the revision link at p, of digest d by its path.
+// In a sha256 folder the path is trusted: the link is only stat'ed (its
+// age, and whether it exists: a manifest deleted through the registry's API
+// leaves its folder without link), one inode read where reading its content
+// costs another block, for a fact its folder already states. Links of other
+// algorithms, and every link with Options.ReadLinks, are read and checked
+// against their path. got is the digest read, zero when not read.
+func (w *walk) revisionLink(ctx context.Context, p string, d storage.Digest) (got storage.Digest, mt time.Time, err error) {
+	if !w.verifyLinks && d.Algorithm() == storage.SHA256 {
+		o, err := w.store.Stat(ctx, p)
+		return storage.Digest{}, o.ModTime, err
+	}
+	got, mt, err = w.readLinkDigest(ctx, p)
+	if err == nil && got != d {
+		err = fmt.Errorf("link holds %s, its path says %s", got, d)
+	}
+	return got, mt, err
 }
 
 // deletedRevision looks into the folder of revision d of raw, whose link
@@ -984,4 +1039,68 @@ func (w *walk) statOrphanLayerLinks(ctx context.Context, jobs int) error {
 		}
 	}
 	return w.pool.Run(ctx, jobs)
+}
+
+// NoData is the modification time StatBlobs gives a blob whose data it
+// could not stat: later than any cutoff, so that the blob is kept.
+const NoData Time = math.MaxInt64
+
+// StatBlobs reads the size and age of the data of the stored blobs ids of
+// inv, jobs at once: a filesystem walk lists blobs by their folder names
+// only, and a plan needs the age of the blobs it would delete
+// (mark.Plan.BlobAgesWanted) and their sizes to report. A blob already
+// stat'ed is skipped. A blob whose data cannot be stat'ed (a folder without
+// data: an interrupted write or delete) is a Problem of inv, and gets
+// NoData, which keeps it. It completes inv, which must not be in use
+// meanwhile.
+func StatBlobs(ctx context.Context, store storage.Store, inv *Inventory, ids []ID, jobs int) error {
+	t := inv.Digests
+	t.prepareStats()
+	var mu sync.Mutex
+	stat := func(ctx context.Context, id ID) {
+		d := t.Digest(id)
+		o, err := store.Stat(ctx, storage.BlobDataPath(d))
+		switch {
+		case ctx.Err() != nil:
+		case err != nil:
+			t.setBlob(id, Blob{ModTime: NoData})
+			mu.Lock()
+			inv.Problems = append(inv.Problems, Problem{Path: storage.BlobDir(d), Err: fmt.Errorf("blob folder without readable data: %w", err)})
+			mu.Unlock()
+		default:
+			t.setBlob(id, Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)})
+		}
+	}
+	// Tasks of a few hundred blobs each: a task per blob would hold a
+	// closure for each of hundreds of thousands at once.
+	const chunk = 256
+	p := newPool()
+	for len(ids) > 0 {
+		part := ids[:min(chunk, len(ids))]
+		ids = ids[len(part):]
+		p.Go(func(ctx context.Context) error {
+			for _, id := range part {
+				if b, ok := t.Blob(id); ok && b.ModTime.IsZero() {
+					stat(ctx, id)
+				}
+			}
+			return ctx.Err()
+		})
+	}
+	if err := p.Run(ctx, jobs); err != nil {
+		return fmt.Errorf("stat blobs in %s: %w", store, err)
+	}
+	sort.Slice(inv.Problems, func(i, j int) bool { return inv.Problems[i].Path < inv.Problems[j].Path })
+	return nil
+}
+
+// Ages returns the reader of the ages a plan wants (mark.ComputeAged):
+// StatBlobs for the blobs, AgeLayerLinks for the repositories' layer links.
+func Ages(ctx context.Context, store storage.Store, inv *Inventory, jobs int) func(blobs []ID, repos []string) error {
+	return func(blobs []ID, repos []string) error {
+		if err := StatBlobs(ctx, store, inv, blobs, jobs); err != nil {
+			return err
+		}
+		return AgeLayerLinks(ctx, store, inv, repos, jobs)
+	}
 }

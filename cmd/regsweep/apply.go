@@ -90,6 +90,6 @@ skipped and reported).`,
 	}
 	cmd.Flags().DurationVar(&maxPlanAge, "max-plan-age", 24*time.Hour, "refuse a plan older than this")
 	cmd.Flags().BoolVar(&allowDeleteAll, "allow-delete-all", false, "accept a plan whose policy may delete every tag of a repository (as gc's --allow-delete-all)")
-	rf.register(cmd.Flags(), withJobs|withReports|withVerbose|withLock|withArchive|withWindow)
+	rf.register(cmd.Flags(), withJobs|withReports|withVerbose|withLock|withArchive|withWindow|withVerifyLinks)
 	return cmd
 }

@@ -204,7 +204,7 @@ func TestAuditReportsEveryDamage(t *testing.T) {
 	if len(m) != 1 || m[0].Path != d.rotBlob || m[0].ContentDigest == "" || len(m[0].UsedBy) != 1 || m[0].UsedBy[0] != d.rotTag {
 		t.Errorf("mismatches %+v, want %s used by %s", m, d.rotBlob, d.rotTag)
 	}
-	if len(a.Digests.Unreadable) != 0 || a.Digests.Blobs != a.Scanned.Blobs || a.Digests.Bytes != a.Scanned.Bytes {
+	if len(a.Digests.Unreadable) != 0 || a.Digests.Blobs != a.Scanned.Blobs || a.Scanned.Bytes == nil || a.Digests.Bytes != *a.Scanned.Bytes {
 		t.Errorf("digests %+v: want every blob of %+v read, none unreadable", a.Digests, a.Scanned)
 	}
 

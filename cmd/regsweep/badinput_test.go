@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -264,19 +265,41 @@ func TestBadInputRevisionLink(t *testing.T) {
 		{"other-digest", func(f *fixture) []byte { return []byte(f.untagged[1].Digest) }, "its path says"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			// The untagged revision would go; with its link damaged, it is
-			// kept with what it (or the digest it names) references.
+			// The untagged revision would go; with its link damaged, a run
+			// that reads links (--verify-links) keeps it with what it (or
+			// the digest it names) references.
 			f := newFixture(t)
 			img := f.untagged[0]
 			key := storage.RevisionLinkPath(img.Repo, sd(t, img.Digest))
 			f.write(t, key, tc.content(f))
-			badRun(t, f, exitOK, key, tc.reason)
+			code, out, _ := gc(t, append([]string{"--delete-untagged", "--verify-links"}, f.where...)...)
+			if code != exitOK || !strings.Contains(out, key) || !strings.Contains(out, tc.reason) {
+				t.Errorf("exit %d, want %d, naming %s (%s):\n%s", code, exitOK, key, tc.reason, out)
+			}
 			assertKept(t, f, img)
 			if tc.name == "other-digest" {
 				assertKept(t, f, f.untagged[1])
 			}
 			if _, err := os.Stat(f.file(key)); err != nil {
 				t.Errorf("the damaged link was deleted: %v", err)
+			}
+			f.assertServes(t)
+		})
+		t.Run(tc.name+"/by-folder", func(t *testing.T) {
+			// Without --verify-links a sha256 revision is known by its
+			// folder, its link only stat'ed: the untagged revision goes as
+			// its folder says (audit reports such a link).
+			f := newFixture(t)
+			img := f.untagged[0]
+			key := storage.RevisionLinkPath(img.Repo, sd(t, img.Digest))
+			f.write(t, key, tc.content(f))
+			f.reg.AgeAll(ageOfFixture)
+			code, out, _ := gc(t, append([]string{"--delete-untagged"}, f.where...)...)
+			if code != exitOK || strings.Contains(out, tc.reason) {
+				t.Errorf("exit %d, want %d, and the link not read:\n%s", code, exitOK, out)
+			}
+			if _, err := os.Stat(f.file(key)); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("the untagged revision's link is still there: %v", err)
 			}
 			f.assertServes(t)
 		})

@@ -179,10 +179,10 @@ func TestEveryCommandsFlags(t *testing.T) {
 	}
 	want := map[string][]string{
 		"":              {"version"},
-		"gc":            cat(location, planning, window, []string{"archive", "break-lock", "dry-run", "jobs", "log-format", "quiet", "registry-stopped", "report", "report-format", "verbose"}),
-		"plan":          cat(location, planning, []string{"jobs", "log-format", "output", "quiet", "verbose"}),
+		"gc":            cat(location, planning, window, []string{"archive", "break-lock", "dry-run", "jobs", "log-format", "quiet", "registry-stopped", "report", "report-format", "verbose", "verify-links"}),
+		"plan":          cat(location, planning, []string{"jobs", "log-format", "output", "quiet", "verbose", "verify-links"}),
 		"plan show":     {"verbose"},
-		"apply":         cat(location, window, []string{"allow-delete-all", "archive", "break-lock", "jobs", "log-format", "max-plan-age", "quiet", "registry-stopped", "report", "report-format", "verbose"}),
+		"apply":         cat(location, window, []string{"allow-delete-all", "archive", "break-lock", "jobs", "log-format", "max-plan-age", "quiet", "registry-stopped", "report", "report-format", "verbose", "verify-links"}),
 		"restore":       cat(location, []string{"break-lock", "log-format", "quiet", "registry-stopped"}),
 		"audit":         cat(location, planning, []string{"jobs", "json", "log-format", "markdown", "quiet", "verify-digests"}),
 		"version":       nil,

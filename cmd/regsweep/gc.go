@@ -38,7 +38,7 @@ LOCATION cannot be checked, and the run says so once before the walk unless
 	fl := cmd.Flags()
 	fl.BoolVar(&dryRun, "dry-run", false, "delete nothing; report exactly what a real run would delete")
 	pf.register(fl)
-	rf.register(fl, withJobs|withReports|withVerbose|withLock|withArchive|withWindow)
+	rf.register(fl, withJobs|withReports|withVerbose|withLock|withArchive|withWindow|withVerifyLinks)
 	return cmd
 }
 

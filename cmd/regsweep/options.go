@@ -140,6 +140,7 @@ type runFlags struct {
 	registryStopped bool
 	archive         string
 	window          windowFlags
+	verifyLinks     bool
 }
 
 // runFlagSet selects the flags of runFlags a command registers besides the
@@ -147,13 +148,14 @@ type runFlags struct {
 type runFlagSet uint8
 
 const (
-	withJobs    runFlagSet = 1 << iota // --jobs
-	withReports                        // --report, --report-format
-	withVerbose                        // -v: every tag decision of the policy
-	withLock                           // --break-lock, --registry-stopped
-	withArchive                        // --archive
-	withStopped                        // --registry-stopped alone (withLock has it too)
-	withWindow                         // --after-window, --after-window-timeout, --keep-trash
+	withJobs        runFlagSet = 1 << iota // --jobs
+	withReports                            // --report, --report-format
+	withVerbose                            // -v: every tag decision of the policy
+	withLock                               // --break-lock, --registry-stopped
+	withArchive                            // --archive
+	withStopped                            // --registry-stopped alone (withLock has it too)
+	withWindow                             // --after-window, --after-window-timeout, --keep-trash
+	withVerifyLinks                        // --verify-links
 )
 
 func (r *runFlags) register(fl *pflag.FlagSet, set runFlagSet) {
@@ -178,6 +180,9 @@ func (r *runFlags) register(fl *pflag.FlagSet, set runFlagSet) {
 	}
 	if set&withWindow != 0 {
 		r.window.register(fl)
+	}
+	if set&withVerifyLinks != 0 {
+		fl.BoolVar(&r.verifyLinks, "verify-links", false, "read every link file and stat every blob during the walk (as audit does), reporting links whose content disagrees with their folder; by default a sha256 link is known by its folder's name, and only the blobs the run would delete are stat'ed")
 	}
 	if set&withArchive != 0 {
 		fl.StringVar(&r.archive, "archive", "", "before deleting, write everything the run deletes into this zstd tar `FILE` (see regsweep restore)")

@@ -55,7 +55,7 @@ func newPlanCommand(e env) *cobra.Command {
 	pf.register(cmd.Flags())
 	// plan writes the plan, not a report: no --report; nor --archive or a
 	// lock, as it deletes nothing.
-	rf.register(cmd.Flags(), withJobs|withVerbose)
+	rf.register(cmd.Flags(), withJobs|withVerbose|withVerifyLinks)
 	cmd.Flags().Lookup("verbose").Usage = "list every key the plan deletes, with its size and reason"
 
 	var verbose bool

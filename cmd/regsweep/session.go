@@ -145,11 +145,17 @@ func (s *session) timed(name string, fn func(storage.Counter) error) error {
 	return err
 }
 
-// walk lists the store; with recheck, only its repositories again.
+// walk lists the store; with recheck, only its repositories again,
+// consuming recheck (walker.Recheck).
 func (s *session) walk(name string, recheck *walker.Inventory) (*walker.Inventory, error) {
 	var inv *walker.Inventory
 	err := s.timed(name, func(c storage.Counter) (err error) {
-		inv, err = walker.Walk(s.ctx, s.store, walker.Options{Jobs: s.jobs, Recheck: recheck}, c)
+		opts := walker.Options{Jobs: s.jobs, ReadLinks: s.flags.verifyLinks, StartedAt: time.Now()}
+		if recheck != nil {
+			inv, err = walker.Recheck(s.ctx, s.store, recheck, opts, c)
+		} else {
+			inv, err = walker.Walk(s.ctx, s.store, opts, c)
+		}
 		return err
 	})
 	return inv, err
@@ -207,18 +213,10 @@ func emptiedBy(pol *mark.Policy, rules []int) string {
 	return report.Plural(len(rules), "rule") + " " + strings.Join(s, ", ")
 }
 
-// compute marks inv. A repository the plan empties whose layer links the
-// walk did not age has them read, and the plan is computed again, so that
-// the same run removes it.
+// compute marks inv, reading the ages the walk did not need, for the
+// candidates that need them only (mark.ComputeAged).
 func (s *session) compute(inv *walker.Inventory, opts mark.Options) (*mark.Plan, error) {
-	plan := mark.Compute(inv, opts)
-	if repos := plan.LinkAgesWanted(); len(repos) > 0 {
-		if err := walker.AgeLayerLinks(s.ctx, s.store, inv, repos, s.jobs); err != nil {
-			return nil, err
-		}
-		plan = mark.Compute(inv, opts)
-	}
-	return plan, nil
+	return mark.ComputeAged(inv, opts, walker.Ages(s.ctx, s.store, inv, s.jobs))
 }
 
 // recheck lists the repositories again just before deleting, and drops from
@@ -231,11 +229,9 @@ func (s *session) recheck(inv *walker.Inventory, plan *mark.Plan) (*mark.Plan, e
 	// The recheck takes from the first walk the repositories whose folders
 	// and links still have the times it saw (on a filesystem), and lists the
 	// rest again; the blobs and the parsed manifests are shared. The plan
-	// holds what it needs of the first walk's repositories: those listed
-	// again are emptied as they are, and the rest go with the recheck's
-	// inventory.
+	// holds what it needs of the first walk's repositories, which the
+	// recheck consumes.
 	again, err := s.walk("recheck", inv)
-	inv.Repos = nil
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +266,7 @@ func (s *session) execute(inv *walker.Inventory, plan *mark.Plan, dryRun bool, p
 	}
 	rep.Phases = s.phases
 	st := inv.Stats
-	rep.Scanned = report.Scanned{Repositories: st.Repos, Tags: st.Tags, Manifests: st.Revisions, LayerLinks: st.LayerLinks, Blobs: st.Blobs, Bytes: st.BlobBytes, Uploads: st.Uploads}
+	rep.Scanned = report.Scanned{Repositories: st.Repos, Tags: st.Tags, Manifests: st.Revisions, LayerLinks: st.LayerLinks, Blobs: st.Blobs, Bytes: report.ScannedBytes(st.BlobBytes, st.BlobSizes), Uploads: st.Uploads}
 	for _, p := range inv.Problems {
 		rep.Problems = append(rep.Problems, report.Problem{Path: p.Path, Reason: p.Err.Error()})
 	}

@@ -356,7 +356,7 @@ func runShardSweep(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFla
 		return err
 	}
 	rep := s.partReport("shard sweep", plan, res, rf.quiet)
-	rep.Scanned = report.Scanned{Blobs: inv.Stats.Blobs, Bytes: inv.Stats.BlobBytes}
+	rep.Scanned = report.Scanned{Blobs: inv.Stats.Blobs, Bytes: report.ScannedBytes(inv.Stats.BlobBytes, true)}
 	rep.Repositories = slices.DeleteFunc(rep.Repositories, func(r report.Repository) bool { return r.Counts == (sweep.Counts{}) })
 	for _, pr := range inv.Problems {
 		rep.Problems = append(rep.Problems, report.Problem{Path: pr.Path, Reason: pr.Err.Error()})
