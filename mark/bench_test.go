@@ -28,7 +28,7 @@ func BenchmarkCompute(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer store.Close()
-	inv, err := walker.Walk(context.Background(), store, walker.Options{Jobs: 8}, nil)
+	inv, err := walker.Walk(context.Background(), store, walker.Options{Jobs: 8, ReadLinks: true}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

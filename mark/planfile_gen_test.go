@@ -38,7 +38,7 @@ untagged: delete
 		if err != nil {
 			t.Fatal(err)
 		}
-		inv, err := walker.Walk(context.Background(), store, walker.Options{Jobs: 2}, nil)
+		inv, err := walker.Walk(context.Background(), store, walker.Options{Jobs: 2, ReadLinks: true}, nil) // every blob stat'ed: the store closes next
 		store.Close()
 		if err != nil {
 			t.Fatal(err)
