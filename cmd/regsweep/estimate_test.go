@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -261,9 +260,7 @@ func TestAuditEstimateEqualsGCDryRun(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					a, rep := estimateAndDryRun(t, now, opts, where)
 					assertEstimateIsDryRun(t, a, rep)
-					if testing.Verbose() {
-						t.Log(fmt.Sprintf("%+v", rep.Counts))
-					}
+					t.Logf("gc --dry-run: %+v", rep.Counts)
 				})
 			}
 		})
