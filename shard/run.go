@@ -153,8 +153,8 @@ const maxSmall = 16 << 20
 // Create writes key with data, replacing nothing: a file already there is
 // an error wrapping storage.ErrExists.
 func create(ctx context.Context, s storage.Store, key string, data []byte) error {
-	c, ok := s.(storage.Creator)
-	if !ok {
+	c := storage.CapabilitiesOf(s).Creator
+	if c == nil {
 		return fmt.Errorf("write %s: %w", key, storage.ErrCannotCreate)
 	}
 	return c.Create(ctx, key, bytes.NewReader(data), int64(len(data)), time.Time{})

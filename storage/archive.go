@@ -70,8 +70,8 @@ type Opener interface {
 // skipped. It fails on the first file it cannot read: a run must not delete
 // what it could not archive.
 func WriteArchive(ctx context.Context, s Store, place Place, keys []string, createdAt time.Time, w io.Writer) (files int, bytes int64, err error) {
-	op, ok := s.(Opener)
-	if !ok {
+	op := CapabilitiesOf(s).Opener
+	if op == nil {
 		return 0, 0, fmt.Errorf("archive: %s cannot stream files", s)
 	}
 	zw, err := zstd.NewWriter(w)
@@ -177,12 +177,12 @@ const linkMax = 256
 //
 // Entries s holds already with the same content are counted as present.
 func CheckRestore(ctx context.Context, s Store, r io.Reader, progress Counter) (*RestoreCheck, error) {
-	op, ok := s.(Opener)
-	if !ok {
+	caps := CapabilitiesOf(s)
+	op, cr := caps.Opener, caps.Creator
+	if op == nil {
 		return nil, fmt.Errorf("restore into %s: %s cannot stream files", s, s)
 	}
-	cr, ok := s.(Creator)
-	if !ok {
+	if cr == nil {
 		return nil, fmt.Errorf("restore into %s: %w", s, ErrCannotCreate)
 	}
 	if progress == nil {
@@ -294,8 +294,9 @@ func checkEntry(ctx context.Context, op Opener, k Key, h *tar.Header, body io.Re
 // A store that can flush its writes (Syncer) is flushed at the end. It
 // returns the number of files written.
 func (c *RestoreCheck) Write(ctx context.Context, s Store, open func() (io.ReadCloser, error), progress Counter) (written int, err error) {
-	cr, ok := s.(Creator)
-	if !ok {
+	caps := CapabilitiesOf(s)
+	cr := caps.Creator
+	if cr == nil {
 		return 0, fmt.Errorf("restore into %s: %w", s, ErrCannotCreate)
 	}
 	if progress == nil {
@@ -317,7 +318,7 @@ func (c *RestoreCheck) Write(ctx context.Context, s Store, open func() (io.ReadC
 			return written, err
 		}
 	}
-	if sy, ok := s.(Syncer); ok && written > 0 {
+	if sy := caps.Syncer; sy != nil && written > 0 {
 		if err := sy.Sync(); err != nil {
 			return written, fmt.Errorf("restore: %d files written, not flushed to disk: %w", written, err)
 		}

@@ -92,12 +92,37 @@ type Store interface {
 	PutIfAbsent(ctx context.Context, key string, data []byte) error
 }
 
-// readOnly is a Store whose deletes fail: dry runs sweep through it, so that
-// even a bug cannot delete anything.
+// readOnly is a Store whose writes fail: dry runs and audits walk and
+// sweep through it, so that even a bug cannot delete anything.
 type readOnly struct{ Store }
 
-// ReadOnly wraps s so that Delete fails with ErrReadOnly for every key.
+// ReadOnly wraps s so that every write fails with ErrReadOnly: Delete for
+// every key, PutIfAbsent, and the writes of its capabilities (removing
+// folders, aborting multipart uploads; it creates no file). Every read
+// capability of s passes through: a walk through ReadOnly(s) is the walk of
+// s (folder times, child stats, key and multipart listings, streams).
 func ReadOnly(s Store) Store { return readOnly{s} }
+
+var (
+	_ Wrapper        = readOnly{}
+	_ DirRemover     = readOnly{}
+	_ MultipartStore = readOnly{}
+)
+
+// Capabilities are those of the wrapped store, its reads as they are, its
+// writes failing with ErrReadOnly; creating and flushing files and moving
+// them into a trash are none.
+func (r readOnly) Capabilities() Capabilities {
+	c := CapabilitiesOf(r.Store)
+	if c.Multipart != nil {
+		c.Multipart = r
+	}
+	if c.DirRemover != nil {
+		c.DirRemover = r
+	}
+	c.Creator, c.Syncer, c.Trasher = nil, nil, nil
+	return c
+}
 
 func (r readOnly) PutIfAbsent(_ context.Context, key string, _ []byte) error {
 	return fmt.Errorf("write %s: %w", key, ErrReadOnly)
@@ -109,23 +134,26 @@ func (r readOnly) Delete(_ context.Context, keys []string, done func(string, err
 	}
 }
 
-// WalkMultipartUploads lists the multipart uploads of the wrapped store, none
-// on a store without them: a dry run's walk finds what a real run's does
-// (an audit through ReadOnly listed none, and estimated no abort where gc
-// --dry-run aborted them).
+// RemoveEmptyDirs fails with ErrReadOnly.
+func (r readOnly) RemoveEmptyDirs(_ context.Context, dir string) error {
+	return fmt.Errorf("remove folders %s: %w", dir, ErrReadOnly)
+}
+
+// WalkMultipartUploads lists the multipart uploads of the wrapped store: a
+// dry run's walk finds what a real run's does (an audit through ReadOnly
+// listed none, and estimated no abort where gc --dry-run aborted them).
 func (r readOnly) WalkMultipartUploads(ctx context.Context, prefix string, fn func(MultipartUpload) error) error {
-	if ms, ok := r.Store.(MultipartStore); ok {
-		return ms.WalkMultipartUploads(ctx, prefix, fn)
+	ms := CapabilitiesOf(r.Store).Multipart
+	if ms == nil {
+		return fmt.Errorf("list multipart uploads of %s: %w", r.Store, errors.ErrUnsupported)
 	}
-	return nil
+	return ms.WalkMultipartUploads(ctx, prefix, fn)
 }
 
 // AbortMultipartUpload fails with ErrReadOnly.
 func (r readOnly) AbortMultipartUpload(_ context.Context, u MultipartUpload) error {
 	return fmt.Errorf("abort multipart upload %s of %s: %w", u.ID, u.Key, ErrReadOnly)
 }
-
-var _ MultipartStore = readOnly{}
 
 // DirRemover is implemented by stores with real folders (a filesystem),
 // where a repository stays listed by the registry's catalog as long as its

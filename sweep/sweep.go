@@ -214,8 +214,8 @@ func FreeTrash(ctx context.Context, t storage.Trasher, keep string, jobs int) ([
 // folder that is not empty (the manifest pushed again since) stays: only
 // empty folders are removed, never a file.
 func (s *sweeper) removeRevisionFolders(ctx context.Context, folders []mark.Revision) {
-	dr, ok := s.store.(storage.DirRemover)
-	if len(folders) == 0 || !ok || s.opts.DryRun {
+	dr := storage.CapabilitiesOf(s.store).DirRemover
+	if len(folders) == 0 || dr == nil || s.opts.DryRun {
 		return
 	}
 	g := new(errgroup.Group)
@@ -271,8 +271,8 @@ func (s *sweeper) abortMultipart(ctx context.Context, ups []storage.MultipartUpl
 		}
 		checked = append(checked, u)
 	}
-	ms, ok := s.store.(storage.MultipartStore)
-	if len(checked) == 0 || !ok && !s.opts.DryRun {
+	ms := storage.CapabilitiesOf(s.store).Multipart
+	if len(checked) == 0 || ms == nil && !s.opts.DryRun {
 		return
 	}
 	g := new(errgroup.Group)
@@ -311,7 +311,7 @@ func (s *sweeper) removeRepos(ctx context.Context, repos []mark.RepoIndex) error
 	if len(repos) == 0 || ctx.Err() != nil || len(s.res.Failed) > 0 {
 		return nil
 	}
-	dr, ok := s.store.(storage.DirRemover)
+	dr := storage.CapabilitiesOf(s.store).DirRemover
 	for _, i := range repos {
 		name := s.plan.Repo(i)
 		if err, listed := s.repoErr[name]; !listed || err != nil {
@@ -321,7 +321,7 @@ func (s *sweeper) removeRepos(ctx context.Context, repos []mark.RepoIndex) error
 			s.res.Failed = append(s.res.Failed, Failure{Key: storage.RepoDir(name), Err: fmt.Errorf("%w: %w", errRefused, err).Error()})
 			continue
 		}
-		if !s.opts.DryRun && ok {
+		if !s.opts.DryRun && dr != nil {
 			for _, dir := range []string{storage.ManifestsDir(name), storage.LayersDir(name), storage.UploadsDir(name)} {
 				if err := dr.RemoveEmptyDirs(ctx, dir); err != nil {
 					s.res.Failed = append(s.res.Failed, Failure{Key: dir, Err: err.Error()})
@@ -703,8 +703,7 @@ func (s *sweeper) trasher() storage.Trasher {
 	if s.opts.Trash == "" || s.opts.DryRun || s.noTrash.Load() {
 		return nil
 	}
-	t, _ := s.store.(storage.Trasher)
-	return t
+	return storage.CapabilitiesOf(s.store).Trasher
 }
 
 // trash moves keys into the trash, calling done for each key moved or

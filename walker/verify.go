@@ -12,18 +12,9 @@ import (
 	"github.com/regsweep/regsweep/storage"
 )
 
-// opener is implemented by stores that can stream a file: storage.FS,
-// storage.S3, and storage.ReadOnly over either. Verify needs it: a blob may
-// be gigabytes, and ReadFile holds a file whole in memory.
-type opener interface {
-	// Open returns a reader of key's content, which the caller closes, and
-	// what the store knows of it. It is called from many goroutines at once.
-	Open(ctx context.Context, key string) (io.ReadCloser, storage.Object, error)
-}
-
 var (
-	_ opener = (*storage.FS)(nil)
-	_ opener = (*storage.S3)(nil)
+	_ storage.Opener = (*storage.FS)(nil)
+	_ storage.Opener = (*storage.S3)(nil)
 )
 
 // VerifyOptions tune Verify.
@@ -72,8 +63,9 @@ func Verify(ctx context.Context, store storage.Store, inv *Inventory, opts Verif
 	if ctr == nil {
 		ctr = storage.Nop{}
 	}
-	op, ok := store.(opener)
-	if !ok {
+	// A blob may be gigabytes: it is streamed, never read whole.
+	op := storage.CapabilitiesOf(store).Opener
+	if op == nil {
 		return nil, fmt.Errorf("verify %s: the store cannot stream blobs", store)
 	}
 	type job struct {
@@ -133,7 +125,7 @@ func Verify(ctx context.Context, store storage.Store, inv *Inventory, opts Verif
 // verifyBlob hashes one blob. It returns the digest of the content when it
 // differs from d (zero when it matches), the bytes read, and why the blob
 // could not be read to its end.
-func verifyBlob(ctx context.Context, op opener, d storage.Digest, buf []byte, ctr storage.Counter) (storage.Digest, int64, error) {
+func verifyBlob(ctx context.Context, op storage.Opener, d storage.Digest, buf []byte, ctr storage.Counter) (storage.Digest, int64, error) {
 	rc, _, err := op.Open(ctx, storage.BlobDataPath(d))
 	if err != nil {
 		return storage.Digest{}, 0, err

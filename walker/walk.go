@@ -170,7 +170,8 @@ func run(ctx context.Context, store storage.Store, opts Options, old *Inventory,
 	}
 	w.inv.Stats.BlobSizes = w.statBlobs
 	jobs := max(opts.Jobs, 1)
-	w.timer, _ = store.(storage.DirTimer)
+	caps := storage.CapabilitiesOf(store)
+	w.timer = caps.DirTimer
 	if opts.ReadLinks && store.FlatListing() {
 		w.linkETags = make(map[string]string)
 	}
@@ -188,7 +189,7 @@ func run(ctx context.Context, store storage.Store, opts Options, old *Inventory,
 			}
 		}
 	}
-	if ms, ok := store.(storage.MultipartStore); ok && old == nil {
+	if ms := caps.Multipart; ms != nil && old == nil {
 		w.pool.Go(func(ctx context.Context) error {
 			var ups []storage.MultipartUpload
 			err := ms.WalkMultipartUploads(ctx, storage.V2, func(u storage.MultipartUpload) error {
@@ -203,7 +204,7 @@ func run(ctx context.Context, store storage.Store, opts Options, old *Inventory,
 	}
 	if store.FlatListing() {
 		fr := &flatRepos{repos: map[string]*flatRepo{}}
-		if kw, ok := store.(storage.KeyWalker); ok && old == nil {
+		if kw := caps.KeyWalker; kw != nil && old == nil {
 			w.blobTask(w.flatBlobKeys(kw))
 		} else if old == nil {
 			w.blobTask(w.blobTree(w.flatBlobPrefix))
@@ -440,8 +441,8 @@ func (w *walk) blobPrefix(ctx context.Context, alg storage.Algorithm, prefix str
 		}
 		return nil
 	}
-	cs, ok := w.store.(storage.ChildStatter)
-	if w.statBlobs && ok {
+	cs := storage.CapabilitiesOf(w.store).ChildStatter
+	if w.statBlobs && cs != nil {
 		if err := cs.StatChildren(ctx, dir, storage.BlobDataName, visit); err != nil {
 			return err
 		}

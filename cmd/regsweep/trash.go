@@ -36,8 +36,8 @@ killed, stays until the next gc or apply, or regsweep trash purge, frees it.`,
 // trashOf returns the trash of the session's store, refusing a store
 // without one.
 func trashOf(s *session) (storage.Trasher, error) {
-	t, ok := s.store.(storage.Trasher)
-	if s.loc.Kind != storage.KindFilesystem || !ok {
+	t := storage.CapabilitiesOf(s.store).Trasher
+	if s.loc.Kind != storage.KindFilesystem || t == nil {
 		return nil, usageError{fmt.Errorf("%s: only a filesystem registry has a trash (S3 deletes in place)", s.store)}
 	}
 	return t, nil

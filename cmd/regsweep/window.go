@@ -76,8 +76,7 @@ func (s *session) trasher() storage.Trasher {
 	if s.loc.Kind != storage.KindFilesystem || s.runID == "" {
 		return nil
 	}
-	t, _ := s.store.(storage.Trasher)
-	return t
+	return storage.CapabilitiesOf(s.store).Trasher
 }
 
 // freeTrash frees the trash once the window closed: this run's (unless

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -91,11 +92,48 @@ type Call struct {
 }
 
 var (
-	_ storage.Store      = (*Faulty)(nil)
-	_ storage.DirRemover = (*Faulty)(nil)
-	_ storage.DirTimer   = (*Faulty)(nil)
-	_ storage.Trasher    = (*Faulty)(nil)
+	_ storage.Wrapper        = (*Faulty)(nil)
+	_ storage.DirRemover     = (*Faulty)(nil)
+	_ storage.DirTimer       = (*Faulty)(nil)
+	_ storage.ChildStatter   = (*Faulty)(nil)
+	_ storage.KeyWalker      = (*Faulty)(nil)
+	_ storage.Opener         = (*Faulty)(nil)
+	_ storage.MultipartStore = (*Faulty)(nil)
+	_ storage.Trasher        = (*Faulty)(nil)
 )
+
+// Capabilities offers what the wrapped store offers, each through Faulty:
+// counted, and failed, as the operation it stands for (a listing with folder
+// times or child stats as ReadDir and a Stat a child, a key listing or a
+// multipart listing as Walk, a stream as ReadFile, an abort or a move into
+// the trash as Delete of its key), so that a test fails the operations of the walk production makes.
+// Creating files and flushing pass through uncounted.
+func (f *Faulty) Capabilities() storage.Capabilities {
+	in := storage.CapabilitiesOf(f.Store)
+	c := storage.Capabilities{Creator: in.Creator, Syncer: in.Syncer}
+	if in.DirTimer != nil {
+		c.DirTimer = f
+	}
+	if in.ChildStatter != nil {
+		c.ChildStatter = f
+	}
+	if in.KeyWalker != nil {
+		c.KeyWalker = f
+	}
+	if in.Opener != nil {
+		c.Opener = f
+	}
+	if in.Multipart != nil {
+		c.Multipart = f
+	}
+	if in.DirRemover != nil {
+		c.DirRemover = f
+	}
+	if in.Trasher != nil {
+		c.Trasher = f
+	}
+	return c
+}
 
 // NewFaulty wraps s with the given faults; with none it only counts.
 func NewFaulty(s storage.Store, faults ...Fault) *Faulty {
@@ -196,26 +234,31 @@ func (f *Faulty) ReadDir(ctx context.Context, dir string) ([]storage.Entry, erro
 	return f.Store.ReadDir(ctx, dir)
 }
 
-// ReadDirTime lists dir as ReadDir does, with the same faults, and the
-// wrapped store's folder time when it has them: the zero time otherwise,
-// which a walk trusts for nothing.
+// errNoCapability is returned by a capability's method called on a Faulty
+// whose wrapped store lacks it (Capabilities does not offer it then).
+func errNoCapability(what string) error {
+	return fmt.Errorf("faulty: the wrapped store has no %s", what)
+}
+
+// ReadDirTime lists dir as ReadDir does, with the same faults, through the
+// wrapped store's folder times.
 func (f *Faulty) ReadDirTime(ctx context.Context, dir string) ([]storage.Entry, time.Time, error) {
+	dt := storage.CapabilitiesOf(f.Store).DirTimer
+	if dt == nil {
+		return nil, time.Time{}, errNoCapability("folder times")
+	}
 	if err := f.check(OpReadDir, dir); err != nil {
 		return nil, time.Time{}, err
 	}
-	if dt, ok := f.Store.(storage.DirTimer); ok {
-		return dt.ReadDirTime(ctx, dir)
-	}
-	entries, err := f.Store.ReadDir(ctx, dir)
-	return entries, time.Time{}, err
+	return dt.ReadDirTime(ctx, dir)
 }
 
 // ModTimes stats each name as Stat would, one counted Stat a name with the
 // same faults, through the wrapped store's ModTimes.
 func (f *Faulty) ModTimes(ctx context.Context, dir string, names []string, fn func(int, time.Time, error)) error {
-	dt, ok := f.Store.(storage.DirTimer)
-	if !ok {
-		return errors.New("faulty: the wrapped store has no folder times")
+	dt := storage.CapabilitiesOf(f.Store).DirTimer
+	if dt == nil {
+		return errNoCapability("folder times")
 	}
 	for i, name := range names {
 		if err := f.check(OpStat, dir+"/"+name); err != nil {
@@ -227,6 +270,79 @@ func (f *Faulty) ModTimes(ctx context.Context, dir string, names []string, fn fu
 		}
 	}
 	return nil
+}
+
+// StatChildren lists dir as ReadDir does and stats each folder entry's
+// file name as Stat does, with the same faults, through the wrapped store's
+// StatChildren: a fault on a child's stat reaches fn as that child's error.
+func (f *Faulty) StatChildren(ctx context.Context, dir, name string, fn func(storage.Entry, storage.Object, error) error) error {
+	cs := storage.CapabilitiesOf(f.Store).ChildStatter
+	if cs == nil {
+		return errNoCapability("child stats")
+	}
+	if err := f.check(OpReadDir, dir); err != nil {
+		return err
+	}
+	return cs.StatChildren(ctx, dir, name, func(e storage.Entry, o storage.Object, err error) error {
+		if e.Type == storage.TypeDir {
+			if ferr := f.check(OpStat, dir+"/"+e.Name+"/"+name); ferr != nil {
+				return fn(e, storage.Object{}, ferr)
+			}
+		}
+		return fn(e, o, err)
+	})
+}
+
+// WalkKeys lists the keys under prefix through the wrapped store's key
+// listing, counted and failed as a Walk.
+func (f *Faulty) WalkKeys(ctx context.Context, prefix string, fn func(storage.Object) error) error {
+	kw := storage.CapabilitiesOf(f.Store).KeyWalker
+	if kw == nil {
+		return errNoCapability("key listing")
+	}
+	if err := f.check(OpWalk, prefix); err != nil {
+		return err
+	}
+	return kw.WalkKeys(ctx, prefix, fn)
+}
+
+// WalkMultipartUploads lists the wrapped store's multipart uploads under
+// prefix, counted and failed as a Walk.
+func (f *Faulty) WalkMultipartUploads(ctx context.Context, prefix string, fn func(storage.MultipartUpload) error) error {
+	ms := storage.CapabilitiesOf(f.Store).Multipart
+	if ms == nil {
+		return errNoCapability("multipart uploads")
+	}
+	if err := f.check(OpWalk, prefix); err != nil {
+		return err
+	}
+	return ms.WalkMultipartUploads(ctx, prefix, fn)
+}
+
+// AbortMultipartUpload aborts u in the wrapped store, counted and failed
+// as a Delete of its key.
+func (f *Faulty) AbortMultipartUpload(ctx context.Context, u storage.MultipartUpload) error {
+	ms := storage.CapabilitiesOf(f.Store).Multipart
+	if ms == nil {
+		return errNoCapability("multipart uploads")
+	}
+	if err := f.check(OpDelete, u.Key); err != nil {
+		return err
+	}
+	return ms.AbortMultipartUpload(ctx, u)
+}
+
+// Open streams key through the wrapped store, counted and failed as a
+// ReadFile.
+func (f *Faulty) Open(ctx context.Context, key string) (io.ReadCloser, storage.Object, error) {
+	op := storage.CapabilitiesOf(f.Store).Opener
+	if op == nil {
+		return nil, storage.Object{}, errNoCapability("streams")
+	}
+	if err := f.check(OpReadFile, key); err != nil {
+		return nil, storage.Object{}, err
+	}
+	return op.Open(ctx, key)
 }
 
 // Walk lists prefix unless a fault says otherwise; the walk counts as one
@@ -279,16 +395,17 @@ func (f *Faulty) Delete(ctx context.Context, keys []string, done func(string, er
 	}
 }
 
-// RemoveEmptyDirs forwards to the wrapped store when it has real folders,
-// and does nothing otherwise (as on a store without folders).
+// RemoveEmptyDirs forwards to the wrapped store's, unless a fault says
+// otherwise.
 func (f *Faulty) RemoveEmptyDirs(ctx context.Context, dir string) error {
+	dr := storage.CapabilitiesOf(f.Store).DirRemover
+	if dr == nil {
+		return errNoCapability("folders")
+	}
 	if err := f.check(OpRemoveEmptyDirs, dir); err != nil {
 		return err
 	}
-	if dr, ok := f.Store.(storage.DirRemover); ok {
-		return dr.RemoveEmptyDirs(ctx, dir)
-	}
-	return nil
+	return dr.RemoveEmptyDirs(ctx, dir)
 }
 
 // Trash counts every key as an OpDelete (a move into the trash takes the
@@ -298,7 +415,8 @@ func (f *Faulty) RemoveEmptyDirs(ctx context.Context, dir string) error {
 // storage.ErrNoTrash stands for a trash on another filesystem. A wrapped
 // store without a trash answers storage.ErrNoTrash for every key.
 func (f *Faulty) Trash(ctx context.Context, run string, keys []string, done func(string, error)) {
-	t, ok := f.Store.(storage.Trasher)
+	t := storage.CapabilitiesOf(f.Store).Trasher
+	ok := t != nil
 	pass := make([]string, 0, len(keys))
 	for _, k := range keys {
 		if err := f.check(OpDelete, k); err != nil {
@@ -323,7 +441,7 @@ var errNoTrasher = errors.New("faulty: the wrapped store has no trash")
 
 // Trashes forwards to the wrapped store's.
 func (f *Faulty) Trashes(ctx context.Context) ([]string, error) {
-	if t, ok := f.Store.(storage.Trasher); ok {
+	if t := storage.CapabilitiesOf(f.Store).Trasher; t != nil {
 		return t.Trashes(ctx)
 	}
 	return nil, nil
@@ -331,7 +449,7 @@ func (f *Faulty) Trashes(ctx context.Context) ([]string, error) {
 
 // TrashParts forwards to the wrapped store's.
 func (f *Faulty) TrashParts(ctx context.Context, run string) ([]string, error) {
-	if t, ok := f.Store.(storage.Trasher); ok {
+	if t := storage.CapabilitiesOf(f.Store).Trasher; t != nil {
 		return t.TrashParts(ctx, run)
 	}
 	return nil, errNoTrasher
@@ -342,7 +460,7 @@ func (f *Faulty) RemoveTrash(ctx context.Context, run, part string) error {
 	if f.Stopped() {
 		return fmt.Errorf("free trash %s: %w: storage stopped", run, ErrInjected)
 	}
-	if t, ok := f.Store.(storage.Trasher); ok {
+	if t := storage.CapabilitiesOf(f.Store).Trasher; t != nil {
 		return t.RemoveTrash(ctx, run, part)
 	}
 	return errNoTrasher
@@ -350,7 +468,7 @@ func (f *Faulty) RemoveTrash(ctx context.Context, run, part string) error {
 
 // RestoreTrash forwards to the wrapped store's.
 func (f *Faulty) RestoreTrash(ctx context.Context, run string, fn func(string, error)) error {
-	if t, ok := f.Store.(storage.Trasher); ok {
+	if t := storage.CapabilitiesOf(f.Store).Trasher; t != nil {
 		return t.RestoreTrash(ctx, run, fn)
 	}
 	return errNoTrasher
