@@ -214,14 +214,6 @@ func TestApplyDeletesOnlyWhatAFreshPlanDeletes(t *testing.T) {
 	}
 }
 
-func toAny(s []string) []any {
-	out := make([]any, len(s))
-	for i, x := range s {
-		out[i] = x
-	}
-	return out
-}
-
 // TestApplyCraftedPlanOnS3: the edits of TestApplyDeletesOnlyWhatAFreshPlanDeletes
 // at once, on S3 (flat walk, batched deletes, multipart uploads): every kept
 // tag serves, every live key named stays.
