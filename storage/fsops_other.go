@@ -34,4 +34,9 @@ func (f *FS) fastTrash(string, string, bool, dirFDs, map[string]int) error { pan
 
 func closeTrashDirs(map[string]int) {}
 
-func (f *FS) checkNoSymlinks(dir string) error { return f.checkNoSymlinksSlow(dir) }
+func (f *FS) freeDir(dir string) error {
+	if err := f.checkNoSymlinksSlow(dir); err != nil {
+		return err
+	}
+	return f.root.RemoveAll(dir)
+}

@@ -183,16 +183,13 @@ func (f *FS) RemoveTrash(ctx context.Context, run, part string) error {
 		}
 		dir += "/" + part
 	}
-	// os.Root follows a symlink inside the root in the middle of a path:
-	// the trash is untrusted, so the folder must resolve without one (a
-	// symlinked run or part is refused, not followed into the layout).
-	if err := f.checkNoSymlinks(dir); err != nil {
+	// The trash is untrusted: the folder must resolve without a symlink
+	// (a symlinked run or part is refused, not followed into the layout),
+	// and nothing under it is followed.
+	if err := f.freeDir(dir); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
-		return f.wrap("free trash", dir, err)
-	}
-	if err := f.root.RemoveAll(dir); err != nil {
 		return f.wrap("free trash", dir, err)
 	}
 	if part == "" {
@@ -294,7 +291,8 @@ func (f *FS) Trash(ctx context.Context, run string, keys []string, done func(str
 	}
 }
 
-// checkNoSymlinksSlow is checkNoSymlinks without openat2: each component
+// checkNoSymlinksSlow checks, without openat2, that dir resolves to a
+// folder without a symlink in its path: each component
 // of dir is lstat'ed in turn.
 func (f *FS) checkNoSymlinksSlow(dir string) error {
 	p := ""
