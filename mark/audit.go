@@ -1,7 +1,6 @@
 package mark
 
 import (
-	"fmt"
 	"path"
 	"slices"
 	"sort"
@@ -310,7 +309,7 @@ type reach struct {
 	// seen are the manifests visited, while the walk runs.
 	seen []walker.ID
 	// defects say why the roots cannot be served whole, in order found.
-	defects []string
+	defects []Broken
 	// missing are needed digests the blob store lacks, with the manifest
 	// referencing each (0 for a root).
 	missing []missingRef
@@ -386,25 +385,26 @@ func (g *auditGraph) visit(rc *reach, d, by walker.ID) {
 	}
 	g.seenMark.Set(d)
 	rc.seen = append(rc.seen, d)
-	what := "manifest"
+	// A child is named as Missing, a root is the image's manifest.
+	missing := ""
 	if by != 0 {
-		what = "child manifest"
+		missing = g.digest(d).String()
 	}
 	s, ok := g.stored(d)
 	if !ok {
-		rc.defects = append(rc.defects, fmt.Sprintf("%s %s missing from the blob store", what, g.digest(d)))
+		rc.defects = append(rc.defects, Broken{Problem: ManifestMissing, Missing: missing})
 		rc.missing = append(rc.missing, missingRef{d, by})
 		return
 	}
 	switch {
 	case rc.links == nil:
 	case g.isCorrupt(storage.RevisionLinkPath, rc.links.name, d):
-		rc.defects = append(rc.defects, fmt.Sprintf("revision link of %s %s is corrupt", what, g.digest(d)))
+		rc.defects = append(rc.defects, Broken{Problem: RevisionLinkCorrupt, Missing: missing})
 	case !g.revMark.Has(d):
 		// The registry cannot serve it from this repository (a manifest
 		// deleted through its API): it needs nothing, as gc keeps nothing
 		// of it.
-		rc.defects = append(rc.defects, fmt.Sprintf("%s %s has no revision link in the repository", what, g.digest(d)))
+		rc.defects = append(rc.defects, Broken{Problem: ManifestNotLinked, Missing: missing})
 		return
 	}
 	g.need(rc, s)
@@ -413,17 +413,17 @@ func (g *auditGraph) visit(rc *reach, d, by walker.ID) {
 	case m == nil:
 		return
 	case storage.IsNotFound(m.Err):
-		rc.defects = append(rc.defects, fmt.Sprintf("%s %s missing from the blob store", what, g.digest(d)))
+		rc.defects = append(rc.defects, Broken{Problem: ManifestMissing, Missing: missing})
 		rc.missing = append(rc.missing, missingRef{d, by})
 		return
 	case m.Err != nil:
-		rc.defects = append(rc.defects, fmt.Sprintf("%s %s unreadable: %v", what, g.digest(d), m.Err))
+		rc.defects = append(rc.defects, Broken{Problem: ManifestUnreadable, Missing: missing, Err: m.Err.Error()})
 		return
 	}
 	for _, b := range m.Blobs() {
 		s, ok := g.stored(b)
 		if !ok {
-			rc.defects = append(rc.defects, "references missing blob "+g.digest(b).String())
+			rc.defects = append(rc.defects, Broken{Problem: BlobMissing, Missing: g.digest(b).String()})
 			rc.missing = append(rc.missing, missingRef{b, d})
 			continue
 		}
@@ -431,9 +431,9 @@ func (g *auditGraph) visit(rc *reach, d, by walker.ID) {
 		switch {
 		case rc.links == nil:
 		case g.isCorrupt(storage.LayerLinkPath, rc.links.name, b):
-			rc.defects = append(rc.defects, fmt.Sprintf("layer link of blob %s is corrupt", g.digest(b)))
+			rc.defects = append(rc.defects, Broken{Problem: LayerLinkCorrupt, Missing: g.digest(b).String()})
 		case !g.layerMark.Has(b):
-			rc.defects = append(rc.defects, fmt.Sprintf("blob %s has no layer link in the repository", g.digest(b)))
+			rc.defects = append(rc.defects, Broken{Problem: BlobNotLinked, Missing: g.digest(b).String()})
 		}
 	}
 	for _, b := range m.Foreign() {
@@ -633,7 +633,7 @@ func (g *auditGraph) images(a *Audit, plan *Plan) {
 		links := g.markLinks(r)
 		for _, t := range r.Tags {
 			if t.Err != nil {
-				a.Broken = append(a.Broken, Broken{Repo: r.Name, Tag: t.Name, Reason: "current link unreadable: " + t.Err.Error()})
+				a.Broken = append(a.Broken, Broken{Repo: r.Name, Tag: t.Name, Problem: CurrentUnreadable, Err: t.Err.Error()})
 				continue
 			}
 			if t.Current == 0 {
@@ -650,11 +650,9 @@ func (g *auditGraph) images(a *Audit, plan *Plan) {
 			}
 			a.Images = append(a.Images, img)
 			if n := len(rc.defects); n > 0 {
-				reason := rc.defects[0]
-				if n > 1 {
-					reason += fmt.Sprintf(" (and %d more)", n-1)
-				}
-				a.Broken = append(a.Broken, Broken{Repo: r.Name, Tag: t.Name, Digest: current, Reason: reason})
+				b := rc.defects[0]
+				b.Repo, b.Tag, b.Digest, b.More = r.Name, t.Name, current, n-1
+				a.Broken = append(a.Broken, b)
 			}
 			for _, m := range rc.missing {
 				u := g.users(m.id)

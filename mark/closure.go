@@ -1,7 +1,6 @@
 package mark
 
 import (
-	"fmt"
 	"slices"
 
 	"github.com/regsweep/regsweep/storage"
@@ -61,16 +60,15 @@ func (m *RepoMark) Close(aliases Aliases) {
 	m.followSubjects(aliases)
 	for _, t := range m.pending {
 		subj, what, _ := SignatureSubject(t.Name)
-		m.deleteTag(t, TagDecision{Reason: what + " of deleted subject " + subj})
+		m.deleteTag(t, TagDecision{Why: Reason{Kind: SubjectDeleted, Details: &Details{What: what, Subject: subj}}})
 	}
 	m.pending = nil
-	if m.opts.Policy != nil && len(r.Tags) > 0 && len(m.live) == 0 {
-		m.Warnings = append(m.Warnings, fmt.Sprintf("the policy deletes every tag of %s (%d)", r.Name, len(r.Tags)))
-	}
+	m.EveryTagDeleted = m.opts.Policy != nil && len(r.Tags) > 0 && len(m.live) == 0
 	m.emptied()
 
-	if len(m.GraphErrs) > 0 && m.Doubt == "" {
-		m.Doubt = m.GraphErrs[0]
+	if len(m.GraphErrs) > 0 && m.Doubt == nil {
+		d := m.GraphErrs[0]
+		m.Doubt = &d
 	}
 	for _, t := range m.live {
 		if serving(t) {
@@ -99,7 +97,7 @@ func (m *RepoMark) untagged(aliases Aliases) {
 		if m.Kept[l.ID] {
 			continue
 		}
-		if m.Doubt != "" {
+		if m.Doubt != nil {
 			// It stays, so what it references stays too.
 			m.RevisionsInDoubt++
 			m.keep(l.ID)
@@ -133,7 +131,7 @@ func (m *RepoMark) followSubjects(aliases Aliases) {
 			subj, what, _ := SignatureSubject(t.Name)
 			sd, err := storage.ParseDigest(subj)
 			if err == nil && m.Kept[m.inv.Digests.Lookup(sd)] {
-				m.keepTag(t, TagDecision{Keep: true, Reason: what + " of kept subject " + subj})
+				m.keepTag(t, TagDecision{Keep: true, Why: Reason{Kind: SubjectKept, Details: &Details{What: what, Subject: subj}}})
 				m.closure(aliases)
 				changed = true
 				continue
@@ -153,24 +151,24 @@ func (m *RepoMark) visit(id walker.ID, aliases Aliases) {
 	man := m.inv.Manifests[id]
 	switch {
 	case man == nil || storage.IsNotFound(man.Err):
-		m.broken(id, "manifest blob missing from the blob store")
+		m.broken(id, Broken{Problem: ManifestMissing})
 		return
 	case man.Err != nil:
-		m.GraphErrs = append(m.GraphErrs, fmt.Sprintf("%s@%s: %v", m.Repo.Name, t.Digest(id), man.Err))
+		m.GraphErrs = append(m.GraphErrs, Doubt{Repo: m.Repo.Name, Kind: ManifestUnparsed, Digest: t.Digest(id).String(), Err: man.Err.Error()})
 		return
 	}
 	for _, c := range man.Children() {
 		if m.strict && !m.linked[c] {
 			// The registry cannot serve it from here (upstream's GC
 			// does not mark what it references either).
-			m.broken(id, "child manifest "+t.Digest(c).String()+" has no revision link in the repository")
+			m.broken(id, Broken{Problem: ManifestNotLinked, Missing: t.Digest(c).String()})
 			continue
 		}
 		m.keep(c)
 	}
 	for _, b := range man.Blobs() {
 		if _, ok := aliases.Stored(t, b); !ok {
-			m.broken(id, "references missing blob "+t.Digest(b).String())
+			m.broken(id, Broken{Problem: BlobMissing, Missing: t.Digest(b).String()})
 		}
 	}
 }

@@ -151,3 +151,28 @@ func (v *inv) tag(r *repo, name string, d storage.Digest, pushed time.Time) {
 func cosign(d storage.Digest, suffix string) string {
 	return "sha256-" + d.Hex() + "." + suffix
 }
+
+// says spells a reason as the tests expect it, in the words report uses.
+func says(why Reason) string {
+	r := why.Detail()
+	switch why.Kind {
+	case NoRuleMatches:
+		return "no rule matches"
+	case MatchesTags:
+		return "matches " + r.Pattern
+	case KeptNewest:
+		return fmt.Sprintf("newest %d", r.Newest)
+	case KeptYounger:
+		return "younger than " + r.YoungerThan
+	case NoRuleKeeps:
+		if len(r.Rules) == 1 {
+			return fmt.Sprintf("no rule keeps it (rule %d matches)", r.Rules[0])
+		}
+		return fmt.Sprintf("no rule keeps it (rules %s match)", strings.Trim(strings.Join(strings.Fields(fmt.Sprint(r.Rules)), ", "), "[]"))
+	case SubjectKept:
+		return r.What + " of kept subject " + r.Subject
+	case SubjectDeleted:
+		return r.What + " of deleted subject " + r.Subject
+	}
+	return string(why.Kind)
+}

@@ -93,8 +93,9 @@ func Intersect(a, b *Plan) *Plan {
 	out.Decisions = slices.Clone(b.Decisions)
 	for i, d := range out.Decisions {
 		if !d.Keep && !deleted[tagKey{d.Repo, d.Tag}] {
+			first := d.Why
 			out.Decisions[i].Keep = true
-			out.Decisions[i].Reason = "kept: not deleted by the first plan (" + d.Reason + ")"
+			out.Decisions[i].Why = Reason{Kind: NotFirstPlan, Details: &Details{First: &first}}
 		}
 	}
 

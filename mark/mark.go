@@ -3,6 +3,7 @@ package mark
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -49,24 +50,7 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 	p := &Plan{Options: opts, Cutoff: opts.Cutoff(), Digests: inv.Digests}
 	aliases := FindAliases(inv)
 
-	// Stages 1 and 2, then the per-repository part of stage 4.
-	repos := make([]*RepoMark, len(inv.Repos))
-	var emptyCandidates []RepoIndex
-	for i, r := range inv.Repos {
-		p.Repos = append(p.Repos, r.Name)
-		m := SelectRoots(inv, RepoIndex(i), opts)
-		m.Close(aliases)
-		repos[i] = m
-		p.addRepo(m)
-		c := CompactRepo(m)
-		p.History = append(p.History, c.History...)
-		p.RevisionFolders = append(p.RevisionFolders, c.RevisionFolders...)
-		p.Uploads = append(p.Uploads, c.Uploads...)
-		if c.Empty && opts.Compact.Repos {
-			emptyCandidates = append(emptyCandidates, m.Index)
-		}
-	}
-	p.PolicyEffect = policyEffect(inv, opts, p.Decisions)
+	repos, emptyCandidates := p.repoStages(inv, aliases)
 
 	// Stage 3.
 	marked := MarkBlobs(inv, repos, aliases)
@@ -89,21 +73,76 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 	return p
 }
 
-// addRepo adds what stages 1 and 2 decided for one repository to the plan.
-func (p *Plan) addRepo(m *RepoMark) {
-	p.Tags = append(p.Tags, m.Tags...)
-	p.Decisions = append(p.Decisions, m.Decisions...)
-	p.Revisions = append(p.Revisions, m.Revisions...)
-	p.History = append(p.History, m.History...)
-	p.Broken = append(p.Broken, m.Broken...)
-	p.Warnings = append(p.Warnings, m.Warnings...)
-	if m.Emptied != nil {
-		p.Emptied = append(p.Emptied, *m.Emptied)
+// repoStages runs stages 1, 2 and the per-repository part of 4 over every
+// repository of inv, into p, with the policy's effect. It returns the
+// repositories' marks and the candidates for CompactEmptyRepos.
+func (p *Plan) repoStages(inv *walker.Inventory, aliases Aliases) (repos []*RepoMark, emptyCandidates []RepoIndex) {
+	opts := p.Options
+	repos = make([]*RepoMark, len(inv.Repos))
+	comps := make([]RepoCompaction, len(inv.Repos))
+	p.Repos = make([]string, len(inv.Repos))
+	for i, r := range inv.Repos {
+		p.Repos[i] = r.Name
+		m := SelectRoots(inv, RepoIndex(i), opts)
+		m.Close(aliases)
+		repos[i], comps[i] = m, CompactRepo(m)
 	}
-	p.Kept.RevisionsTooRecent += m.RevisionsTooRecent
-	p.Kept.RevisionsInDoubt += m.RevisionsInDoubt
-	if m.Doubt != "" && p.Options.DeleteUntagged {
-		p.Doubts = append(p.Doubts, fmt.Sprintf("untagged manifests of %s kept: %s", m.Repo.Name, m.Doubt))
+	p.addRepos(repos, comps)
+	for i, c := range comps {
+		if c.Empty && opts.Compact.Repos {
+			emptyCandidates = append(emptyCandidates, RepoIndex(i))
+		}
+	}
+	p.PolicyEffect = policyEffect(inv, opts, p.Decisions)
+	for _, m := range repos {
+		if m.EveryTagDeleted {
+			p.PolicyEffect.EveryTagDeleted = append(p.PolicyEffect.EveryTagDeleted, RepoTags{Repo: m.Repo.Name, Tags: len(m.Repo.Tags)})
+		}
+	}
+	return repos, emptyCandidates
+}
+
+// addRepos adds what stages 1, 2 and 4 decided for each repository to the
+// plan, in repository order. The lists are sized first: they hold millions
+// of items on a large registry, and growing them as they fill copies each
+// item again at every doubling.
+func (p *Plan) addRepos(repos []*RepoMark, comps []RepoCompaction) {
+	var n [6]int
+	for _, m := range repos {
+		n[0] += len(m.Tags)
+		n[1] += len(m.Decisions)
+		n[2] += len(m.Revisions)
+		n[3] += len(m.History)
+	}
+	for _, c := range comps {
+		n[3] += len(c.History)
+		n[4] += len(c.RevisionFolders)
+		n[5] += len(c.Uploads)
+	}
+	p.Tags = slices.Grow(p.Tags, n[0])
+	p.Decisions = slices.Grow(p.Decisions, n[1])
+	p.Revisions = slices.Grow(p.Revisions, n[2])
+	p.History = slices.Grow(p.History, n[3])
+	p.RevisionFolders = slices.Grow(p.RevisionFolders, n[4])
+	p.Uploads = slices.Grow(p.Uploads, n[5])
+	for i, m := range repos {
+		p.Tags = append(p.Tags, m.Tags...)
+		p.Decisions = append(p.Decisions, m.Decisions...)
+		p.Revisions = append(p.Revisions, m.Revisions...)
+		p.History = append(p.History, m.History...)
+		p.Broken = append(p.Broken, m.Broken...)
+		if m.Emptied != nil {
+			p.Emptied = append(p.Emptied, *m.Emptied)
+		}
+		p.Kept.RevisionsTooRecent += m.RevisionsTooRecent
+		p.Kept.RevisionsInDoubt += m.RevisionsInDoubt
+		if m.Doubt != nil && p.Options.DeleteUntagged {
+			p.Doubts = append(p.Doubts, *m.Doubt)
+		}
+		c := comps[i]
+		p.History = append(p.History, c.History...)
+		p.RevisionFolders = append(p.RevisionFolders, c.RevisionFolders...)
+		p.Uploads = append(p.Uploads, c.Uploads...)
 	}
 }
 
@@ -112,7 +151,9 @@ func (p *Plan) addRepo(m *RepoMark) {
 func planErr(inv *walker.Inventory, repos []*RepoMark) error {
 	var graphErrs []string
 	for _, m := range repos {
-		graphErrs = append(graphErrs, m.GraphErrs...)
+		for _, e := range m.GraphErrs {
+			graphErrs = append(graphErrs, e.Repo+"@"+e.Digest+": "+e.Err)
+		}
 	}
 	var out []error
 	if len(graphErrs) > 0 {

@@ -228,7 +228,7 @@ func TestComputeSignaturesFollowTheirSubject(t *testing.T) {
 	p := Compute(v.build(), Options{DeleteUntagged: true, StartedAt: now, Policy: pol})
 	deleted := map[string]string{}
 	for _, tg := range p.Tags {
-		deleted[tg.Name] = tg.Reason
+		deleted[tg.Name] = says(tg.Why)
 	}
 	if len(deleted) != 2 || deleted["v1"] == "" || !strings.Contains(deleted[cosign(drop, "sig")], "deleted subject") {
 		t.Errorf("tags deleted: %v", deleted)
@@ -270,7 +270,7 @@ func TestComputeReferrersTagFollowsItsSubject(t *testing.T) {
 	reasons := map[string]string{}
 	for _, d := range p.Decisions {
 		if !d.Keep {
-			reasons[d.Tag] = d.Reason
+			reasons[d.Tag] = says(d.Why)
 		}
 	}
 	want := map[string]string{"build-2": "no rule keeps it (rule 1 matches)", "sha256-" + builds[2].Hex(): "referrers of deleted subject " + builds[2].String()}
@@ -320,11 +320,11 @@ func TestComputeManifestAbsentFromTheRepository(t *testing.T) {
 				t.Errorf("untagged %v: blob %s of the kept index deleted", untagged, d)
 			}
 		}
-		broken := map[string]string{}
+		broken := map[string]Broken{}
 		for _, b := range p.Broken {
-			broken[b.Tag] = b.Reason
+			broken[b.Tag] = b
 		}
-		if !strings.Contains(broken["multi"], "child manifest "+gone.String()+" has no revision link") || !strings.Contains(broken["single"], "has no revision link") || len(broken) != 2 {
+		if b := broken["multi"]; b.Problem != ManifestNotLinked || b.Missing != gone.String() || broken["single"].Problem != ManifestNotLinked || len(broken) != 2 {
 			t.Errorf("untagged %v: broken %v", untagged, p.Broken)
 		}
 		if len(p.RevisionFolders) != 2 {
@@ -390,8 +390,8 @@ func TestComputeWarnsWhenEveryTagOfARepositoryGoes(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := Compute(v.build(), Options{StartedAt: now, Policy: pol, DeleteUntagged: true})
-	if len(p.Warnings) != 1 || !strings.Contains(p.Warnings[0], "every tag of ci/cache") {
-		t.Errorf("warnings %v", p.Warnings)
+	if got := p.PolicyEffect.EveryTagDeleted; !slices.Equal(got, []RepoTags{{Repo: "ci/cache", Tags: 1}}) {
+		t.Errorf("every tag deleted of %v", got)
 	}
 }
 
@@ -530,7 +530,7 @@ func TestComputeNeverDeletesATagOutsideTheGrammar(t *testing.T) {
 				}
 			}
 			for _, d := range p.Decisions {
-				if d.Tag == name && (!d.Keep || !strings.Contains(d.Reason, "outside the grammar")) {
+				if d.Tag == name && (!d.Keep || d.Why.Kind != OutsideGrammar) {
 					t.Errorf("decision %+v", d)
 				}
 			}

@@ -90,15 +90,14 @@ type Plan struct {
 	Kept Kept
 	// Broken lists the kept images that cannot be served whole.
 	Broken []Broken
-	// Doubts say why repositories kept their untagged manifests.
-	Doubts []string
+	// Doubts say why repositories kept their untagged manifests (with
+	// DeleteUntagged).
+	Doubts []Doubt
 	// Decisions are the policy's verdicts on every tag, in repository
 	// order; empty without a policy.
 	Decisions []TagDecision
-	// Warnings are what an admin should see before trusting the run, such
-	// as a policy deleting every tag of a repository.
-	Warnings []string
-	// PolicyEffect is what the policy does that it may not seem to.
+	// PolicyEffect is what the policy does that it may not seem to, such
+	// as deleting every tag of a repository: report warns of it.
 	PolicyEffect PolicyEffect
 	// Emptied are the repositories that had tags and that the plan leaves
 	// with none (cmd refuses such a run unless --allow-delete-all).
@@ -137,7 +136,7 @@ type Tag struct {
 	Repo       RepoIndex
 	Name       string
 	HasCurrent bool
-	Reason     string
+	Why        Reason
 }
 
 // RepoIndex is a repository's index in Plan.Repos; -1 is none. The lists
@@ -269,12 +268,17 @@ type Kept struct {
 	ChangedDuringRun int `json:"changed_during_run"`
 }
 
-// Broken is a kept tag or manifest that references something missing.
+// Broken is a kept tag or manifest that cannot be served whole: Problem
+// says why, Missing names the child manifest or blob concerned, Err the
+// error read, More how many other problems the image has.
 type Broken struct {
-	Repo   string `json:"repository"`
-	Tag    string `json:"tag,omitempty"`
-	Digest string `json:"manifest"`
-	Reason string `json:"reason"`
+	Repo    string     `json:"repository"`
+	Tag     string     `json:"tag,omitempty"`
+	Digest  string     `json:"manifest"`
+	Problem BrokenKind `json:"problem"`
+	Missing string     `json:"missing,omitempty"`
+	Err     string     `json:"error,omitempty"`
+	More    int        `json:"more,omitempty"`
 }
 
 // Use marks the plan consumed. It returns false if it already was: a plan

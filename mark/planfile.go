@@ -22,7 +22,10 @@ import (
 // tag, with its manifest, or alone) and upload files as whole keys: it is
 // refused too. Version 3 writes every deletion one way: its repository by
 // name, its digest as such, a tag, an upload and its files by name.
-const PlanFileVersion = 3
+// Version 4 writes reasons as data (a kind and what it concerns: Tag.Why,
+// TagDecision.Why, Broken.Problem, Doubts, PolicyEffect.EveryTagDeleted)
+// where version 3 wrote sentences: it is refused.
+const PlanFileVersion = 4
 
 // PlanFile is a plan written to disk for review and a later apply: where
 // and when it was made, with which options and policy, and what it
@@ -79,6 +82,9 @@ func ReadPlanFile(r io.Reader) (*PlanFile, error) {
 	if f.Version == 2 {
 		return nil, errors.New("read plan: format version 2 is from an older regsweep, which wrote tag history and uploads otherwise: make the plan again with this regsweep")
 	}
+	if f.Version == 3 {
+		return nil, errors.New("read plan: format version 3 is from an older regsweep, which wrote reasons as sentences: make the plan again with this regsweep")
+	}
 	if f.Version != PlanFileVersion {
 		return nil, fmt.Errorf("read plan: format version %d, this regsweep reads %d", f.Version, PlanFileVersion)
 	}
@@ -115,7 +121,7 @@ type (
 		Repo       string
 		Name       string
 		HasCurrent bool
-		Reason     string
+		Why        Reason
 	}
 	historyWire struct {
 		Repo   string
@@ -157,7 +163,7 @@ type (
 // MarshalJSON writes the plan with digests and names for IDs and indexes.
 func (p *Plan) MarshalJSON() ([]byte, error) {
 	w := planJSON{planWire: (*planWire)(p)}
-	w.Tags = wireList(p.Tags, func(t Tag) tagWire { return tagWire{p.Repo(t.Repo), t.Name, t.HasCurrent, t.Reason} })
+	w.Tags = wireList(p.Tags, func(t Tag) tagWire { return tagWire{p.Repo(t.Repo), t.Name, t.HasCurrent, t.Why} })
 	w.History = wireList(p.History, func(e HistoryEntry) historyWire { return historyWire{p.Repo(e.Repo), e.Tag, p.Digest(e.ID), e.Of} })
 	w.Revisions = wireList(p.Revisions, func(r Revision) addressWire { return addressWire{p.Repo(r.Repo), p.Digest(r.ID)} })
 	w.LayerLinks = wireList(p.LayerLinks, func(l LayerLink) addressWire { return addressWire{p.Repo(l.Repo), p.Digest(l.ID)} })
@@ -235,7 +241,7 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 		return t.Intern(d)
 	}
 	p.Tags = readList(w.Tags, func(x tagWire) Tag {
-		return Tag{repo("tag "+x.Name, x.Repo), x.Name, x.HasCurrent, x.Reason}
+		return Tag{repo("tag "+x.Name, x.Repo), x.Name, x.HasCurrent, x.Why}
 	})
 	p.History = readList(w.History, func(x historyWire) HistoryEntry {
 		return HistoryEntry{repo("history of tag "+x.Tag, x.Repo), x.Tag, id("history of tag "+x.Tag, x.Digest), x.Of}

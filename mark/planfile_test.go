@@ -104,7 +104,7 @@ func TestPlanFileRefusesDecisionsOfOtherRepositories(t *testing.T) {
 	t.Parallel()
 	for _, repo := range []string{"elsewhere", ""} {
 		var p Plan
-		doc := `{"Options":{"DeleteUntagged":false,"MinAge":0,"StartedAt":"2026-01-01T00:00:00Z","Compact":{"Uploads":false,"UploadMaxAge":0,"Repos":false,"Links":false}},"Repos":["a"],"Decisions":[{"repository":"` + repo + `","tag":"x","keep":false,"reason":"r"}]}`
+		doc := `{"Options":{"DeleteUntagged":false,"MinAge":0,"StartedAt":"2026-01-01T00:00:00Z","Compact":{"Uploads":false,"UploadMaxAge":0,"Repos":false,"Links":false}},"Repos":["a"],"Decisions":[{"repository":"` + repo + `","tag":"x","keep":false,"why":{"kind":"no-rule-keeps"}}]}`
 		err := json.Unmarshal([]byte(doc), &p)
 		if err == nil || !strings.Contains(err.Error(), "not among the plan's repositories") {
 			t.Errorf("repository %q: %v", repo, err)

@@ -47,11 +47,11 @@ type Rule struct {
 
 // TagDecision is the fate of one tag and why.
 type TagDecision struct {
-	Repo   string `json:"-"`
-	Tag    string `json:"tag"`
-	Keep   bool   `json:"keep"`
-	Rule   int    `json:"rule,omitempty"` // 1-based; 0 when no rule decided
-	Reason string `json:"reason"`
+	Repo string `json:"-"`
+	Tag  string `json:"tag"`
+	Keep bool   `json:"keep"`
+	Rule int    `json:"rule,omitempty"` // 1-based; 0 when no rule decided
+	Why  Reason `json:"why"`
 }
 
 // Matches reports whether the rule applies to repository repo.
@@ -119,9 +119,17 @@ func (p *Policy) Evaluate(repo string, tags []walker.Tag, now time.Time) []TagDe
 		subject = append(subject, t)
 	}
 	out := make([]TagDecision, 0, len(subject))
+	// The reasons of one rule are shared by the tags it decides.
+	type keptBy struct {
+		rule  int
+		why   Why
+		which int
+	}
+	kept := make(map[keptBy]*Details)
+	var noneKeeps *Details
 	if len(rules) == 0 {
 		for _, t := range subject {
-			out = append(out, TagDecision{Repo: repo, Tag: t.Name, Keep: true, Reason: "no rule matches"})
+			out = append(out, TagDecision{Repo: repo, Tag: t.Name, Keep: true, Why: Reason{Kind: NoRuleMatches}})
 		}
 		return out
 	}
@@ -141,41 +149,62 @@ func (p *Policy) Evaluate(repo string, tags []walker.Tag, now time.Time) []TagDe
 	for _, t := range subject {
 		d := TagDecision{Repo: repo, Tag: t.Name}
 		for _, i := range rules {
-			if reason := p.Rules[i].keeps(t, rank[t.Name], now); reason != "" {
-				d.Keep, d.Rule, d.Reason = true, i+1, reason
-				break
+			r := &p.Rules[i]
+			why, which, ok := r.keeps(t, rank[t.Name], now)
+			if !ok {
+				continue
 			}
+			d.Keep, d.Rule, d.Why = true, i+1, Reason{Kind: why}
+			k := keptBy{i, why, which}
+			if d.Why.Details = kept[k]; d.Why.Details == nil {
+				d.Why.Details = r.details(why, which)
+				kept[k] = d.Why.Details
+			}
+			break
 		}
 		if !d.Keep {
-			d.Rule = rules[0] + 1
-			nums := make([]string, len(rules))
-			for k, i := range rules {
-				nums[k] = strconv.Itoa(i + 1)
+			if noneKeeps == nil {
+				noneKeeps = &Details{Rules: make([]int, len(rules))}
+				for k, i := range rules {
+					noneKeeps.Rules[k] = i + 1
+				}
 			}
-			d.Reason = "no rule keeps it (rule " + nums[0] + " matches)"
-			if len(nums) > 1 {
-				d.Reason = "no rule keeps it (rules " + strings.Join(nums, ", ") + " match)"
-			}
+			d.Rule, d.Why = rules[0]+1, Reason{Kind: NoRuleKeeps, Details: noneKeeps}
 		}
 		out = append(out, d)
 	}
 	return out
 }
 
-// keeps returns why the rule keeps tag t (rank 0 is the newest), or "".
-func (r *Rule) keeps(t walker.Tag, rank int, now time.Time) string {
-	for _, re := range r.Tags {
+// keeps returns why the rule keeps tag t (rank 0 is the newest), which
+// of its regexes matched for MatchesTags, and whether it keeps t.
+func (r *Rule) keeps(t walker.Tag, rank int, now time.Time) (Why, int, bool) {
+	for i, re := range r.Tags {
 		if re.MatchString(t.Name) {
-			return "matches " + strings.TrimSuffix(strings.TrimPrefix(re.String(), "^(?:"), ")$")
+			return MatchesTags, i, true
 		}
 	}
 	if r.Newest > 0 && rank < r.Newest {
-		return "newest " + strconv.Itoa(r.Newest)
+		return KeptNewest, 0, true
 	}
 	if r.YoungerThan > 0 && t.PushedAt.After(now.Add(-r.YoungerThan)) {
-		return "younger than " + r.YoungerThanText
+		return KeptYounger, 0, true
 	}
-	return ""
+	return "", 0, false
+}
+
+// details are the details of the reason why the rule keeps a tag (see
+// keeps).
+func (r *Rule) details(why Why, which int) *Details {
+	switch why {
+	case MatchesTags:
+		return &Details{Pattern: strings.TrimSuffix(strings.TrimPrefix(r.Tags[which].String(), "^(?:"), ")$")}
+	case KeptNewest:
+		return &Details{Newest: r.Newest}
+	case KeptYounger:
+		return &Details{YoungerThan: r.YoungerThanText}
+	}
+	return nil
 }
 
 // ParsePolicy reads a policy file strictly: an unknown key, a bad glob or
@@ -408,6 +437,15 @@ type PolicyEffect struct {
 	// kept (no untagged: delete, no --delete-untagged): the tags go, their
 	// images stay, blobs and all.
 	TagsOnly int `json:"tags_only,omitempty"`
+	// EveryTagDeleted are the repositories the policy deletes every tag
+	// of, with how many they had.
+	EveryTagDeleted []RepoTags `json:"every_tag_deleted,omitempty"`
+}
+
+// RepoTags is a repository and a number of its tags.
+type RepoTags struct {
+	Repo string `json:"repository"`
+	Tags int    `json:"tags"`
 }
 
 // policyEffect finds what of a run's policy does not do what it seems to.

@@ -44,7 +44,7 @@ func verdicts(ds []TagDecision) map[string]string {
 		if d.Keep {
 			v = "keep"
 		}
-		out[d.Tag] = v + ": " + d.Reason
+		out[d.Tag] = v + ": " + says(d.Why)
 	}
 	return out
 }
@@ -221,14 +221,14 @@ signatures: follow-subject
 `)
 	plan := Compute(inv.build(), Options{DeleteUntagged: true, StartedAt: now, Policy: p})
 	type line struct {
-		Tag    string `json:"tag"`
-		Keep   bool   `json:"keep"`
-		Rule   int    `json:"rule"`
-		Reason string `json:"reason"`
+		Tag  string `json:"tag"`
+		Keep bool   `json:"keep"`
+		Rule int    `json:"rule"`
+		Why  Reason `json:"why"`
 	}
 	var lines []line
 	for _, d := range plan.Decisions {
-		lines = append(lines, line{d.Repo + ":" + d.Tag, d.Keep, d.Rule, d.Reason})
+		lines = append(lines, line{d.Repo + ":" + d.Tag, d.Keep, d.Rule, d.Why})
 	}
 	got, err := json.MarshalIndent(lines, "", "  ")
 	if err != nil {

@@ -1,8 +1,6 @@
 package mark
 
 import (
-	"fmt"
-
 	"github.com/regsweep/regsweep/storage"
 	"github.com/regsweep/regsweep/walker"
 )
@@ -33,16 +31,17 @@ type RepoMark struct {
 	// RevisionsTooRecent and RevisionsInDoubt count for Plan.Kept.
 	RevisionsTooRecent, RevisionsInDoubt int
 	// Doubt says why the repository's untagged revisions are all kept, or
-	// is "".
-	Doubt string
+	// is nil.
+	Doubt *Doubt
 	// GraphErrs are the manifests a kept root reaches that could not be
 	// read or parsed: no blob may be swept.
-	GraphErrs []string
+	GraphErrs []Doubt
 	// LiveTags counts the tags that stay and serve (point somewhere, or
 	// could not be read).
 	LiveTags int
-	// Warnings are what an admin should see before trusting the run.
-	Warnings []string
+	// EveryTagDeleted is set when the policy deletes every tag of the
+	// repository.
+	EveryTagDeleted bool
 	// Emptied is set when the repository had serving tags and keeps none.
 	Emptied *Emptied
 
@@ -66,6 +65,11 @@ type RepoMark struct {
 	// kept manifest keeps.
 	work    []walker.ID
 	reached map[walker.ID]bool
+	// tagsOf are the tags pointing at each manifest, once one is broken.
+	tagsOf map[walker.ID][]string
+	// leftAlone are the details of the tags kept for the repository's
+	// doubt.
+	leftAlone *Details
 }
 
 // SelectRoots is stage 1 for repository i of inv: it decides its tags (by
@@ -80,12 +84,12 @@ func SelectRoots(inv *walker.Inventory, i RepoIndex, opts Options) *RepoMark {
 	r := inv.Repos[i]
 	m := &RepoMark{Repo: r, Index: i, inv: inv, opts: opts, Kept: make(map[walker.ID]bool, len(r.Revisions))}
 	if r.Unreadable != nil {
-		m.Doubt = r.Unreadable.Error()
+		m.Doubt = &Doubt{Repo: r.Name, Kind: RepoUnreadable, Err: r.Unreadable.Error()}
 	}
 	// A name the registry would not write: kept whole, as found.
 	foreign := storage.ValidRepoName(r.Name)
-	if foreign != nil && m.Doubt == "" {
-		m.Doubt = foreign.Error()
+	if foreign != nil && m.Doubt == nil {
+		m.Doubt = &Doubt{Repo: r.Name, Kind: RepoNameForeign, Err: foreign.Error()}
 	}
 	m.linked = make(map[walker.ID]bool, len(r.Revisions))
 	for _, l := range r.Revisions {
@@ -109,9 +113,9 @@ func SelectRoots(inv *walker.Inventory, i RepoIndex, opts Options) *RepoMark {
 		case storage.ValidTag(t.Name) != nil:
 			// A name the registry would not write: kept as it is, by every
 			// rule and every compaction (sweep refuses its keys too).
-			d = TagDecision{Keep: true, Reason: "tag name outside the grammar: kept as it is"}
+			d = TagDecision{Keep: true, Why: Reason{Kind: OutsideGrammar}}
 		case opts.Compact.Links && t.Current == 0 && t.Err == nil:
-			m.deleteTag(t, TagDecision{Reason: "no current link (an interrupted tag delete)"})
+			m.deleteTag(t, TagDecision{Why: Reason{Kind: NoCurrentLink}})
 			continue
 		case opts.Policy == nil:
 		case !decided && isSig:
@@ -123,7 +127,7 @@ func SelectRoots(inv *walker.Inventory, i RepoIndex, opts Options) *RepoMark {
 		}
 		m.keepTag(t, d)
 		if t.Err != nil {
-			m.Doubt = fmt.Sprintf("tag %s of %s: %v", t.Name, r.Name, t.Err)
+			m.Doubt = &Doubt{Repo: r.Name, Kind: TagUnreadable, Tag: t.Name, Err: t.Err.Error()}
 		}
 	}
 
@@ -140,7 +144,7 @@ func SelectRoots(inv *walker.Inventory, i RepoIndex, opts Options) *RepoMark {
 		if man != nil && man.Err != nil && !storage.IsNotFound(man.Err) && opts.DeleteUntagged {
 			// An untagged manifest we cannot parse may be a referrer of a kept
 			// one: keep every untagged revision of this repository.
-			m.Doubt = fmt.Sprintf("manifest %s of %s: %v", inv.Digests.Digest(l.ID), r.Name, man.Err)
+			m.Doubt = &Doubt{Repo: r.Name, Kind: ManifestUnparsed, Digest: inv.Digests.Digest(l.ID).String(), Err: man.Err.Error()}
 		}
 	}
 	for _, l := range r.Revisions {
@@ -163,8 +167,11 @@ func (m *RepoMark) Roots() []walker.ID { return m.work }
 func (m *RepoMark) keepTag(t walker.Tag, d TagDecision) {
 	m.live = append(m.live, t)
 	if m.opts.Policy != nil {
-		if d.Reason == "" {
-			d.Reason = "repository left alone: " + m.Doubt
+		if d.Why.Kind == "" {
+			if m.leftAlone == nil || m.leftAlone.Doubt != m.Doubt {
+				m.leftAlone = &Details{Doubt: m.Doubt}
+			}
+			d.Why = Reason{Kind: LeftAlone, Details: m.leftAlone}
 		}
 		d.Repo, d.Tag, d.Keep = m.Repo.Name, t.Name, true
 		m.Decisions = append(m.Decisions, d)
@@ -177,10 +184,10 @@ func (m *RepoMark) keepServed(id walker.ID) {
 	switch {
 	case id == 0 || !m.strict || m.linked[id]:
 	case !m.inv.Digests.Stored(id):
-		m.broken(id, "manifest blob missing from the blob store")
+		m.broken(id, Broken{Problem: ManifestMissing})
 		return
 	default:
-		m.broken(id, "manifest "+m.inv.Digests.Digest(id).String()+" has no revision link in the repository")
+		m.broken(id, Broken{Problem: ManifestNotLinked})
 		return
 	}
 	m.keep(id)
@@ -201,24 +208,27 @@ func (m *RepoMark) keep(id walker.ID) {
 func (m *RepoMark) deleteTag(t walker.Tag, d TagDecision) {
 	d.Repo, d.Tag, d.Keep = m.Repo.Name, t.Name, false
 	m.Decisions = append(m.Decisions, d)
-	m.Tags = append(m.Tags, Tag{Repo: m.Index, Name: t.Name, HasCurrent: t.Current != 0, Reason: d.Reason})
+	m.Tags = append(m.Tags, Tag{Repo: m.Index, Name: t.Name, HasCurrent: t.Current != 0, Why: d.Why})
 	for _, id := range t.Index {
 		m.History = append(m.History, HistoryEntry{Repo: m.Index, Tag: t.Name, ID: id, Of: HistoryOfTag})
 	}
 }
 
-// broken records a kept manifest that cannot be served whole, naming the
-// tags that point at it.
-func (m *RepoMark) broken(id walker.ID, reason string) {
-	d := m.inv.Digests.Digest(id)
-	tagged := false
-	for _, t := range m.Repo.Tags {
-		if t.Current == id {
-			m.Broken = append(m.Broken, Broken{Repo: m.Repo.Name, Tag: t.Name, Digest: d.String(), Reason: reason})
-			tagged = true
+// broken records a kept manifest that cannot be served whole (b's
+// problem), once for each tag that points at it.
+func (m *RepoMark) broken(id walker.ID, b Broken) {
+	b.Repo, b.Digest = m.Repo.Name, m.inv.Digests.Digest(id).String()
+	if m.tagsOf == nil {
+		m.tagsOf = make(map[walker.ID][]string)
+		for _, t := range m.Repo.Tags {
+			m.tagsOf[t.Current] = append(m.tagsOf[t.Current], t.Name)
 		}
 	}
-	if !tagged {
-		m.Broken = append(m.Broken, Broken{Repo: m.Repo.Name, Digest: d.String(), Reason: reason})
+	for _, tag := range m.tagsOf[id] {
+		b.Tag = tag
+		m.Broken = append(m.Broken, b)
+	}
+	if len(m.tagsOf[id]) == 0 {
+		m.Broken = append(m.Broken, b)
 	}
 }

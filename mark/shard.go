@@ -35,23 +35,7 @@ type MarkShard struct {
 func ComputeMarkShard(inv *walker.Inventory, opts Options, multipart func(storage.MultipartUpload) bool) *MarkShard {
 	p := &Plan{Options: opts, Cutoff: opts.Cutoff(), Digests: inv.Digests}
 	aliases := FindAliases(inv)
-	repos := make([]*RepoMark, len(inv.Repos))
-	var emptyCandidates []RepoIndex
-	for i, r := range inv.Repos {
-		p.Repos = append(p.Repos, r.Name)
-		m := SelectRoots(inv, RepoIndex(i), opts)
-		m.Close(aliases)
-		repos[i] = m
-		p.addRepo(m)
-		c := CompactRepo(m)
-		p.History = append(p.History, c.History...)
-		p.RevisionFolders = append(p.RevisionFolders, c.RevisionFolders...)
-		p.Uploads = append(p.Uploads, c.Uploads...)
-		if c.Empty && opts.Compact.Repos {
-			emptyCandidates = append(emptyCandidates, m.Index)
-		}
-	}
-	p.PolicyEffect = policyEffect(inv, opts, p.Decisions)
+	repos, emptyCandidates := p.repoStages(inv, aliases)
 	marked := MarkBlobs(inv, repos, aliases)
 	for _, u := range CompactMultipart(inv, opts) {
 		if multipart(u) {

@@ -43,7 +43,7 @@ type Audit struct {
 	GC GCEstimate `json:"gc"`
 	// Broken are the tags (and kept untagged manifests) the registry cannot
 	// serve whole.
-	Broken           []mark.Broken     `json:"broken_images"`
+	Broken           []BrokenImage     `json:"broken_images"`
 	MissingBlobs     []MissingBlob     `json:"missing_blobs"`
 	CorruptLinks     []Problem         `json:"corrupt_links"`
 	OrphanBlobs      []OrphanBlob      `json:"orphan_blobs"`
@@ -180,13 +180,13 @@ func NewAudit(inv *walker.Inventory, plan *mark.Plan, gc *sweep.Result, ver *wal
 			Counts:   gc.Total,
 			Kept:     plan.Kept,
 			Warnings: append([]string{}, PlanWarnings(plan)...),
-			Doubts:   append([]string{}, plan.Doubts...),
+			Doubts:   Doubts(plan),
 			Errors:   []string{},
 		},
 		Storage:               f.Storage,
 		Repositories:          f.Repositories,
 		Images:                f.Images,
-		Broken:                f.Broken,
+		Broken:                brokenImages(f.Broken),
 		MissingBlobs:          f.MissingBlobs,
 		CorruptLinks:          problems(f.CorruptLinks),
 		OrphanBlobs:           f.OrphanBlobs,

@@ -291,7 +291,7 @@ func TestAuditBrokenImages(t *testing.T) {
 		"cross:v1": "child manifest " + other.Digest.String() + " has no revision link in the repository",
 		"cur:v1":   "current link unreadable: ",
 		// The missing child is an untagged revision a gc keeps.
-		"idx:": "manifest blob missing from the blob store",
+		"idx:": "manifest " + y.Digest.String() + " missing from the blob store",
 	}
 	for k, w := range want {
 		if !strings.HasPrefix(got[k], w) {

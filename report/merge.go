@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"slices"
 
-	"github.com/regsweep/regsweep/mark"
 	"github.com/regsweep/regsweep/sweep"
 )
 
@@ -17,7 +16,7 @@ func Merge(command string, parts []*Report) *Report {
 	r := &Report{
 		Command:      command,
 		Repositories: []Repository{},
-		Broken:       []mark.Broken{},
+		Broken:       []BrokenImage{},
 		Failed:       []sweep.Failure{},
 		Problems:     []Problem{},
 		Warnings:     []string{},
@@ -80,12 +79,12 @@ func Merge(command string, parts []*Report) *Report {
 		r.Phases = append(r.Phases, p.Phases...)
 	}
 	for _, m := range repos {
-		slices.SortFunc(m.Tags, func(a, b mark.TagDecision) int { return cmp.Compare(a.Tag, b.Tag) })
+		slices.SortFunc(m.Tags, func(a, b TagVerdict) int { return cmp.Compare(a.Tag, b.Tag) })
 		r.Repositories = append(r.Repositories, *m)
 	}
 	slices.SortFunc(r.Repositories, func(a, b Repository) int { return cmp.Compare(a.Name, b.Name) })
 	slices.SortFunc(r.Problems, func(a, b Problem) int { return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Reason, b.Reason)) })
-	slices.SortFunc(r.Broken, func(a, b mark.Broken) int {
+	slices.SortFunc(r.Broken, func(a, b BrokenImage) int {
 		return cmp.Or(cmp.Compare(a.Repo, b.Repo), cmp.Compare(a.Tag, b.Tag), cmp.Compare(a.Digest, b.Digest))
 	})
 	slices.Sort(r.Doubts)

@@ -28,7 +28,7 @@ type Report struct {
 	Scanned Scanned   `json:"scanned"`
 	Kept    mark.Kept `json:"kept"`
 	// Broken lists kept images that cannot be served whole.
-	Broken []mark.Broken `json:"broken_images"`
+	Broken []BrokenImage `json:"broken_images"`
 	// Failed lists deletes that failed; the next run retries them.
 	Failed       []sweep.Failure `json:"failed"`
 	BlobsSkipped int             `json:"blobs_skipped"`
@@ -75,7 +75,7 @@ type Repository struct {
 	Name string `json:"name"`
 	sweep.Counts
 	// Tags are the policy's decisions on every tag, kept and deleted.
-	Tags []mark.TagDecision `json:"tags,omitempty"`
+	Tags []TagVerdict `json:"tags,omitempty"`
 }
 
 // Scanned counts what a walk listed.
@@ -130,7 +130,7 @@ func New(command, location string, plan *mark.Plan, res *sweep.Result) *Report {
 		MinAge:         plan.Options.MinAge.String(),
 		Counts:         res.Total,
 		Kept:           plan.Kept,
-		Broken:         plan.Broken,
+		Broken:         brokenImages(plan.Broken),
 		Failed:         res.Failed,
 		BlobsSkipped:   res.BlobsSkipped,
 		Interrupted:    res.Interrupted,
@@ -140,10 +140,7 @@ func New(command, location string, plan *mark.Plan, res *sweep.Result) *Report {
 		Problems:       []Problem{},
 		Errors:         []string{},
 		Warnings:       []string{},
-		Doubts:         append([]string{}, plan.Doubts...),
-	}
-	if r.Broken == nil {
-		r.Broken = []mark.Broken{}
+		Doubts:         Doubts(plan),
 	}
 	if r.Failed == nil {
 		r.Failed = []sweep.Failure{}
@@ -153,9 +150,9 @@ func New(command, location string, plan *mark.Plan, res *sweep.Result) *Report {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	decisions := map[string][]mark.TagDecision{}
+	decisions := map[string][]TagVerdict{}
 	for _, d := range plan.Decisions {
-		decisions[d.Repo] = append(decisions[d.Repo], d)
+		decisions[d.Repo] = append(decisions[d.Repo], TagVerdict{TagDecision: d, Reason: TagReason(d.Why)})
 	}
 	for _, n := range names {
 		ds := decisions[n]

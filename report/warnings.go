@@ -6,11 +6,14 @@ import (
 	"github.com/regsweep/regsweep/mark"
 )
 
-// PlanWarnings are the warnings of a plan, in sentences: mark's, then what
-// its policy does that it may not seem to.
+// PlanWarnings are the warnings of a plan, in sentences: what its policy
+// does that it may not seem to.
 func PlanWarnings(p *mark.Plan) []string {
-	out := append([]string{}, p.Warnings...)
+	out := []string{}
 	e := p.PolicyEffect
+	for _, r := range e.EveryTagDeleted {
+		out = append(out, fmt.Sprintf("the policy deletes every tag of %s (%d)", r.Repo, r.Tags))
+	}
 	for _, n := range e.UnmatchedRules {
 		rule := fmt.Sprintf("policy rule %d", n)
 		if pol := p.Options.Policy; pol != nil && n >= 1 && n <= len(pol.Rules) {

@@ -13,10 +13,10 @@ func TestPlanWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &mark.Plan{Options: mark.Options{Policy: pol}, Warnings: []string{"from mark"},
-		PolicyEffect: mark.PolicyEffect{UnmatchedRules: []int{2}, TagsOnly: 1}}
+	p := &mark.Plan{Options: mark.Options{Policy: pol},
+		PolicyEffect: mark.PolicyEffect{UnmatchedRules: []int{2}, TagsOnly: 1, EveryTagDeleted: []mark.RepoTags{{Repo: "team/a", Tags: 3}}}}
 	want := []string{
-		"from mark",
+		"the policy deletes every tag of team/a (3)",
 		"policy rule 2 (line 4, repositories teams/**, !teams/x) matches no repository: it keeps and deletes nothing",
 		"the policy deletes 1 tag but no manifest: untagged manifests are kept (the policy has no untagged: delete, and --delete-untagged is not given), so their images stay, blobs and all",
 	}

@@ -613,48 +613,68 @@ func bareTagsOf(p *mark.Plan) bareTags {
 	return b
 }
 
-// historyReasons say why a history entry goes, for listings.
-var historyReasons = map[mark.HistoryOf]string{
-	mark.HistoryOfTag:      "history of a deleted tag",
-	mark.HistoryOfRevision: "history of a deleted manifest",
-	mark.HistoryOfAbsent:   "history of a manifest the repository no longer holds",
+// historyWhy say why a history entry goes, for listings.
+var historyWhy = map[mark.HistoryOf]Why{
+	mark.HistoryOfTag:      HistoryOfTag,
+	mark.HistoryOfRevision: HistoryOfDeleted,
+	mark.HistoryOfAbsent:   HistoryOfAbsent,
 }
 
 // entry describes o for listings.
 // A deleted tag's history entries are listed as keys of the tag, with its
 // reason, as they count (tagReasons has the reason of each tag of p).
-func (o op) entry(p *mark.Plan, kind string, tagReasons map[tagKey]string) Entry {
+func (o op) entry(p *mark.Plan, kind string, tagReasons map[tagKey]*mark.Reason) Entry {
 	e := Entry{Kind: kind, Key: o.key(p), Repo: o.repo(p)}
 	switch o.kind {
 	case kindTagCurrent:
-		e.Reason = p.Tags[o.index].Reason
+		e.Why, e.Tag = TagDeleted, &p.Tags[o.index].Why
 	case kindHistory:
 		h := &p.History[o.index]
-		e.Reason = historyReasons[h.Of]
+		e.Why = historyWhy[h.Of]
 		if r, ok := tagReasons[tagKey{h.Repo, h.Tag}]; ok && h.Of == mark.HistoryOfTag {
-			e.Kind, e.Reason = phaseNames[phaseTagCurrent], r
+			e.Kind, e.Why, e.Tag = phaseNames[phaseTagCurrent], TagDeleted, r
 		}
 	case kindRevision:
-		e.Reason = "untagged manifest"
+		e.Why = Untagged
 	case kindLayerLink:
-		e.Reason = "link to a blob deleted or gone, or of an empty repository"
+		e.Why = LinkUnneeded
 	case kindUpload:
-		e.Reason = "stale upload " + p.Uploads[o.index].ID
+		e.Why, e.Upload = StaleUpload, p.Uploads[o.index].ID
 	case kindBlob:
 		e.Size = p.Size(p.Blobs[o.index].ID)
-		e.Reason = "referenced by no kept manifest"
+		e.Why = Unreferenced
 	}
 	return e
 }
 
-// Entry is one key a plan deletes, for listings.
+// Entry is one key a plan deletes, for listings; report.EntryReason says
+// why in words.
 type Entry struct {
-	Kind   string `json:"kind"`
-	Key    string `json:"key"`
-	Repo   string `json:"repository,omitempty"`
-	Size   int64  `json:"size,omitempty"`
-	Reason string `json:"reason"`
+	Kind string `json:"kind"`
+	Key  string `json:"key"`
+	Repo string `json:"repository,omitempty"`
+	Size int64  `json:"size,omitempty"`
+	// Why is why the key goes; Tag is the tag's reason (TagDeleted),
+	// Upload the upload's ID (StaleUpload).
+	Why    Why          `json:"why"`
+	Tag    *mark.Reason `json:"tag_reason,omitempty"`
+	Upload string       `json:"upload,omitempty"`
 }
+
+// Why is why a key of a plan is deleted.
+type Why string
+
+// Why each kind of key goes.
+const (
+	TagDeleted       Why = "tag-deleted"        // a file of a deleted tag
+	HistoryOfTag     Why = "history-of-tag"     // a history entry of a tag the plan deletes
+	HistoryOfDeleted Why = "history-of-deleted" // a history entry of a manifest the plan deletes
+	HistoryOfAbsent  Why = "history-of-absent"  // a history entry of a manifest the repository no longer holds
+	Untagged         Why = "untagged"           // an untagged manifest's revision link
+	LinkUnneeded     Why = "layer-link"         // a link to a blob deleted or gone, or of an empty repository
+	StaleUpload      Why = "stale-upload"       // a file of an abandoned upload
+	Unreferenced     Why = "unreferenced"       // a blob no kept manifest references
+)
 
 // Entries lists every key plan deletes, in the order Execute deletes them.
 // Unlike Execute it holds every key at once: it is for listing a plan.
@@ -667,9 +687,9 @@ func Entries(plan *mark.Plan) []Entry {
 	if n > 0 {
 		out = make([]Entry, 0, n)
 	}
-	reasons := make(map[tagKey]string, len(plan.Tags))
-	for _, t := range plan.Tags {
-		reasons[tagKey{t.Repo, t.Name}] = t.Reason
+	reasons := make(map[tagKey]*mark.Reason, len(plan.Tags))
+	for i, t := range plan.Tags {
+		reasons[tagKey{t.Repo, t.Name}] = &plan.Tags[i].Why
 	}
 	for ph := range numPhases {
 		for o := range phaseOps(plan, ph) {

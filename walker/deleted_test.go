@@ -63,7 +63,7 @@ func outcomeOf(t *testing.T, store storage.Store) (outcome, *walker.Inventory, *
 		t.Fatal(p.Err)
 	}
 	for _, b := range p.Broken {
-		o.Broken = append(o.Broken, b.Repo+":"+b.Tag+" "+b.Reason)
+		o.Broken = append(o.Broken, b.Repo+":"+b.Tag+" "+string(b.Problem)+" "+b.Missing)
 	}
 	for _, b := range p.Blobs {
 		o.Blobs = append(o.Blobs, p.Digest(b.ID).String())

@@ -14,7 +14,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
-	"github.com/regsweep/regsweep/mark"
 	"github.com/regsweep/regsweep/report"
 	"github.com/regsweep/regsweep/storage"
 	"github.com/regsweep/regsweep/storage/storagetest"
@@ -239,7 +238,7 @@ func TestBadInputKeptManifestMissingBlob(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, rep := badRun(t, f, exitOK, "team/app/debug", missing.String())
-	if !slices.ContainsFunc(rep.Broken, func(b mark.Broken) bool {
+	if !slices.ContainsFunc(rep.Broken, func(b report.BrokenImage) bool {
 		return b.Repo == "team/app/debug" && b.Tag == "broken" && strings.Contains(b.Reason, missing.String())
 	}) {
 		t.Errorf("broken images %+v: want team/app/debug:broken missing %s", rep.Broken, missing)
@@ -353,8 +352,8 @@ func TestBadInputTagCurrentLink(t *testing.T) {
 		f := newFixture(t)
 		ghost := digest.FromString("never pushed")
 		f.write(t, storage.TagCurrentPath("team/app/debug", "ghost"), []byte(ghost))
-		_, rep := badRun(t, f, exitOK, "team/app/debug:ghost", "manifest blob missing")
-		if !slices.ContainsFunc(rep.Broken, func(b mark.Broken) bool {
+		_, rep := badRun(t, f, exitOK, "team/app/debug:ghost", "missing from the blob store")
+		if !slices.ContainsFunc(rep.Broken, func(b report.BrokenImage) bool {
 			return b.Repo == "team/app/debug" && b.Tag == "ghost" && b.Digest == ghost.String()
 		}) {
 			t.Errorf("broken images %+v: want team/app/debug:ghost", rep.Broken)

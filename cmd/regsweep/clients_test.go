@@ -20,7 +20,7 @@ import (
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 
-	"github.com/regsweep/regsweep/mark"
+	"github.com/regsweep/regsweep/report"
 	"github.com/regsweep/regsweep/storage/storagetest"
 )
 
@@ -230,7 +230,7 @@ func TestGCOnARegistryFilledByOCIClients(t *testing.T) {
 	assertExists(t, scrapDir)
 
 	// audit sees the API's deletions as what they are, not damage.
-	if _, a := auditJSON(t, root); len(a.CorruptLinks)+len(a.Problems) != 0 || !slices.ContainsFunc(a.Broken, func(b mark.Broken) bool { return b.Repo == "team/multi" && b.Tag == "v1" }) {
+	if _, a := auditJSON(t, root); len(a.CorruptLinks)+len(a.Problems) != 0 || !slices.ContainsFunc(a.Broken, func(b report.BrokenImage) bool { return b.Repo == "team/multi" && b.Tag == "v1" }) {
 		t.Errorf("audit before gc: corrupt links %v, problems %v, broken %v; want none, none, team/multi:v1", a.CorruptLinks, a.Problems, a.Broken)
 	}
 
@@ -247,7 +247,7 @@ func TestGCOnARegistryFilledByOCIClients(t *testing.T) {
 			t.Errorf("the run's decisions lack %q", want)
 		}
 	}
-	if len(rep.Problems) != 0 || !slices.ContainsFunc(rep.Broken, func(b mark.Broken) bool {
+	if len(rep.Problems) != 0 || !slices.ContainsFunc(rep.Broken, func(b report.BrokenImage) bool {
 		return b.Repo == "team/multi" && b.Tag == "v1" && strings.Contains(b.Reason, "has no revision link")
 	}) {
 		t.Errorf("problems %v, broken %v: want none, and team/multi:v1 broken", rep.Problems, rep.Broken)

@@ -116,8 +116,8 @@ func TestApplyDeletesOnlyWhatAFreshPlanDeletes(t *testing.T) {
 			add(p, "LayerLinks", map[string]any{"Repo": "library/base", "Digest": v.shared}, map[string]any{"Repo": "team/app", "Digest": v.shared})
 		}},
 		{name: "kept tags as policy deletions", edit: func(v victims, _, p map[string]any) {
-			add(p, "Tags", map[string]any{"Repo": "library/base", "Name": "latest", "HasCurrent": true, "Reason": "x"},
-				map[string]any{"Repo": "team/app", "Name": "latest", "HasCurrent": true, "Reason": "x"})
+			add(p, "Tags", map[string]any{"Repo": "library/base", "Name": "latest", "HasCurrent": true},
+				map[string]any{"Repo": "team/app", "Name": "latest", "HasCurrent": true})
 			add(p, "History", history("library/base", "latest", v.base, "tag"), history("team/app", "latest", v.cur, "tag"))
 		}},
 		{name: "kept manifests as untagged revisions", edit: func(v victims, _, p map[string]any) {
@@ -232,7 +232,7 @@ func TestApplyCraftedPlanOnS3(t *testing.T) {
 	editPlanFile(t, plan, func(_, p map[string]any) {
 		add(p, "Blobs", map[string]any{"Digest": shared.String(), "Size": 1, "Repo": ""}, map[string]any{"Digest": base.String(), "Size": 1, "Repo": "library/base"})
 		add(p, "LayerLinks", map[string]any{"Repo": "library/base", "Digest": shared.String()})
-		add(p, "Tags", map[string]any{"Repo": "library/base", "Name": "latest", "HasCurrent": true, "Reason": "x"})
+		add(p, "Tags", map[string]any{"Repo": "library/base", "Name": "latest", "HasCurrent": true})
 		add(p, "History", history("library/base", "latest", base.String(), "tag"))
 		add(p, "Revisions", map[string]any{"Repo": "team/app", "Digest": cur.String()})
 		add(p, "History", history("team/app", "latest", cur.String(), "revision"),

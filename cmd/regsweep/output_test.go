@@ -145,7 +145,7 @@ func TestApplyReportIsHeadedApplyWithThePlansDecisions(t *testing.T) {
 	for _, r := range rep.Repositories {
 		for _, d := range r.Tags {
 			d.Repo = r.Name
-			fromReport = append(fromReport, d)
+			fromReport = append(fromReport, d.TagDecision)
 		}
 	}
 	byTag := func(a, b mark.TagDecision) int { return strings.Compare(a.Repo+":"+a.Tag, b.Repo+":"+b.Tag) }

@@ -127,7 +127,7 @@ func printPlan(w io.Writer, pf *mark.PlanFile, name string, verbose bool) {
 		if e.Size > 0 {
 			size = report.Bytes(e.Size)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Kind, e.Key, size, e.Reason)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Kind, e.Key, size, report.EntryReason(e))
 	}
 	tw.Flush()
 }
