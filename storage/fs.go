@@ -196,6 +196,21 @@ func (f *FS) StatChildren(ctx context.Context, dir, name string, fn func(Entry, 
 	return nil
 }
 
+// StatNames implements NameStatter.
+func (f *FS) StatNames(ctx context.Context, dir string, names []string, fn func(int, Object, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if f.fast {
+		return f.fastStatNames(dir, names, fn)
+	}
+	for i, name := range names {
+		o, err := f.Stat(ctx, dir+"/"+name)
+		fn(i, o, err)
+	}
+	return nil
+}
+
 // Walk lists every regular file under prefix, depth first, in name order.
 // Symlinks and other special files are skipped.
 func (f *FS) Walk(ctx context.Context, prefix string, fn func(Object) error) error {

@@ -150,6 +150,29 @@ func (f *FS) fastStatChildren(dir, name string, fn func(Entry, Object, error) er
 	return nil
 }
 
+// fastStatNames stats names relative to dir, resolved once without
+// symlinks; the final component is not followed and must be a regular file.
+func (f *FS) fastStatNames(dir string, names []string, fn func(int, Object, error)) error {
+	fd, err := beneath(f.dirfd, dir, unix.O_PATH|unix.O_DIRECTORY)
+	if err != nil {
+		return f.wrap("stat", dir, readErr(err))
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	for i, name := range names {
+		key := dir + "/" + name
+		switch serr := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); {
+		case serr != nil:
+			fn(i, Object{}, f.wrap("stat", key, readErr(serr)))
+		case modeOf(&st) != 0:
+			fn(i, Object{}, f.notRegular("stat", key, modeOf(&st)))
+		default:
+			fn(i, Object{Key: key, Size: st.Size, ModTime: time.Unix(st.Mtim.Unix())}, nil)
+		}
+	}
+	return nil
+}
+
 // fastModTimes stats names relative to dir, resolved once without symlinks.
 // A name's inner folders are not checked for symlinks: a recheck only
 // compares times, and a wrong time only makes it list again.

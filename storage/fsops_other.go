@@ -30,6 +30,10 @@ func (f *FS) fastModTimes(string, []string, func(int, time.Time, error)) error {
 	panic("unreachable")
 }
 
+func (f *FS) fastStatNames(string, []string, func(int, Object, error)) error {
+	panic("unreachable")
+}
+
 func (f *FS) fastTrash(string, string, bool, dirFDs, map[string]int) error { panic("unreachable") }
 
 func closeTrashDirs(map[string]int) {}

@@ -204,6 +204,22 @@ type ChildStatter interface {
 
 var _ ChildStatter = (*FS)(nil)
 
+// NameStatter is implemented by stores that stat several files below one
+// folder for less than a Stat each (a filesystem: one fstatat relative to
+// the folder opened once, where Stat opens, stats and closes from the
+// root). A walk stats every revision link of a repository this way, and the
+// blobs a plan would delete prefix folder by prefix folder.
+type NameStatter interface {
+	// StatNames calls fn with the stat of the regular file dir/names[i]
+	// for each i, in order, or the error saying why there is none (a
+	// missing file, IsNotFound; a folder or symlink in its place). The
+	// folders inside a name are the caller's to have checked (a listing's
+	// entry types). It is called from many goroutines at once.
+	StatNames(ctx context.Context, dir string, names []string, fn func(i int, o Object, err error)) error
+}
+
+var _ NameStatter = (*FS)(nil)
+
 // DirTimer is implemented by stores with real folders, whose modification
 // time changes whenever an entry is added to or removed from them (a
 // filesystem). A recheck walk compares the times the first walk saw with

@@ -579,9 +579,16 @@ func (w *walk) repo(ctx context.Context, name string) error {
 	if err != nil {
 		fail(storage.RevisionsDir(name), err)
 	}
-	for _, d := range revs {
+	pre := w.statRevisionLinks(ctx, name, revs)
+	for i, d := range revs {
 		p := storage.RevisionLinkPath(name, d)
-		got, mt, err := w.revisionLink(ctx, p, d)
+		var got storage.Digest
+		var mt time.Time
+		if pre != nil && pre[i].done {
+			mt, err = pre[i].o.ModTime, pre[i].err
+		} else {
+			got, mt, err = w.revisionLink(ctx, p, d)
+		}
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
@@ -660,6 +667,49 @@ func (w *walk) revisionLink(ctx context.Context, p string, d storage.Digest) (go
 		err = fmt.Errorf("link holds %s, its path says %s", got, d)
 	}
 	return got, mt, err
+}
+
+// statResult is the stat of one file of a batch.
+type statResult struct {
+	o    storage.Object
+	err  error
+	done bool
+}
+
+// statRevisionLinks stats the sha256 revision links of repository repo
+// (revs, as linkDigests listed them) in one batch relative to their
+// folder, on stores that can (storage.NameStatter): one fstatat each. The
+// result is nil, or holds done entries for the links stat'ed; the others
+// are revisionLink's. The link folders were listed as folders.
+func (w *walk) statRevisionLinks(ctx context.Context, repo string, revs []storage.Digest) []statResult {
+	ns, ok := w.store.(storage.NameStatter)
+	if !ok || w.verifyLinks {
+		return nil
+	}
+	var names []string
+	var idx []int
+	dir := ""
+	for i, d := range revs {
+		if d.Algorithm() != storage.SHA256 {
+			continue
+		}
+		if dir == "" {
+			p := storage.RevisionLinkPath(repo, d)
+			dir = path.Dir(path.Dir(p))
+		}
+		names = append(names, d.Hex()+"/"+path.Base(storage.RevisionLinkPath("x", d)))
+		idx = append(idx, i)
+	}
+	if len(names) == 0 {
+		return nil
+	}
+	res := make([]statResult, len(revs))
+	if err := ns.StatNames(ctx, dir, names, func(i int, o storage.Object, err error) {
+		res[idx[i]] = statResult{o: o, err: err, done: true}
+	}); err != nil {
+		return nil // each link is stat'ed on its own then
+	}
+	return res
 }
 
 // deletedRevision looks into the folder of revision d of raw, whose link
@@ -1058,19 +1108,21 @@ func StatBlobs(ctx context.Context, store storage.Store, inv *Inventory, ids []I
 	t := inv.Digests
 	t.prepareStats()
 	var mu sync.Mutex
-	stat := func(ctx context.Context, id ID) {
-		d := t.Digest(id)
-		o, err := store.Stat(ctx, storage.BlobDataPath(d))
+	set := func(ctx context.Context, id ID, o storage.Object, err error) {
 		switch {
 		case ctx.Err() != nil:
 		case err != nil:
 			t.setBlob(id, Blob{ModTime: NoData})
 			mu.Lock()
-			inv.Problems = append(inv.Problems, Problem{Path: storage.BlobDir(d), Err: fmt.Errorf("blob folder without readable data: %w", err)})
+			inv.Problems = append(inv.Problems, Problem{Path: storage.BlobDir(t.Digest(id)), Err: fmt.Errorf("blob folder without readable data: %w", err)})
 			mu.Unlock()
 		default:
 			t.setBlob(id, Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)})
 		}
+	}
+	stat := func(ctx context.Context, id ID) {
+		o, err := store.Stat(ctx, storage.BlobDataPath(t.Digest(id)))
+		set(ctx, id, o, err)
 	}
 	// Tasks of a few hundred blobs each: a task per blob would hold a
 	// closure for each of hundreds of thousands at once.
@@ -1080,10 +1132,17 @@ func StatBlobs(ctx context.Context, store storage.Store, inv *Inventory, ids []I
 		part := ids[:min(chunk, len(ids))]
 		ids = ids[len(part):]
 		p.Go(func(ctx context.Context) error {
+			var todo []ID
 			for _, id := range part {
 				if b, ok := t.Blob(id); ok && b.ModTime.IsZero() {
-					stat(ctx, id)
+					todo = append(todo, id)
 				}
+			}
+			if ns, ok := store.(storage.NameStatter); ok {
+				todo = statBlobsIn(ctx, ns, t, todo, set)
+			}
+			for _, id := range todo {
+				stat(ctx, id)
 			}
 			return ctx.Err()
 		})
@@ -1104,4 +1163,39 @@ func Ages(ctx context.Context, store storage.Store, inv *Inventory, jobs int) fu
 		}
 		return AgeLayerLinks(ctx, store, inv, repos, jobs)
 	}
+}
+
+// statBlobsIn stats the sha256 blobs of ids (in digest order) prefix folder
+// by prefix folder, each batch relative to its folder opened once (one
+// fstatat a blob), and passes each result to set. It returns the blobs left
+// to stat one by one: other algorithms, and the batches that failed whole.
+// The blob folders were listed as folders.
+func statBlobsIn(ctx context.Context, ns storage.NameStatter, t *Digests, ids []ID, set func(context.Context, ID, storage.Object, error)) []ID {
+	var rest []ID
+	for len(ids) > 0 {
+		d := t.Digest(ids[0])
+		if d.Algorithm() != storage.SHA256 {
+			rest, ids = append(rest, ids[0]), ids[1:]
+			continue
+		}
+		dir := path.Dir(storage.BlobDir(d))
+		n := 1
+		for n < len(ids) {
+			e := t.Digest(ids[n])
+			if e.Algorithm() != storage.SHA256 || path.Dir(storage.BlobDir(e)) != dir {
+				break
+			}
+			n++
+		}
+		batch := ids[:n]
+		ids = ids[n:]
+		names := make([]string, len(batch))
+		for i, id := range batch {
+			names[i] = path.Base(storage.BlobDir(t.Digest(id))) + "/" + storage.BlobDataName
+		}
+		if err := ns.StatNames(ctx, dir, names, func(i int, o storage.Object, err error) { set(ctx, batch[i], o, err) }); err != nil {
+			rest = append(rest, batch...)
+		}
+	}
+	return rest
 }
