@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/regsweep/regsweep/report"
+	"github.com/regsweep/regsweep/shard"
 	"github.com/regsweep/regsweep/storage/storagetest"
 	"github.com/regsweep/regsweep/storage/storagetest/gen"
 )
@@ -268,5 +270,134 @@ func TestShardedRunEqualsGC(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// shardCommands are the command lines of a sharded run of n mark and k
+// sweep shards, in the order a run makes them.
+func shardCommands(id string, n, k int, flags, where []string) [][]string {
+	var out [][]string
+	for i := range n {
+		out = append(out, append(append([]string{"shard", "mark", "-q", "--run", id, "--shards", strconv.Itoa(n), "--index", strconv.Itoa(i)}, flags...), where...))
+	}
+	for j := range k {
+		out = append(out, append([]string{"shard", "sweep", "-q", "--run", id, "--shards", strconv.Itoa(k), "--index", strconv.Itoa(j)}, where...))
+	}
+	return out
+}
+
+// TestShardedRunKilledAnywhere kills each shard of a run (N = 3, K = 2)
+// at its first, middle and last delete and at its first and last write
+// into the run folder: the storage stops answering at that operation, as
+// for a process killed with SIGKILL (a Faulty Stop fault: nothing after it
+// reaches the storage). After each kill, distribution's code serves every
+// tag gc keeps; a sweep started while a mark shard is killed refuses,
+// naming it, and deletes nothing; the killed shard run again completes,
+// the rest of the run follows, and the storage ends exactly as gc leaves
+// it.
+func TestShardedRunKilledAnywhere(t *testing.T) {
+	t.Parallel()
+	now := time.Now().Add(8 * 24 * time.Hour)
+	src := filepath.Join(t.TempDir(), "src")
+	g := gen.Build(gen.Options{Blobs: 200, Repos: 6, Seed: 23, SHA512: true})
+	if _, err := g.Write(context.Background(), src, 4); err != nil {
+		t.Fatal(err)
+	}
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, []byte(shardPolicy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"--policy", policy, "--allow-delete-all", "--delete-untagged", "--min-age", "1h"}
+	ref := filepath.Join(t.TempDir(), "gc")
+	storagetest.CopyTree(t, src, ref)
+	shardDo(t, now, nil, 0, append(append([]string{"gc", "-q"}, flags...), ref)...)
+	wantTree := tree(t, ref)
+	var kept []string
+	for rt := range storagetest.Snapshot(t, ref).Tags {
+		if !slices.Contains(g.Broken, rt) {
+			kept = append(kept, rt)
+		}
+	}
+	const n, k = 3, 2
+
+	// A clean run, counted, says how many deletes and writes each shard
+	// makes.
+	type counts struct{ deletes, creates int }
+	var per []counts
+	{
+		root := filepath.Join(t.TempDir(), "count")
+		storagetest.CopyTree(t, src, root)
+		for _, args := range shardCommands("r1", n, k, flags, []string{root}) {
+			fy := storagetest.NewFaulty(nil)
+			release := withFaulty(t, root, fy)
+			shardDo(t, now, nil, 0, args...)
+			release()
+			per = append(per, counts{fy.Count(storagetest.OpDelete), fy.Count(storagetest.OpCreate)})
+		}
+		shardReport(t, now, "r1", 0, []string{root})
+		if d := cmp.Diff(wantTree, tree(t, root)); d != "" {
+			t.Fatalf("a clean run differs from gc (-gc +shards):\n%s", d)
+		}
+	}
+	for c, cnt := range per {
+		var faults []storagetest.Fault
+		for _, m := range slices.Compact([]int{1, cnt.deletes / 2, cnt.deletes}) {
+			if m > 0 {
+				faults = append(faults, storagetest.Fault{Op: storagetest.OpDelete, N: m, Stop: true})
+			}
+		}
+		for _, m := range slices.Compact([]int{1, cnt.creates}) {
+			faults = append(faults, storagetest.Fault{Op: storagetest.OpCreate, N: m, Stop: true})
+		}
+		for _, f := range faults {
+			t.Run(fmt.Sprintf("command%d-%v%d", c, f.Op, f.N), func(t *testing.T) {
+				t.Parallel()
+				root := filepath.Join(t.TempDir(), "reg")
+				storagetest.CopyTree(t, src, root)
+				where := []string{root}
+				cmds := shardCommands("r1", n, k, flags, where)
+				for _, args := range cmds[:c] {
+					shardDo(t, now, nil, 0, args...)
+				}
+				fy := storagetest.NewFaulty(nil, f)
+				release := withFaulty(t, root, fy)
+				var out, errOut bytes.Buffer
+				code := runEnv(context.Background(), cmds[c], env{stdout: &out, stderr: &errOut, wrapStore: faultyWrap, now: func() time.Time { return now }})
+				release()
+				if code == 0 || !fy.Stopped() {
+					t.Fatalf("killed at %v #%d: exit %d, stopped %v\n%s", f.Op, f.N, code, fy.Stopped(), errOut.String())
+				}
+				reg := storagetest.New(t, root)
+				for _, rt := range kept {
+					i := strings.LastIndexByte(rt, ':')
+					if err := reg.Serves(context.Background(), rt[:i], rt[i+1:]); err != nil {
+						t.Errorf("after the kill: %v", err)
+					}
+				}
+				if c < n {
+					// A sweep now refuses, naming the killed mark shard.
+					before := tree(t, root)
+					out := shardDo(t, now, nil, exitError, append([]string{"shard", "sweep", "--run", "r1", "--shards", strconv.Itoa(k), "--index", "0"}, where...)...)
+					var missing []int
+					for i := c; i < n; i++ {
+						missing = append(missing, i)
+					}
+					want := shard.Missing("mark", missing, n) + " " + plural(len(missing), "has", "have") + " not committed; nothing deleted"
+					if !strings.Contains(out, want) && !strings.Contains(out, "no mark shard of this run has started") {
+						t.Errorf("a sweep over an incomplete mark says %q, want %q", out, want)
+					}
+					if d := cmp.Diff(before, tree(t, root)); d != "" {
+						t.Errorf("a refused sweep changed the storage:\n%s", d)
+					}
+				}
+				for _, args := range cmds[c:] {
+					shardDo(t, now, nil, 0, args...)
+				}
+				shardReport(t, now, "r1", 0, where)
+				if d := cmp.Diff(wantTree, tree(t, root)); d != "" {
+					t.Errorf("after the rerun, the storage differs from gc's (-gc +shards):\n%s", d)
+				}
+			})
+		}
 	}
 }

@@ -25,10 +25,11 @@ const (
 	OpDelete
 	OpPutIfAbsent
 	OpRemoveEmptyDirs
+	OpCreate
 	numOps
 )
 
-var opNames = [numOps]string{"ReadDir", "Walk", "Stat", "ReadFile", "Delete", "PutIfAbsent", "RemoveEmptyDirs"}
+var opNames = [numOps]string{"ReadDir", "Walk", "Stat", "ReadFile", "Delete", "PutIfAbsent", "RemoveEmptyDirs", "Create"}
 
 func (o Op) String() string {
 	if o < numOps {
@@ -100,6 +101,7 @@ var (
 	_ storage.Opener         = (*Faulty)(nil)
 	_ storage.MultipartStore = (*Faulty)(nil)
 	_ storage.Trasher        = (*Faulty)(nil)
+	_ storage.Creator        = (*Faulty)(nil)
 )
 
 // Capabilities offers what the wrapped store offers, each through Faulty:
@@ -107,10 +109,14 @@ var (
 // times or child stats as ReadDir and a Stat a child, a key listing or a
 // multipart listing as Walk, a stream as ReadFile, an abort or a move into
 // the trash as Delete of its key), so that a test fails the operations of the walk production makes.
-// Creating files and flushing pass through uncounted.
+// Creating files goes through Faulty's Create (counted as OpCreate);
+// flushing passes through uncounted.
 func (f *Faulty) Capabilities() storage.Capabilities {
 	in := storage.CapabilitiesOf(f.Store)
-	c := storage.Capabilities{Creator: in.Creator, Syncer: in.Syncer}
+	c := storage.Capabilities{Syncer: in.Syncer}
+	if in.Creator != nil {
+		c.Creator = f
+	}
 	if in.DirTimer != nil {
 		c.DirTimer = f
 	}
@@ -472,4 +478,26 @@ func (f *Faulty) RestoreTrash(ctx context.Context, run string, fn func(string, e
 		return t.RestoreTrash(ctx, run, fn)
 	}
 	return errNoTrasher
+}
+
+// Create writes key through the wrapped store's Create unless a fault says
+// otherwise; a wrapped store that cannot create fails as it would.
+func (f *Faulty) Create(ctx context.Context, key string, r io.Reader, size int64, mtime time.Time) error {
+	if err := f.check(OpCreate, key); err != nil {
+		return err
+	}
+	c := storage.CapabilitiesOf(f.Store).Creator
+	if c == nil {
+		return fmt.Errorf("create %s: %w", key, storage.ErrCannotCreate)
+	}
+	return c.Create(ctx, key, r, size, mtime)
+}
+
+// CheckCreate forwards to the wrapped store's CheckCreate, uncounted.
+func (f *Faulty) CheckCreate(ctx context.Context, key string) error {
+	c := storage.CapabilitiesOf(f.Store).Creator
+	if c == nil {
+		return fmt.Errorf("create %s: %w", key, storage.ErrCannotCreate)
+	}
+	return c.CheckCreate(ctx, key)
 }
