@@ -204,6 +204,13 @@ func (w *walk) classify(fr *flatRepos, o storage.Object) {
 // flatFinish resolves what the keys alone could not tell (tag targets,
 // suspect links, upload start times) and adds the repositories.
 func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
+	if w.repos != nil {
+		for name := range fr.repos {
+			if !w.repos(name) {
+				delete(fr.repos, name) // another shard's
+			}
+		}
+	}
 	for name, r := range fr.repos {
 		for _, t := range r.tags {
 			if t.hasCurrent {

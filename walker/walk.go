@@ -30,6 +30,11 @@ type Options struct {
 	// does not read the clock. A recheck compares folder times with the
 	// StartedAt of the walk it rechecks.
 	StartedAt time.Time
+	// Repos, when set, selects the repositories the walk lists and reads
+	// (a sharded run's mark shard takes those whose name hashes to it);
+	// the others are left out of the inventory, unread. Every blob is
+	// listed all the same.
+	Repos func(name string) bool
 }
 
 // maxLinkSize bounds link and startedat files: "sha512:" and 128 hex digits
@@ -45,6 +50,8 @@ type walk struct {
 	old   *Inventory
 	ctr   storage.Counter
 	pool  *pool
+	// repos is Options.Repos.
+	repos func(string) bool
 
 	mu  sync.Mutex
 	inv *Inventory
@@ -167,6 +174,7 @@ func run(ctx context.Context, store storage.Store, opts Options, old *Inventory,
 		otherBlobs:  map[storage.Digest]Blob{},
 		verifyLinks: opts.ReadLinks,
 		statBlobs:   opts.ReadLinks || store.FlatListing(),
+		repos:       opts.Repos,
 	}
 	w.inv.Stats.BlobSizes = w.statBlobs
 	jobs := max(opts.Jobs, 1)
@@ -298,6 +306,9 @@ func (w *walk) freeze() {
 // finishRepo adds a listed repository, or parks it until the digest
 // table exists.
 func (w *walk) finishRepo(raw *rawRepo, count bool) {
+	if w.repos != nil && !w.repos(raw.repo.Name) {
+		return
+	}
 	w.mu.Lock()
 	if w.inv.Digests == nil {
 		w.parked = append(w.parked, raw)
@@ -532,6 +543,9 @@ func (w *walk) repoDir(ctx context.Context, rel string) error {
 			// recheck, so that the two are never held whole at once.
 			old.Tags, old.Revisions, old.Layers, old.Uploads, old.Deleted = nil, nil, nil, nil, nil
 		}
+	}
+	if w.repos != nil && !w.repos(rel) {
+		return nil // another shard's
 	}
 	return w.repo(ctx, rel)
 }

@@ -119,11 +119,15 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 		return nil
 	}
 
-	inv, err := s.walk("walk", nil)
-	if err != nil {
+	// Only this shard's repositories are listed and read; every blob is.
+	var inv *walker.Inventory
+	if err := s.timed("walk", func(c storage.Counter) (err error) {
+		inv, err = walker.Walk(s.ctx, s.store, walker.Options{Jobs: s.jobs,
+			Repos: func(name string) bool { return shard.RepoShard(name, run.Shards) == sf.index }}, c)
+		return err
+	}); err != nil {
 		return err
 	}
-	inv.Repos = slices.DeleteFunc(inv.Repos, func(r *walker.Repo) bool { return shard.RepoShard(r.Name, run.Shards) != sf.index })
 	var ms *mark.MarkShard
 	owned := func(u storage.MultipartUpload) bool { return shard.KeyShard(u.Key, run.Shards) == sf.index }
 	err = s.timed("mark", func(storage.Counter) error {
