@@ -122,7 +122,7 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 	// Only this shard's repositories are listed and read; every blob is.
 	var inv *walker.Inventory
 	if err := s.timed("walk", func(c storage.Counter) (err error) {
-		inv, err = walker.Walk(s.ctx, s.store, walker.Options{Jobs: s.jobs,
+		inv, err = walker.Walk(s.ctx, s.store, walker.Options{Jobs: s.jobs, StartedAt: s.startedAt,
 			Repos: func(name string) bool { return shard.RepoShard(name, run.Shards) == sf.index }}, c)
 		return err
 	}); err != nil {
