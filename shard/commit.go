@@ -1,7 +1,6 @@
 package shard
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,32 +70,12 @@ func RemoveCommit(ctx context.Context, s storage.Store, id string, i int) error 
 	return remove(ctx, s, MarkCommitKey(id, i))
 }
 
-// readBig reads key, strictly, into v, with the limit of commits.
-func readBig(ctx context.Context, s storage.Store, key string, v any) (bool, error) {
-	b, _, err := s.ReadFile(ctx, key, maxCommit)
-	if storage.IsNotFound(err) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return true, fmt.Errorf("%s/%s: %w", s, key, err)
-	}
-	if dec.More() {
-		return true, fmt.Errorf("%s/%s: data after the JSON value", s, key)
-	}
-	return true, nil
-}
-
 // ReadCommit reads and validates mark shard i's commit; nil when it does
 // not exist (yet).
 func ReadCommit(ctx context.Context, s storage.Store, r *Run, i int) (*Commit, error) {
 	var c Commit
 	key := MarkCommitKey(r.ID, i)
-	found, err := readBig(ctx, s, key, &c)
+	found, err := readJSON(ctx, s, key, maxCommit, &c)
 	if err != nil || !found {
 		return nil, err
 	}
@@ -191,7 +170,7 @@ func JoinSweep(ctx context.Context, s storage.Store, id string, k int) error {
 // ReadSweep reads sweep.json; nil when no sweep shard started.
 func ReadSweep(ctx context.Context, s storage.Store, id string) (*Sweep, error) {
 	var w Sweep
-	found, err := readJSON(ctx, s, SweepKey(id), &w)
+	found, err := readJSON(ctx, s, SweepKey(id), maxSmall, &w)
 	if err != nil || !found {
 		return nil, err
 	}
@@ -218,7 +197,7 @@ func SweepParts(ctx context.Context, s storage.Store, id string, k int) (parts [
 	parts = make([]*SweepPart, k)
 	for j := range k {
 		var p SweepPart
-		found, err := readBig(ctx, s, SweepPartKey(id, j), &p)
+		found, err := readJSON(ctx, s, SweepPartKey(id, j), maxCommit, &p)
 		if err != nil {
 			return nil, nil, fmt.Errorf("read sweep part: %w", err)
 		}

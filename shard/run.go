@@ -182,9 +182,10 @@ func remove(ctx context.Context, s storage.Store, key string) error {
 	return nil
 }
 
-// readJSON reads key, strictly, into v; found is false when it is missing.
-func readJSON(ctx context.Context, s storage.Store, key string, v any) (found bool, err error) {
-	b, _, err := s.ReadFile(ctx, key, maxSmall)
+// readJSON reads key, at most limit bytes, strictly into v; found is false
+// when it is missing.
+func readJSON(ctx context.Context, s storage.Store, key string, limit int64, v any) (found bool, err error) {
+	b, _, err := s.ReadFile(ctx, key, limit)
 	if storage.IsNotFound(err) {
 		return false, nil
 	}
@@ -230,7 +231,7 @@ func Join(ctx context.Context, s storage.Store, r Run) (*Run, error) {
 // ReadRun reads and validates run.json.
 func ReadRun(ctx context.Context, s storage.Store, id string) (*Run, error) {
 	var r Run
-	found, err := readJSON(ctx, s, RunKey(id), &r)
+	found, err := readJSON(ctx, s, RunKey(id), maxSmall, &r)
 	if err != nil {
 		return nil, fmt.Errorf("read run %s: %w", id, err)
 	}
