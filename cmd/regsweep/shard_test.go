@@ -176,7 +176,7 @@ untagged: delete
 func shardFixture(t *testing.T) (src string, g *gen.Registry, flags []string) {
 	t.Helper()
 	src = filepath.Join(t.TempDir(), "src")
-	g = gen.Build(gen.Options{Blobs: 300, Repos: 10, Seed: 17, Legacy: true, SHA512: true})
+	g = gen.Build(gen.Options{Blobs: 150, Repos: 8, Seed: 17, Legacy: true, SHA512: true})
 	if _, err := g.Write(context.Background(), src, 4); err != nil {
 		t.Fatal(err)
 	}
