@@ -112,7 +112,8 @@ const successMetric = "regsweep_last_success_timestamp_seconds"
 
 // Prometheus writes the node_exporter textfile collector's format, so an
 // alert can watch GC as it watches disk space: bytes reclaimed, objects
-// deleted by kind, run time by phase, and the time of the last complete real
+// deleted by kind, run time by phase, the maintenance window (the report's
+// window_seconds), and the time of the last complete real
 // run: now for such a run; for a dry or incomplete one, lastSuccess as the
 // previous file had it (left out when zero), so that an alert on its age
 // still fires after a dry run overwrote the file.
@@ -154,6 +155,7 @@ func Prometheus(w io.Writer, r *Report, now, lastSuccess time.Time) error {
 		gauge("regsweep_upload_bytes_reclaimed", "Bytes of stale uploads the last run deleted.", m(float64(c.UploadBytes), "dry_run", dry)),
 		gauge("regsweep_objects_deleted", "Objects the last run deleted, by kind.", objs...),
 		gauge("regsweep_run_duration_seconds", "Wall time of the last run, by phase.", phases...),
+		gauge("regsweep_window_seconds", "Seconds from the last run's start until the registry could leave read-only mode (dry runs and S3: the whole run).", m(r.WindowSeconds, "dry_run", dry)),
 		gauge("regsweep_broken_images", "Kept images that cannot be served whole.", m(float64(len(r.Broken)))),
 		gauge("regsweep_failed_deletes", "Deletes of the last run that failed.", m(float64(len(r.Failed)))),
 	}

@@ -6,8 +6,40 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
 	"github.com/regsweep/regsweep/sweep"
 )
+
+// TestPrometheusWindow: regsweep_window_seconds is the report's window,
+// one sample labelled as the run was (dry or real).
+func TestPrometheusWindow(t *testing.T) {
+	t.Parallel()
+	for _, r := range []Report{{WindowSeconds: 12.25}, {WindowSeconds: 3.5, DryRun: true}} {
+		var buf bytes.Buffer
+		if err := Prometheus(&buf, &r, time.Unix(1_800_000_000, 0), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+		parser := expfmt.NewTextParser(model.UTF8Validation)
+		fams, err := parser.TextToMetricFamilies(&buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := fams["regsweep_window_seconds"]
+		if f == nil || len(f.GetMetric()) != 1 {
+			t.Fatalf("regsweep_window_seconds: %v", f)
+		}
+		got := f.GetMetric()[0]
+		want := "false"
+		if r.DryRun {
+			want = "true"
+		}
+		if got.GetGauge().GetValue() != r.WindowSeconds || len(got.GetLabel()) != 1 || got.GetLabel()[0].GetName() != "dry_run" || got.GetLabel()[0].GetValue() != want {
+			t.Errorf("window %v (dry %v): %v", r.WindowSeconds, r.DryRun, got)
+		}
+	}
+}
 
 // TestPrometheusLastSuccess: only a complete real run stamps its time; a
 // dry, interrupted, failed or incomplete run carries over the previous one

@@ -11,6 +11,7 @@ type Capabilities struct {
 	// Reads.
 	DirTimer     DirTimer
 	ChildStatter ChildStatter
+	NameStatter  NameStatter
 	KeyWalker    KeyWalker
 	Opener       Opener
 	// Multipart lists multipart uploads (a read) and aborts them (a write).
@@ -41,6 +42,7 @@ func CapabilitiesOf(s Store) Capabilities {
 	var c Capabilities
 	c.DirTimer, _ = s.(DirTimer)
 	c.ChildStatter, _ = s.(ChildStatter)
+	c.NameStatter, _ = s.(NameStatter)
 	c.KeyWalker, _ = s.(KeyWalker)
 	c.Opener, _ = s.(Opener)
 	c.Multipart, _ = s.(MultipartStore)

@@ -696,8 +696,8 @@ type statResult struct {
 // result is nil, or holds done entries for the links stat'ed; the others
 // are revisionLink's. The link folders were listed as folders.
 func (w *walk) statRevisionLinks(ctx context.Context, repo string, revs []storage.Digest) []statResult {
-	ns, ok := w.store.(storage.NameStatter)
-	if !ok || w.verifyLinks {
+	ns := storage.CapabilitiesOf(w.store).NameStatter
+	if ns == nil || w.verifyLinks {
 		return nil
 	}
 	var names []string
@@ -1152,7 +1152,7 @@ func StatBlobs(ctx context.Context, store storage.Store, inv *Inventory, ids []I
 					todo = append(todo, id)
 				}
 			}
-			if ns, ok := store.(storage.NameStatter); ok {
+			if ns := storage.CapabilitiesOf(store).NameStatter; ns != nil {
 				todo = statBlobsIn(ctx, ns, t, todo, set)
 			}
 			for _, id := range todo {

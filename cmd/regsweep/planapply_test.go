@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -158,6 +159,15 @@ func TestReportFormats(t *testing.T) {
 	}
 	if js := read(files["json"]); !strings.Contains(js, `"bytes_reclaimed": 6052`) {
 		t.Errorf("json report:\n%s", js)
+	}
+	// The window gauge is the JSON report's window_seconds.
+	var rep struct {
+		Window *float64 `json:"window_seconds"`
+	}
+	if err := json.Unmarshal([]byte(read(files["json"])), &rep); err != nil || rep.Window == nil || *rep.Window <= 0 {
+		t.Errorf("json report's window_seconds: %v, %v", rep.Window, err)
+	} else if w := fams["regsweep_window_seconds"]; w == nil || w.GetMetric()[0].GetGauge().GetValue() != *rep.Window {
+		t.Errorf("regsweep_window_seconds = %v, the json report's window_seconds %v", w, *rep.Window)
 	}
 	// --report-format overrides the extension.
 	out := filepath.Join(dir, "metrics.txt")

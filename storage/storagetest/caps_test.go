@@ -42,7 +42,7 @@ func TestWrappersKeepEveryCapability(t *testing.T) {
 				t.Cleanup(func() { s.Close() })
 				return s
 			}
-		}, []string{"DirTimer", "ChildStatter", "Opener"}},
+		}, []string{"DirTimer", "ChildStatter", "NameStatter", "Opener"}},
 		{"S3", func(t *testing.T) (*storagetest.Registry, func() storage.Store) {
 			bucket := storagetest.NewBucket(t)
 			return storagetest.NewS3(t, bucket, "registry"), func() storage.Store {
@@ -68,7 +68,7 @@ func TestWrappersKeepEveryCapability(t *testing.T) {
 			if got := readNames(baseCaps); !slices.Equal(got, backend.reads) {
 				t.Fatalf("%s offers the reads %v, want %v", base, got, backend.reads)
 			}
-			want := exercise(t, baseCaps)
+			want := exercise(t, baseCaps, img)
 			if backend.name == "S3" && !strings.Contains(want["Multipart"], "_uploads/") {
 				t.Fatalf("the upload in flight is no multipart upload: %q", want["Multipart"])
 			}
@@ -98,7 +98,7 @@ func TestWrappersKeepEveryCapability(t *testing.T) {
 				}
 				// Each read answers as the wrapped store's does, and a
 				// Faulty counts it.
-				for name, answer := range exerciseEach(t, c, f) {
+				for name, answer := range exerciseEach(t, c, f, img) {
 					if answer != want[name] {
 						t.Errorf("%s's %s answers\n%s\nthe wrapped store's\n%s", w.name, name, answer, want[name])
 					}
@@ -136,7 +136,8 @@ func readNames(c storage.Capabilities) []string {
 	for _, x := range []struct {
 		name string
 		has  bool
-	}{{"DirTimer", c.DirTimer != nil}, {"ChildStatter", c.ChildStatter != nil}, {"KeyWalker", c.KeyWalker != nil},
+	}{{"DirTimer", c.DirTimer != nil}, {"ChildStatter", c.ChildStatter != nil},
+		{"NameStatter", c.NameStatter != nil}, {"KeyWalker", c.KeyWalker != nil},
 		{"Opener", c.Opener != nil}, {"Multipart", c.Multipart != nil}} {
 		if x.has {
 			out = append(out, x.name)
@@ -146,18 +147,20 @@ func readNames(c storage.Capabilities) []string {
 }
 
 // exerciseEach is exercise, checking that f (if set) counts each read.
-func exerciseEach(t *testing.T, c storage.Capabilities, f *storagetest.Faulty) map[string]string {
+func exerciseEach(t *testing.T, c storage.Capabilities, f *storagetest.Faulty, img storagetest.Image) map[string]string {
 	t.Helper()
 	out := map[string]string{}
 	for _, name := range readNames(c) {
 		before := counted(f)
 		one := c
-		one.DirTimer, one.ChildStatter, one.KeyWalker, one.Opener, one.Multipart = nil, nil, nil, nil, nil
+		one.DirTimer, one.ChildStatter, one.NameStatter, one.KeyWalker, one.Opener, one.Multipart = nil, nil, nil, nil, nil, nil
 		switch name {
 		case "DirTimer":
 			one.DirTimer = c.DirTimer
 		case "ChildStatter":
 			one.ChildStatter = c.ChildStatter
+		case "NameStatter":
+			one.NameStatter = c.NameStatter
 		case "KeyWalker":
 			one.KeyWalker = c.KeyWalker
 		case "Opener":
@@ -165,7 +168,7 @@ func exerciseEach(t *testing.T, c storage.Capabilities, f *storagetest.Faulty) m
 		case "Multipart":
 			one.Multipart = c.Multipart
 		}
-		out[name] = exercise(t, one)[name]
+		out[name] = exercise(t, one, img)[name]
 		if f != nil && counted(f) == before {
 			t.Errorf("%s went past the Faulty uncounted", name)
 		}
@@ -185,8 +188,8 @@ func counted(f *storagetest.Faulty) int {
 }
 
 // exercise calls each read capability c offers on the registry and
-// returns what each answered, as text.
-func exercise(t *testing.T, c storage.Capabilities) map[string]string {
+// returns what each answered, as text; img is an image of lib/app.
+func exercise(t *testing.T, c storage.Capabilities, img storagetest.Image) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	out := map[string]string{}
@@ -213,6 +216,16 @@ func exercise(t *testing.T, c storage.Capabilities) map[string]string {
 		})
 		fmt.Fprintf(&b, " %v", err)
 		out["ChildStatter"] = b.String()
+	}
+	if ns := c.NameStatter; ns != nil {
+		b.Reset()
+		dir := storage.RevisionsDir("lib/app") + "/sha256"
+		names := []string{img.Digest.Encoded() + "/link", "0000/link", img.Digest.Encoded()}
+		err := ns.StatNames(ctx, dir, names, func(i int, o storage.Object, err error) {
+			fmt.Fprintf(&b, " %s %s %d %v %v", names[i], o.Key, o.Size, o.ModTime.IsZero(), err)
+		})
+		fmt.Fprintf(&b, " %v", err)
+		out["NameStatter"] = b.String()
 	}
 	if kw := c.KeyWalker; kw != nil {
 		b.Reset()

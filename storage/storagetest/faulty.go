@@ -97,6 +97,7 @@ var (
 	_ storage.DirRemover     = (*Faulty)(nil)
 	_ storage.DirTimer       = (*Faulty)(nil)
 	_ storage.ChildStatter   = (*Faulty)(nil)
+	_ storage.NameStatter    = (*Faulty)(nil)
 	_ storage.KeyWalker      = (*Faulty)(nil)
 	_ storage.Opener         = (*Faulty)(nil)
 	_ storage.MultipartStore = (*Faulty)(nil)
@@ -106,7 +107,8 @@ var (
 
 // Capabilities offers what the wrapped store offers, each through Faulty:
 // counted, and failed, as the operation it stands for (a listing with folder
-// times or child stats as ReadDir and a Stat a child, a key listing or a
+// times or child stats as ReadDir and a Stat a child, name stats as a Stat
+// a name, a key listing or a
 // multipart listing as Walk, a stream as ReadFile, an abort or a move into
 // the trash as Delete of its key), so that a test fails the operations of the walk production makes.
 // Creating files goes through Faulty's Create (counted as OpCreate);
@@ -122,6 +124,9 @@ func (f *Faulty) Capabilities() storage.Capabilities {
 	}
 	if in.ChildStatter != nil {
 		c.ChildStatter = f
+	}
+	if in.NameStatter != nil {
+		c.NameStatter = f
 	}
 	if in.KeyWalker != nil {
 		c.KeyWalker = f
@@ -297,6 +302,25 @@ func (f *Faulty) StatChildren(ctx context.Context, dir, name string, fn func(sto
 		}
 		return fn(e, o, err)
 	})
+}
+
+// StatNames stats each name as Stat would, one counted Stat a name with the
+// same faults, through the wrapped store's StatNames.
+func (f *Faulty) StatNames(ctx context.Context, dir string, names []string, fn func(int, storage.Object, error)) error {
+	ns := storage.CapabilitiesOf(f.Store).NameStatter
+	if ns == nil {
+		return errNoCapability("name stats")
+	}
+	for i, name := range names {
+		if err := f.check(OpStat, dir+"/"+name); err != nil {
+			fn(i, storage.Object{}, err)
+			continue
+		}
+		if err := ns.StatNames(ctx, dir, names[i:i+1], func(_ int, o storage.Object, err error) { fn(i, o, err) }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // WalkKeys lists the keys under prefix through the wrapped store's key
