@@ -166,6 +166,11 @@ func (m *RepoMark) visit(id walker.ID, aliases Aliases) {
 		}
 		m.keep(c)
 	}
+	if !t.Listed() {
+		// The blob store was not listed (a sharded run's mark shard): a
+		// blob missing is found by the sweep shard of its range.
+		return
+	}
 	for _, b := range man.Blobs() {
 		if _, ok := aliases.Stored(t, b); !ok {
 			m.broken(id, Broken{Problem: BlobMissing, Missing: t.Digest(b).String()})

@@ -40,11 +40,17 @@ type Digests struct {
 	start []uint32
 	shift uint
 
-	mu sync.Mutex // guards other and ids once the table is in use
+	mu sync.Mutex // guards other, ids and present once the table is in use
 	// other are the blobs of other algorithms, then digests not stored:
 	// ID len(sums)+1+i.
 	other []otherEntry
 	ids   map[storage.Digest]ID
+	// named is set for a table built from what repositories name rather
+	// than from a listing of the blob store (Options.NoBlobListing): a
+	// digest is stored only once a read found its data (setStored), a bit
+	// each in present for sums.
+	named   bool
+	present []uint64
 }
 
 // blobPart is one listing's sha256 blobs: their sums and, when the
@@ -175,6 +181,40 @@ func NewDigests(blobs map[storage.Digest]Blob) *Digests {
 	return newDigests([]*blobPart{part}, others)
 }
 
+// newNamedDigests builds a table of the sha256 digests repositories name
+// (part, emptied), none of them stored yet: a walk that does not list the
+// blob store records what its reads find (setStored).
+func newNamedDigests(part *blobPart) *Digests {
+	part.stats = nil
+	t := newDigests([]*blobPart{part}, nil)
+	t.named = true
+	t.present = make([]uint64, len(t.sums)/64+1)
+	return t
+}
+
+// Listed reports whether the table holds the blob store's listing: every
+// blob it does not say is stored is missing. A table of what repositories
+// name (Options.NoBlobListing) knows only the blobs a read found; of any
+// other digest it cannot say whether the store holds it.
+func (t *Digests) Listed() bool { return !t.named }
+
+// setStored records that the store holds id's blob, in a table of what
+// repositories name. Safe for concurrent use.
+func (t *Digests) setStored(id ID) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i := int(id) - 1; i < len(t.sums) {
+		t.present[i/64] |= 1 << (i % 64)
+		return
+	}
+	t.other[int(id)-1-len(t.sums)].stored = true
+}
+
+// presentSum reports whether sums[i] is stored; t.mu is held.
+func (t *Digests) presentSum(i int) bool {
+	return !t.named || t.present[i/64]&(1<<(i%64)) != 0
+}
+
 // Len is the highest ID in the table.
 func (t *Digests) Len() int {
 	t.mu.Lock()
@@ -187,6 +227,14 @@ func (t *Digests) Blobs() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	n := len(t.sums)
+	if t.named {
+		n = 0
+		for i := range t.sums {
+			if t.presentSum(i) {
+				n++
+			}
+		}
+	}
 	for _, o := range t.other {
 		if o.stored {
 			n++
@@ -233,6 +281,14 @@ func (t *Digests) Blob(id ID) (Blob, bool) {
 		return Blob{}, false
 	}
 	if i := int(id) - 1; i < len(t.sums) {
+		if t.named {
+			t.mu.Lock()
+			ok := t.presentSum(i)
+			t.mu.Unlock()
+			if !ok {
+				return Blob{}, false
+			}
+		}
 		if t.stats == nil {
 			return Blob{}, true
 		}
@@ -244,7 +300,9 @@ func (t *Digests) Blob(id ID) (Blob, bool) {
 	return o.blob, o.stored
 }
 
-// Stored reports whether the blob store holds id's blob.
+// Stored reports whether the blob store holds id's blob. In a table that
+// is not Listed, false means "not found by a read" for a digest the walk
+// read (a manifest), and unknown for any other.
 func (t *Digests) Stored(id ID) bool {
 	_, ok := t.Blob(id)
 	return ok
@@ -255,6 +313,14 @@ func (t *Digests) Stored(id ID) bool {
 func (t *Digests) StoredBlobs() iter.Seq2[ID, Blob] {
 	return func(yield func(ID, Blob) bool) {
 		for i := range t.sums {
+			if t.named {
+				t.mu.Lock()
+				ok := t.presentSum(i)
+				t.mu.Unlock()
+				if !ok {
+					continue
+				}
+			}
 			var b Blob
 			if t.stats != nil {
 				b = t.stats[i]

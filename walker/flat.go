@@ -201,16 +201,24 @@ func (w *walk) classify(fr *flatRepos, o storage.Object) {
 	}
 }
 
-// flatFinish resolves what the keys alone could not tell (tag targets,
-// suspect links, upload start times) and adds the repositories.
-func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
-	if w.repos != nil {
-		for name := range fr.repos {
-			if !w.repos(name) {
-				delete(fr.repos, name) // another shard's
-			}
+// selected drops the repositories keep does not select (another shard's;
+// nil keeps every one) and returns the others as listed.
+func (fr *flatRepos) selected(keep func(string) bool) []*rawRepo {
+	out := make([]*rawRepo, 0, len(fr.repos))
+	for name, r := range fr.repos {
+		if keep != nil && !keep(name) {
+			delete(fr.repos, name)
+			continue
 		}
+		out = append(out, r.raw)
 	}
+	return out
+}
+
+// flatFinish resolves what the keys alone could not tell (tag targets,
+// suspect links, upload start times) and adds the repositories (those
+// selected: see selected, which runs first).
+func (w *walk) flatFinish(ctx context.Context, fr *flatRepos, jobs int) error {
 	for name, r := range fr.repos {
 		for _, t := range r.tags {
 			if t.hasCurrent {

@@ -33,8 +33,18 @@ type Options struct {
 	// Repos, when set, selects the repositories the walk lists and reads
 	// (a sharded run's mark shard takes those whose name hashes to it);
 	// the others are left out of the inventory, unread. Every blob is
-	// listed all the same.
+	// listed all the same, unless NoBlobListing.
 	Repos func(name string) bool
+	// NoBlobListing leaves the blob store unlisted: the digest table holds
+	// what the repositories walked name (links, tags, what their manifests
+	// reference), manifests are read from their data files by path, and a
+	// blob counts as stored only when such a read found its data (a missing
+	// data file is a missing manifest, as a walk of the blob store finds
+	// it). Nothing tells whether any other blob is stored
+	// (Digests.Listed): a sharded run's mark shard walks this way, and its
+	// sweep shards, which list the blobs, judge the rest. The layer links
+	// to blobs gone are not stat'ed either (see StatOrphanLayerLinks).
+	NoBlobListing bool
 }
 
 // maxLinkSize bounds link and startedat files: "sha512:" and 128 hex digits
@@ -71,6 +81,9 @@ type walk struct {
 	parked      []*rawRepo
 	// nProblems counts the problems met so far.
 	nProblems int
+	// named is Options.NoBlobListing: the digest table is built from the
+	// names the repositories listed hold.
+	named bool
 }
 
 // rawRepo is a repository as listed, its digests not yet IDs: what both
@@ -175,6 +188,7 @@ func run(ctx context.Context, store storage.Store, opts Options, old *Inventory,
 		verifyLinks: opts.ReadLinks,
 		statBlobs:   opts.ReadLinks || store.FlatListing(),
 		repos:       opts.Repos,
+		named:       opts.NoBlobListing && old == nil,
 	}
 	w.inv.Stats.BlobSizes = w.statBlobs
 	jobs := max(opts.Jobs, 1)
@@ -212,36 +226,38 @@ func run(ctx context.Context, store storage.Store, opts Options, old *Inventory,
 	}
 	if store.FlatListing() {
 		fr := &flatRepos{repos: map[string]*flatRepo{}}
-		if kw := caps.KeyWalker; kw != nil && old == nil {
+		if kw := caps.KeyWalker; kw != nil && old == nil && !w.named {
 			w.blobTask(w.flatBlobKeys(kw))
-		} else if old == nil {
+		} else if old == nil && !w.named {
 			w.blobTask(w.blobTree(w.flatBlobPrefix))
 		}
 		w.pool.Go(func(ctx context.Context) error { return w.flatRepoTree(ctx, fr) })
 		if err := w.pool.Run(ctx, jobs); err != nil {
 			return nil, fmt.Errorf("walk %s: %w", store, err)
 		}
-		w.freeze()
+		w.freeze(fr.selected(w.repos)...)
 		if err := w.flatFinish(ctx, fr, jobs); err != nil {
 			return nil, fmt.Errorf("walk %s: %w", store, err)
 		}
 	} else {
-		if old == nil {
+		if old == nil && !w.named {
 			w.blobTask(w.blobTree(w.blobPrefix))
 		}
 		w.pool.Go(func(ctx context.Context) error { return w.repoDir(ctx, "") })
 		if err := w.pool.Run(ctx, jobs); err != nil {
 			return nil, fmt.Errorf("walk %s: %w", store, err)
 		}
-		w.freeze() // a registry without a blob tree
+		w.freeze() // a registry without a blob tree, or a walk that lists none
 	}
 	sort.Slice(w.inv.Repos, func(i, j int) bool { return w.inv.Repos[i].Name < w.inv.Repos[j].Name })
 
 	if err := w.readManifests(ctx, jobs); err != nil {
 		return nil, fmt.Errorf("walk %s: %w", store, err)
 	}
-	if err := w.statOrphanLayerLinks(ctx, jobs); err != nil {
-		return nil, fmt.Errorf("walk %s: %w", store, err)
+	if !w.named {
+		if err := StatOrphanLayerLinks(ctx, store, w.inv, jobs); err != nil {
+			return nil, err
+		}
 	}
 	if opts.ReadLinks {
 		if err := w.readLinks(ctx, jobs); err != nil {
@@ -288,10 +304,14 @@ func (w *walk) addBlobs(part *blobPart, others map[storage.Digest]Blob, problems
 }
 
 // freeze builds the digest table from the blob listings, if it is not
-// built yet, and gives the repositories parked until then their IDs.
-func (w *walk) freeze() {
+// built yet, and gives the repositories parked until then their IDs. A
+// walk that lists no blob (named) builds it from the sha256 digests the
+// parked repositories and more (those the flat strategy holds) name.
+func (w *walk) freeze(more ...*rawRepo) {
 	w.mu.Lock()
-	if w.inv.Digests == nil {
+	if w.inv.Digests == nil && w.named {
+		w.inv.Digests = newNamedDigests(namedSums(append(w.parked, more...)))
+	} else if w.inv.Digests == nil {
 		w.inv.Digests = newDigests(w.blobParts, w.otherBlobs)
 		w.blobParts, w.otherBlobs = nil, nil
 	}
@@ -301,6 +321,34 @@ func (w *walk) freeze() {
 	for _, raw := range parked {
 		w.addRepo(w.build(raw), true)
 	}
+}
+
+// namedSums are the sha256 digests the repositories name: their links,
+// their tags' targets and history.
+func namedSums(raws []*rawRepo) *blobPart {
+	part := &blobPart{}
+	add := func(d storage.Digest) {
+		if s, ok := d.Sum256(); ok {
+			part.sums = append(part.sums, s)
+		}
+	}
+	for _, raw := range raws {
+		for _, links := range [][]rawLink{raw.revisions, raw.layers, raw.deleted} {
+			for i := range links {
+				add(links[i].digest())
+				if links[i].odd != nil {
+					add(links[i].odd.target)
+				}
+			}
+		}
+		for _, t := range raw.tags {
+			add(t.current)
+			for _, d := range t.index {
+				add(d)
+			}
+		}
+	}
+	return part
 }
 
 // finishRepo adds a listed repository, or parks it until the digest
@@ -964,11 +1012,15 @@ func (w *walk) readStartedAt(ctx context.Context, p string) time.Time {
 // tag names, then, wave after wave, the children of indexes among them.
 func (w *walk) readManifests(ctx context.Context, jobs int) error {
 	var wave []ID
-	// IDs wanted so far, a bit each. Every ID wanted is below the table's
-	// length now (links and tags are interned, and the children wanted are
-	// stored blobs), though reading manifests interns what they reference.
+	// IDs wanted so far, a bit each: links and tags are interned now,
+	// children wanted may be interned by the manifests read (a walk that
+	// lists no blob reads every child; a missing one is a missing
+	// manifest, as its absence from a listing tells).
 	seen := make([]uint64, w.inv.Digests.Len()/64+1)
 	mark := func(id ID) bool {
+		for int(id/64) >= len(seen) {
+			seen = append(seen, 0) // interned by a manifest read
+		}
 		if seen[id/64]&(1<<(id%64)) != 0 {
 			return false
 		}
@@ -1007,7 +1059,7 @@ func (w *walk) readManifests(ctx context.Context, jobs int) error {
 				continue
 			}
 			for _, c := range w.inv.Manifests[id].Children() {
-				if w.inv.Digests.Stored(c) {
+				if w.named || w.inv.Digests.Stored(c) {
 					want(c)
 				}
 			}
@@ -1037,6 +1089,9 @@ func (w *walk) readManifest(ctx context.Context, id ID) error {
 		}
 	}
 	m.Size = o.Size
+	if w.named && !storage.IsNotFound(err) {
+		w.inv.Digests.setStored(id) // its data is there, readable or not
+	}
 	w.mu.Lock()
 	w.inv.Manifests[id] = m
 	w.inv.Stats.ManifestsRead++
@@ -1078,32 +1133,43 @@ func AgeLayerLinks(ctx context.Context, store storage.Store, inv *Inventory, rep
 	return nil
 }
 
-// statOrphanLayerLinks stats the layer links whose blob is gone: they are
-// the only layer links a sweep may delete on their own account, and it needs
-// their age.
-func (w *walk) statOrphanLayerLinks(ctx context.Context, jobs int) error {
-	for _, r := range w.inv.Repos {
+// StatOrphanLayerLinks stats the layer links of inv whose blob is gone and
+// whose age is unknown: they are the only layer links a sweep may delete
+// on their own account, and it needs their age. A walk does it for the
+// blob store it listed; a sharded run's sweep shard, for the links routed
+// to its range of blobs. A link whose stat fails keeps an unknown age (and
+// so stays), a Problem of inv. It completes inv, which must not be in use
+// meanwhile.
+func StatOrphanLayerLinks(ctx context.Context, store storage.Store, inv *Inventory, jobs int) error {
+	var mu sync.Mutex
+	p := newPool()
+	for _, r := range inv.Repos {
 		for i := range r.Layers {
 			l := &r.Layers[i]
-			if w.inv.Digests.Stored(l.ID) {
+			if inv.Digests.Stored(l.ID) || !l.ModTime.IsZero() {
 				continue
 			}
-			p := storage.LayerLinkPath(r.Name, w.inv.Digests.Digest(l.ID))
-			w.pool.Go(func(ctx context.Context) error {
-				o, err := w.store.Stat(ctx, p)
-				if err != nil {
-					if ctx.Err() != nil {
-						return ctx.Err()
-					}
-					w.problem(p, err)
-					return nil
+			key := storage.LayerLinkPath(r.Name, inv.Digests.Digest(l.ID))
+			p.Go(func(ctx context.Context) error {
+				o, err := store.Stat(ctx, key)
+				switch {
+				case ctx.Err() != nil:
+					return ctx.Err()
+				case err != nil:
+					mu.Lock()
+					inv.Problems = append(inv.Problems, Problem{Path: key, Err: err})
+					mu.Unlock()
+				default:
+					l.ModTime = TimeOf(o.ModTime)
 				}
-				l.ModTime = TimeOf(o.ModTime)
 				return nil
 			})
 		}
 	}
-	return w.pool.Run(ctx, jobs)
+	if err := p.Run(ctx, jobs); err != nil {
+		return fmt.Errorf("stat layer links in %s: %w", store, err)
+	}
+	return nil
 }
 
 // NoData is the modification time StatBlobs gives a blob whose data it

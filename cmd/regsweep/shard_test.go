@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/regsweep/regsweep/report"
 	"github.com/regsweep/regsweep/shard"
@@ -180,11 +181,29 @@ func shardFixture(t *testing.T) (src string, g *gen.Registry, flags []string) {
 	if _, err := g.Write(context.Background(), src, 4); err != nil {
 		t.Fatal(err)
 	}
+	addOrphanLinks(t, src, g)
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
 	if err := os.WriteFile(policy, []byte(shardPolicy), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return src, g, []string{"--policy", policy, "--allow-delete-all", "--delete-untagged", "--min-age", "1h"}
+}
+
+// addOrphanLinks adds to the registry at src layer links to blobs it does
+// not hold (the generator writes none), in three repositories: a mark shard
+// lists no blob, so the sweep shard of each one's range reads its age.
+func addOrphanLinks(t *testing.T, src string, g *gen.Registry) {
+	t.Helper()
+	for i, content := range []string{"orphan link 1", "orphan link 2", "orphan link 3"} {
+		d := digest.FromString(content)
+		link := filepath.Join(src, "docker/registry/v2/repositories", g.Repos[i].Name, "_layers/sha256", d.Encoded(), "link")
+		if err := os.MkdirAll(filepath.Dir(link), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(link, []byte(d.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestShardedRunEqualsGC: for N mark shards in {1, 2, 3, 7} and K sweep
@@ -303,6 +322,7 @@ func TestShardedRunKilledAnywhere(t *testing.T) {
 	if _, err := g.Write(context.Background(), src, 4); err != nil {
 		t.Fatal(err)
 	}
+	addOrphanLinks(t, src, g)
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
 	if err := os.WriteFile(policy, []byte(shardPolicy), 0o644); err != nil {
 		t.Fatal(err)

@@ -119,10 +119,12 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 		return nil
 	}
 
-	// Only this shard's repositories are listed and read; every blob is.
+	// Only this shard's repositories are listed and read, and no blob: the
+	// manifests they hold are read by path, and the sweep shards, which
+	// list the blobs, judge every other blob.
 	var inv *walker.Inventory
 	if err := s.timed("walk", func(c storage.Counter) (err error) {
-		inv, err = walker.Walk(s.ctx, s.store, walker.Options{Jobs: s.jobs, StartedAt: s.startedAt,
+		inv, err = walker.Walk(s.ctx, s.store, walker.Options{Jobs: s.jobs, StartedAt: s.startedAt, NoBlobListing: true,
 			Repos: func(name string) bool { return shard.RepoShard(name, run.Shards) == sf.index }}, c)
 		return err
 	}); err != nil {
@@ -343,6 +345,11 @@ func runShardSweep(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFla
 			inv.Repos = append(inv.Repos, r)
 		}
 		slices.SortFunc(inv.Repos, func(a, b *walker.Repo) int { return cmpString(a.Name, b.Name) })
+		// The mark shards listed no blob: the age of a link to a blob gone
+		// is read here, where the blobs are listed.
+		if err := walker.StatOrphanLayerLinks(s.ctx, s.store, inv, s.jobs); err != nil {
+			return err
+		}
 		marked := mark.NewBitset(t.Len())
 		for _, id := range markedIDs {
 			marked.Set(id)
