@@ -117,7 +117,11 @@ const (
 //  1. tags' current links, so no tag points anywhere new;
 //  2. tag history entries (of deleted tags, of deleted manifests, of
 //     manifests gone), then revision links;
-//  3. layer links to blobs about to go (or gone), then stale uploads;
+//  3. layer links to blobs about to go (or gone), then stale uploads:
+//     every file of theirs but startedat, then (unless another file of the
+//     upload failed) startedat, so that an upload a stopped run left half
+//     deleted still has the start time that makes it stale (without one it
+//     counts as young, and would stay forever);
 //  4. if every delete so far succeeded (a revision left standing by a
 //     failed delete may still need its blobs): stale multipart uploads,
 //     then blobs, then the folders of repositories compaction emptied.
@@ -345,13 +349,17 @@ const (
 	phaseHistory
 	phaseRevisions
 	phaseLayerLinks
-	phaseUploads
+	phaseUploads      // every file of an upload but startedat
+	phaseUploadStarts // startedat, once the upload's other files are gone
 	phaseBlobs
 	numPhases
 )
 
 // Phase names, for listings.
-var phaseNames = [numPhases]string{"tag", "history", "manifest", "layer link", "upload", "blob"}
+var phaseNames = [numPhases]string{"tag", "history", "manifest", "layer link", "upload", "upload", "blob"}
+
+// uploadStarted is the file of an upload folder holding its start time.
+const uploadStarted = "startedat"
 
 // phaseOps yields the ops of phase ph of plan, in order. It is the one
 // definition of a phase: Execute counts and builds phases from it, one at a
@@ -392,6 +400,24 @@ func phaseOpsFrom(plan *mark.Plan, ph int, from int) iter.Seq[op] {
 			}
 			return true
 		}
+		// eachUpload yields the upload files of the phase: startedat alone
+		// (starts), or every other file.
+		eachUpload := func(starts bool) {
+			for i := range plan.Uploads {
+				for j, f := range plan.Uploads[i].Files {
+					if (f == uploadStarted) != starts {
+						continue
+					}
+					if skip > 0 {
+						skip--
+						continue
+					}
+					if !yield(op{kindUpload, int32(i), int32(j)}) {
+						return
+					}
+				}
+			}
+		}
 		switch ph {
 		case phaseTagCurrent:
 			each(kindTagCurrent, len(plan.Tags), func(i int) int {
@@ -407,7 +433,9 @@ func phaseOpsFrom(plan *mark.Plan, ph int, from int) iter.Seq[op] {
 		case phaseLayerLinks:
 			each(kindLayerLink, len(plan.LayerLinks), nil)
 		case phaseUploads:
-			each(kindUpload, len(plan.Uploads), func(i int) int { return len(plan.Uploads[i].Files) })
+			eachUpload(false)
+		case phaseUploadStarts:
+			eachUpload(true)
 		case phaseBlobs:
 			each(kindBlob, len(plan.Blobs), nil)
 		}
@@ -713,6 +741,9 @@ type sweeper struct {
 	res *Result
 	// tagFailed are the repositories a tag of which could not be deleted.
 	tagFailed map[string]bool
+	// uploadFailed holds the uploads a file of which failed to go: their
+	// startedat stays.
+	uploadFailed map[int32]bool
 	// noTrash is set once the trash refused a key: the rest is deleted in
 	// place, without asking the trash again for every batch.
 	noTrash atomic.Bool
@@ -754,15 +785,20 @@ func (s *sweeper) trash(ctx context.Context, t storage.Trasher, keys []string, d
 	return inPlace
 }
 
-// keepsTagClosure reports whether o is kept for a tag of its repository
-// whose delete failed: the tag may reach what o deletes. Called between
-// phases' deletes, never during the tag phase that fills tagFailed.
-func (s *sweeper) keepsTagClosure(o op) bool {
+// keeps reports whether o is kept for a tag of its repository whose
+// delete failed (the tag may reach what o deletes), or is the startedat of
+// an upload another file of which failed. Called between phases' deletes,
+// never during the phase that fills tagFailed or uploadFailed.
+func (s *sweeper) keeps(o op) bool {
 	switch o.kind {
 	case kindHistory, kindRevision, kindLayerLink:
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		return s.tagFailed[o.repo(s.plan)]
+	case kindUpload:
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.uploadFailed[o.index] && s.plan.Uploads[o.index].Files[o.sub] == uploadStarted
 	}
 	return false
 }
@@ -785,11 +821,17 @@ func (s *sweeper) run(ctx context.Context, ph int) error {
 				return
 			}
 			s.res.Failed = append(s.res.Failed, Failure{Key: key, Err: err.Error()})
-			if o.kind == kindTagCurrent {
+			switch o.kind {
+			case kindTagCurrent:
 				if s.tagFailed == nil {
 					s.tagFailed = map[string]bool{}
 				}
 				s.tagFailed[o.repo(p)] = true
+			case kindUpload:
+				if s.uploadFailed == nil {
+					s.uploadFailed = map[int32]bool{}
+				}
+				s.uploadFailed[o.index] = true
 			}
 			return
 		}
@@ -825,7 +867,7 @@ func (s *sweeper) run(ctx context.Context, ph int) error {
 	deleteBatch := func(batch []op) {
 		kept := 0
 		batch = slices.DeleteFunc(batch, func(o op) bool {
-			if s.keepsTagClosure(o) {
+			if s.keeps(o) {
 				kept++
 				return true
 			}

@@ -466,3 +466,50 @@ func TestExecuteRefusesKeysOutsideTheirPhase(t *testing.T) {
 		})
 	}
 }
+
+// TestExecuteDeletesStartedAtLast: an upload's startedat goes after every
+// other file of every upload (jobs delete parts of a phase at once, so an
+// order within the phase would not hold), and stays when another file of
+// its upload failed: an upload a stopped or failed run left half deleted
+// keeps the start time that makes it stale, and the next run deletes it
+// (without one it counts as young, and would stay forever).
+func TestExecuteDeletesStartedAtLast(t *testing.T) {
+	plan := func() *mark.Plan {
+		p := fullPlan(t)
+		p.Uploads = nil
+		for _, id := range []string{"u1", "u2", "u3", "u4"} {
+			p.Uploads = append(p.Uploads, mark.Upload{Repo: 1, ID: id, Files: []string{"data", "hashstates/sha256/0", "hashstates/sha256/1", "startedat"}, Size: 9})
+		}
+		return p
+	}
+	r := &recorder{}
+	if _, err := Execute(context.Background(), r, plan(), Options{Jobs: 4}, nil); err != nil {
+		t.Fatal(err)
+	}
+	lastOther, firstStart := -1, len(r.deleted)
+	for i, k := range r.deleted {
+		switch {
+		case strings.HasSuffix(k, "/startedat"):
+			firstStart = min(firstStart, i)
+		case strings.Contains(k, "/_uploads/"):
+			lastOther = i
+		}
+	}
+	if lastOther < 0 || lastOther > firstStart {
+		t.Errorf("a startedat went before another upload file:\n%s", strings.Join(r.deleted, "\n"))
+	}
+	r = &recorder{fail: "u2/hashstates/sha256/1"}
+	res, err := Execute(context.Background(), r, plan(), Options{Jobs: 4}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"u1", "u2", "u3", "u4"} {
+		gone := slices.Contains(r.deleted, storage.UploadStartedAtPath("web", id))
+		if gone == (id == "u2") {
+			t.Errorf("upload %s: startedat deleted %v after a failure in u2", id, gone)
+		}
+	}
+	if res.Skipped != 1 || len(res.Failed) != 1 {
+		t.Errorf("skipped %d, failed %v: want the startedat of u2 skipped and one failure", res.Skipped, res.Failed)
+	}
+}
