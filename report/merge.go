@@ -76,6 +76,8 @@ func Merge(command string, parts []*Report) *Report {
 		r.Doubts = append(r.Doubts, p.Doubts...)
 		r.Errors = append(r.Errors, p.Errors...)
 		r.Interrupted = r.Interrupted || p.Interrupted
+		r.Trashed += p.Trashed
+		r.WindowSeconds = max(r.WindowSeconds, p.WindowSeconds)
 		r.Phases = append(r.Phases, p.Phases...)
 	}
 	for _, m := range repos {

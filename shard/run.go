@@ -30,11 +30,15 @@ const Buckets = 256
 // Format is the version of the run folder's files.
 const Format = 1
 
-// ValidRunID checks a run ID: 1 to 64 letters, digits, '.', '_' or '-',
+// MaxRunID bounds a run ID's length: a shard's trash folder name is the
+// ID and at most 10 more bytes (TrashRun), and such a name has at most 64.
+const MaxRunID = 48
+
+// ValidRunID checks a run ID: 1 to 48 letters, digits, '.', '_' or '-',
 // not starting with '.' or '-'. It becomes a folder name in the storage.
 func ValidRunID(id string) error {
-	if id == "" || len(id) > 64 {
-		return fmt.Errorf("run ID %.70q: want 1 to 64 characters", id)
+	if id == "" || len(id) > MaxRunID {
+		return fmt.Errorf("run ID %.70q: want 1 to %d characters", id, MaxRunID)
 	}
 	for i, c := range []byte(id) {
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || (i > 0 && (c == '.' || c == '-'))
@@ -76,6 +80,12 @@ func BucketOf(d storage.Digest) int {
 func SweepRange(j, k int) (lo, hi int) {
 	return j * Buckets / k, (j + 1) * Buckets / k
 }
+
+// TrashRun is the trash folder (storage.TrashDir/<name>) into which,
+// on a filesystem, the shard what (mark or sweep) i of run id moves what it
+// deletes, and which it frees once done: "ID.mark-3". Each shard has its
+// own, so that one freeing its trash never frees what another is moving.
+func TrashRun(id, what string, i int) string { return fmt.Sprintf("%s.%s-%d", id, what, i) }
 
 // Keys of the run folder. Every name is made from a validated run ID and
 // numbers, never from what was read.

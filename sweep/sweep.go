@@ -187,30 +187,37 @@ func FreeTrash(ctx context.Context, t storage.Trasher, keep string, jobs int) ([
 		if run == keep {
 			continue
 		}
-		parts, err := t.TrashParts(ctx, run)
-		if err != nil {
-			return freed, err
-		}
-		g, gctx := errgroup.WithContext(ctx)
-		g.SetLimit(max(jobs, 1))
-		for _, p := range parts {
-			if gctx.Err() != nil {
-				break
-			}
-			g.Go(func() error { return t.RemoveTrash(gctx, run, p) })
-		}
-		if err := g.Wait(); err != nil {
-			return freed, err
-		}
-		if err := ctx.Err(); err != nil {
-			return freed, err
-		}
-		if err := t.RemoveTrash(ctx, run, ""); err != nil {
+		if err := FreeTrashRun(ctx, t, run, jobs); err != nil {
 			return freed, err
 		}
 		freed = append(freed, run)
 	}
 	return freed, nil
+}
+
+// FreeTrashRun frees the run folder run of t's trash, its folders Jobs at
+// once. A shard of a sharded run frees its own this way, leaving those of
+// the shards still moving into theirs.
+func FreeTrashRun(ctx context.Context, t storage.Trasher, run string, jobs int) error {
+	parts, err := t.TrashParts(ctx, run)
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(max(jobs, 1))
+	for _, p := range parts {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error { return t.RemoveTrash(gctx, run, p) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return t.RemoveTrash(ctx, run, "")
 }
 
 // removeRevisionFolders removes the empty folders of manifests deleted

@@ -62,7 +62,17 @@ type proc struct {
 
 func startRegsweep(t *testing.T, bin string, args ...string) *proc {
 	t.Helper()
+	return startRegsweepEnv(t, bin, nil, args...)
+}
+
+// startRegsweepEnv is startRegsweep with vars ("KEY=value") added to the
+// process's environment.
+func startRegsweepEnv(t *testing.T, bin string, vars []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), phases: make(chan string, 16), done: make(chan struct{})}
+	if len(vars) > 0 {
+		p.cmd.Env = append(os.Environ(), vars...)
+	}
 	p.cmd.Stdout = &p.stdout
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

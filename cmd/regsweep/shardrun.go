@@ -83,6 +83,36 @@ func runOptions(r *shard.Run) (mark.Options, error) {
 	return opts, nil
 }
 
+// shardTrash is the trash folder shard what i of run id moves what it
+// deletes into: on a filesystem, as gc does (a blob, a link or a tag folder
+// goes with one rename, so that a kill leaves no half-deleted folder and
+// the window is short); "" on S3.
+func (s *session) shardTrash(id, what string, i int) string {
+	if s.loc.Kind != storage.KindFilesystem || storage.CapabilitiesOf(s.store).Trasher == nil {
+		return ""
+	}
+	return shard.TrashRun(id, what, i)
+}
+
+// freeShardTrash frees a shard's trash folder: what it moved there, or what
+// a killed earlier attempt of it left.
+func (s *session) freeShardTrash(name string) error {
+	t := storage.CapabilitiesOf(s.store).Trasher
+	if name == "" || t == nil {
+		return nil
+	}
+	runs, err := t.Trashes(s.ctx)
+	if err != nil || !slices.Contains(runs, name) {
+		return err
+	}
+	return s.timed("free trash", func(storage.Counter) error {
+		if err := sweep.FreeTrashRun(s.ctx, t, name, s.jobs); err != nil {
+			return fmt.Errorf("free the trash %s/%s/%s: %w", s.store, storage.TrashDir, name, err)
+		}
+		return nil
+	})
+}
+
 // runShardMark is mark shard I of N: it decides for the repositories whose
 // name hashes to I, deletes their tags and untagged manifests (sweep's
 // order), writes its marks and layer links, then its commit.
@@ -112,11 +142,12 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 	if err != nil {
 		return err
 	}
+	trash := s.shardTrash(run.ID, "mark", sf.index)
 	if c, err := shard.ReadCommit(s.ctx, s.store, run, sf.index); err != nil {
 		return err
 	} else if c != nil {
 		fmt.Fprintf(s.stdout, "mark shard %d of %d of run %s is committed already: nothing to do\n", sf.index, sf.shards, sf.run)
-		return nil
+		return s.freeShardTrash(trash)
 	}
 
 	// Only this shard's repositories are listed and read, and no blob: the
@@ -151,10 +182,15 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 	}
 	var res *sweep.Result
 	if err := s.timed("sweep", func(c storage.Counter) (err error) {
-		res, err = sweep.Execute(s.ctx, s.store, plan, sweep.Options{Jobs: s.jobs}, c)
+		res, err = sweep.Execute(s.ctx, s.store, plan, sweep.Options{Jobs: s.jobs, Trash: trash}, c)
 		return err
 	}); err != nil {
 		return err
+	}
+	if !res.Interrupted {
+		if err := s.freeShardTrash(trash); err != nil {
+			return err
+		}
 	}
 	rep := s.partReport("shard mark", plan, res, rf.quiet)
 	rep.Policy = pf.policyFile
@@ -284,11 +320,12 @@ func runShardSweep(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFla
 		}
 		return err
 	}
+	trash := s.shardTrash(run.ID, "sweep", sf.index)
 	if parts, _, err := shard.SweepParts(s.ctx, s.store, run.ID, sf.shards); err != nil {
 		return err
 	} else if parts[sf.index] != nil {
 		fmt.Fprintf(s.stdout, "sweep shard %d of %d of run %s is done already: nothing to do\n", sf.index, sf.shards, run.ID)
-		return nil
+		return s.freeShardTrash(trash)
 	}
 	lo, hi := shard.SweepRange(sf.index, sf.shards)
 	var inv *walker.Inventory
@@ -361,12 +398,25 @@ func runShardSweep(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFla
 	}
 	var res *sweep.Result
 	if err := s.timed("sweep", func(c storage.Counter) (err error) {
-		res, err = sweep.Execute(s.ctx, s.store, plan, sweep.Options{Jobs: s.jobs}, c)
+		res, err = sweep.Execute(s.ctx, s.store, plan, sweep.Options{Jobs: s.jobs, Trash: trash}, c)
 		return err
 	}); err != nil {
 		return err
 	}
+	// The window, as gc's: from the run's start (its first mark shard's)
+	// to this shard's last key out of the layout; the report's is the
+	// longest of the sweep shards'.
+	window := e.startTime().Sub(run.StartedAt)
+	if !res.Interrupted {
+		if err := s.freeShardTrash(trash); err != nil {
+			return err
+		}
+	}
 	rep := s.partReport("shard sweep", plan, res, rf.quiet)
+	rep.WindowSeconds = max(window.Seconds(), 0)
+	if res.TrashFallback != "" {
+		rep.Warnings = append(rep.Warnings, "deleted in place, not moved into the trash: "+res.TrashFallback)
+	}
 	rep.Scanned = report.Scanned{Blobs: inv.Stats.Blobs, Bytes: report.ScannedBytes(inv.Stats.BlobBytes, true)}
 	rep.Repositories = slices.DeleteFunc(rep.Repositories, func(r report.Repository) bool { return r.Counts == (sweep.Counts{}) })
 	for _, pr := range inv.Problems {
