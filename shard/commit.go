@@ -73,14 +73,29 @@ func RemoveCommit(ctx context.Context, s storage.Store, id string, i int) error 
 // ReadCommit reads and validates mark shard i's commit; nil when it does
 // not exist (yet).
 func ReadCommit(ctx context.Context, s storage.Store, r *Run, i int) (*Commit, error) {
-	var c Commit
 	key := MarkCommitKey(r.ID, i)
-	found, err := readJSON(ctx, s, key, maxCommit, &c)
-	if err != nil || !found {
+	b, _, err := s.ReadFile(ctx, key, maxCommit)
+	if storage.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read mark commit: %w", err)
+	}
+	c, err := parseCommit(b, r, i)
+	if err != nil {
+		return nil, fmt.Errorf("mark commit %s/%s: %w", s, key, err)
+	}
+	return c, nil
+}
+
+// parseCommit parses and validates mark shard i's commit of run r.
+func parseCommit(b []byte, r *Run, i int) (*Commit, error) {
+	var c Commit
+	if err := decodeStrict(b, &c); err != nil {
 		return nil, err
 	}
 	if err := c.validate(r, i); err != nil {
-		return nil, fmt.Errorf("mark commit %s/%s: %w", s, key, err)
+		return nil, err
 	}
 	return &c, nil
 }
@@ -96,12 +111,15 @@ func (c *Commit) validate(r *Run, i int) error {
 	}
 	last := -2
 	for _, p := range c.Parts {
+		if p.Bucket < -1 || p.Bucket >= Buckets {
+			return fmt.Errorf("part of bucket %d out of range", p.Bucket)
+		}
 		b := p.Bucket
 		if b == -1 {
 			b = Buckets // last
 		}
-		if b <= last || b > Buckets {
-			return fmt.Errorf("part of bucket %d out of order or range", p.Bucket)
+		if b <= last {
+			return fmt.Errorf("part of bucket %d out of order", p.Bucket)
 		}
 		last = b
 		if p.Size <= 0 || p.Size > maxPart || p.RawSize <= 0 || p.RawSize > maxPart || p.Marks < 0 || p.Links < 0 || len(p.SHA256) != 64 {

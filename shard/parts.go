@@ -156,13 +156,15 @@ func (m *Marks) Write(ctx context.Context, s storage.Store, id string, i, jobs i
 // shard of a registry of 10⁹ objects holds about 10⁹ / 256 / N records.
 const maxPart = 4 << 30
 
-// ReadPart reads one part that commit c lists, checks it against the commit
-// (size, sha256, decompressed size) and parses it; every record is checked
-// (digests, repository names, times) and must belong to the part (its
-// routing digest in the part's bucket). Anything else is refused: the run
-// folder is untrusted.
-func ReadPart(ctx context.Context, s storage.Store, id string, shard int, info PartInfo, add func(marks []storage.Digest, links []Link)) error {
-	key := MarkPartKey(id, shard, info.Bucket)
+// ReadPart reads one part that mark shard shard of run r committed (info,
+// from its commit), checks it against the commit (size, sha256,
+// decompressed size, record counts) and parses it; every record is
+// checked (digests, repository names, times) and must belong to the part:
+// its routing digest in the part's bucket, a layer link's repository one
+// that the shard owns. Anything else is refused: the run folder is
+// untrusted.
+func ReadPart(ctx context.Context, s storage.Store, r *Run, shard int, info PartInfo, add func(marks []storage.Digest, links []Link)) error {
+	key := MarkPartKey(r.ID, shard, info.Bucket)
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("mark part %s/%s: %s", s, key, fmt.Sprintf(format, a...))
 	}
@@ -177,27 +179,46 @@ func ReadPart(ctx context.Context, s storage.Store, id string, shard int, info P
 	if int64(len(data)) != info.Size || hex.EncodeToString(sum[:]) != info.SHA256 {
 		return bad("not the file its commit names (%d bytes, sha256 %x; commit says %d bytes, %s)", len(data), sum, info.Size, info.SHA256)
 	}
-	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(info.RawSize, 8<<20))))
-	if err != nil {
-		return err
-	}
-	defer dec.Close()
-	raw, err := dec.DecodeAll(data, make([]byte, 0, info.RawSize))
+	marks, links, err := decodePart(data, info, func(repo string) bool { return RepoShard(repo, r.Shards) == shard })
 	if err != nil {
 		return bad("%v", err)
-	}
-	if int64(len(raw)) != info.RawSize {
-		return bad("%d bytes decompressed, commit says %d", len(raw), info.RawSize)
-	}
-	marks, links, err := parsePart(raw, info.Bucket)
-	if err != nil {
-		return bad("%v", err)
-	}
-	if len(marks) != info.Marks || len(links) != info.Links {
-		return bad("%d marks and %d links, commit says %d and %d", len(marks), len(links), info.Marks, info.Links)
 	}
 	add(marks, links)
 	return nil
+}
+
+// decodePart decompresses and parses a stored part that info describes
+// (its size and sha256 already checked), whose layer links must be of
+// repositories owned says are the shard's.
+func decodePart(data []byte, info PartInfo, owned func(repo string) bool) ([]storage.Digest, []Link, error) {
+	if info.RawSize < int64(len(partHeader)) || info.RawSize > maxPart {
+		return nil, nil, fmt.Errorf("decompressed size %d out of range", info.RawSize)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(max(info.RawSize, 8<<20))))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer dec.Close()
+	raw, err := dec.DecodeAll(data, make([]byte, 0, min(info.RawSize, 64<<20)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("zstd: %w", err)
+	}
+	if int64(len(raw)) != info.RawSize {
+		return nil, nil, fmt.Errorf("%d bytes decompressed, commit says %d", len(raw), info.RawSize)
+	}
+	marks, links, err := parsePart(raw, info.Bucket)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, l := range links {
+		if !owned(l.Repo) {
+			return nil, nil, fmt.Errorf("layer link of repository %q, which this mark shard does not own", l.Repo)
+		}
+	}
+	if len(marks) != info.Marks || len(links) != info.Links {
+		return nil, nil, fmt.Errorf("%d marks and %d links, commit says %d and %d", len(marks), len(links), info.Marks, info.Links)
+	}
+	return marks, links, nil
 }
 
 // parsePart parses a decompressed part of bucket b (-1: other).

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -202,15 +203,24 @@ func readJSON(ctx context.Context, s storage.Store, key string, limit int64, v a
 	if err != nil {
 		return false, err
 	}
+	if err := decodeStrict(b, v); err != nil {
+		return true, fmt.Errorf("%s/%s: %w", s, key, err)
+	}
+	return true, nil
+}
+
+// decodeStrict decodes b, one JSON value, into v: an unknown field or
+// anything after the value is an error.
+func decodeStrict(b []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return true, fmt.Errorf("%s/%s: %w", s, key, err)
+		return err
 	}
-	if dec.More() {
-		return true, fmt.Errorf("%s/%s: data after the JSON value", s, key)
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("data after the JSON value")
 	}
-	return true, nil
+	return nil
 }
 
 // Join records the run's options, or checks them against those recorded:
@@ -240,14 +250,27 @@ func Join(ctx context.Context, s storage.Store, r Run) (*Run, error) {
 
 // ReadRun reads and validates run.json.
 func ReadRun(ctx context.Context, s storage.Store, id string) (*Run, error) {
-	var r Run
-	found, err := readJSON(ctx, s, RunKey(id), maxSmall, &r)
+	b, _, err := s.ReadFile(ctx, RunKey(id), maxSmall)
+	if storage.IsNotFound(err) {
+		return nil, fmt.Errorf("run %s: no %s/%s: no mark shard of this run has started", id, s, RunKey(id))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read run %s: %w", id, err)
 	}
-	if !found {
-		return nil, fmt.Errorf("run %s: no %s/%s: no mark shard of this run has started", id, s, RunKey(id))
+	r, err := parseRun(b, id)
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %s/%s: %w", id, s, RunKey(id), err)
 	}
+	return r, nil
+}
+
+// parseRun parses and validates run id's run.json.
+func parseRun(b []byte, id string) (*Run, error) {
+	var r Run
+	if err := decodeStrict(b, &r); err != nil {
+		return nil, err
+	}
+	var err error
 	switch {
 	case r.Format != Format:
 		err = fmt.Errorf("format %d, want %d", r.Format, Format)
@@ -261,7 +284,7 @@ func ReadRun(ctx context.Context, s storage.Store, id string) (*Run, error) {
 		err = errors.New("negative age")
 	}
 	if err != nil {
-		return nil, fmt.Errorf("run %s: %s/%s: %w", id, s, RunKey(id), err)
+		return nil, err
 	}
 	return &r, nil
 }

@@ -71,14 +71,20 @@ func shardOptions(o mark.Options, policyText string, allowDeleteAll bool) shard.
 // line's (the run folder is untrusted), at the run's start.
 func runOptions(r *shard.Run) (mark.Options, error) {
 	o := r.Options
-	pf := planFlags{deleteUntagged: o.DeleteUntagged, minAge: o.MinAge, policyFile: r.PolicyFile, allowDeleteAll: o.AllowDeleteAll, compact: o.Compact, uploadMaxAge: o.UploadMaxAge}
+	// The policy is the text recorded, whatever file it came from.
+	pf := planFlags{deleteUntagged: o.DeleteUntagged, minAge: o.MinAge, policyFile: shard.RunKey(r.ID) + " policy_text", allowDeleteAll: o.AllowDeleteAll, compact: o.Compact, uploadMaxAge: o.UploadMaxAge}
 	var policy []byte
 	if o.PolicyText != "" {
 		policy = []byte(o.PolicyText)
 	}
 	opts, err := pf.validate(policy, true, r.StartedAt)
 	if err != nil {
-		return opts, fmt.Errorf("run %s: its recorded options: %w", r.ID, err)
+		// Not the command line's fault: the run folder's (exit 1).
+		var u usageError
+		if errors.As(err, &u) {
+			err = u.error
+		}
+		return opts, fmt.Errorf("run %s: its recorded options (%s): %w", r.ID, shard.RunKey(r.ID), err)
 	}
 	return opts, nil
 }
@@ -353,7 +359,7 @@ func runShardSweep(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFla
 					continue
 				}
 				other := pi.Bucket < 0
-				err := shard.ReadPart(s.ctx, s.store, run.ID, i, pi, func(marks []storage.Digest, links []shard.Link) {
+				err := shard.ReadPart(s.ctx, s.store, run, i, pi, func(marks []storage.Digest, links []shard.Link) {
 					for _, d := range marks {
 						markedIDs = append(markedIDs, t.Intern(d))
 					}
