@@ -285,35 +285,64 @@ func (s *session) textReport(rep *report.Report) error {
 	return report.Text(s.stdout, rep, false)
 }
 
+// openedRun is a sharded run as a sweep or report shard reads it back.
+type openedRun struct {
+	*shard.Run
+	// opts are the run's recorded options, validated again (runOptions).
+	opts mark.Options
+	// commits holds the commit of each mark shard, nil for those missing.
+	commits []*shard.Commit
+	missing []int
+}
+
+// openRun opens the session of a command that reads run id back (shard
+// sweep, shard report; the lock is the run's, joined later if at all),
+// and reads the run, its options and its mark shards' commits. With
+// --report flags, their files are checked first.
+func openRun(cmd *cobra.Command, args []string, id string, rf *runFlags, command string, startedAt time.Time, e env) (*session, *openedRun, error) {
+	loc, err := rf.loc.resolve(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := rf.check(); err != nil {
+		return nil, nil, err
+	}
+	if err := rf.checkOutputs(loc); err != nil {
+		return nil, nil, err
+	}
+	s, err := openSession(cmd.Context(), loc, rf, false, command, startedAt, e)
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err := func() (*openedRun, error) {
+		run, err := shard.ReadRun(s.ctx, s.store, id)
+		if err != nil {
+			return nil, err
+		}
+		r := &openedRun{Run: run}
+		if r.opts, err = runOptions(run); err != nil {
+			return nil, err
+		}
+		r.commits, r.missing, err = shard.Commits(s.ctx, s.store, run)
+		return r, err
+	}()
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, r, nil
+}
+
 // runShardSweep is sweep shard J of K: once every mark shard committed, it
 // deletes the unreferenced blobs of its prefix range and the layer links
 // to them, then writes its report part.
 func runShardSweep(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFlags, e env) error {
-	startedAt := e.startTime()
-	loc, err := rf.loc.resolve(args)
-	if err != nil {
-		return err
-	}
-	if err := rf.check(); err != nil {
-		return err
-	}
-	s, err := openSession(cmd.Context(), loc, rf, false, "shard sweep", startedAt, e)
+	s, run, err := openRun(cmd, args, sf.run, rf, "shard sweep", e.startTime(), e)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	run, err := shard.ReadRun(s.ctx, s.store, sf.run)
-	if err != nil {
-		return err
-	}
-	opts, err := runOptions(run)
-	if err != nil {
-		return err
-	}
-	commits, missing, err := shard.Commits(s.ctx, s.store, run)
-	if err != nil {
-		return err
-	}
+	opts, commits, missing := run.opts, run.commits, run.missing
 	if len(missing) > 0 {
 		return fmt.Errorf("refused: %w: %s %s not committed; nothing deleted", shard.ErrIncomplete, shard.Missing("mark", missing, run.Shards), plural(len(missing), "has", "have"))
 	}
@@ -359,7 +388,7 @@ func runShardSweep(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFla
 					continue
 				}
 				other := pi.Bucket < 0
-				err := shard.ReadPart(s.ctx, s.store, run, i, pi, func(marks []storage.Digest, links []shard.Link) {
+				err := shard.ReadPart(s.ctx, s.store, run.Run, i, pi, func(marks []storage.Digest, links []shard.Link) {
 					for _, d := range marks {
 						markedIDs = append(markedIDs, t.Intern(d))
 					}
@@ -454,33 +483,12 @@ func runShardSweep(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFla
 // runShardReport merges the parts of a sharded run into one report, as gc
 // writes it, naming the shards missing; a complete run's lock is released.
 func runShardReport(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFlags, e env) error {
-	loc, err := rf.loc.resolve(args)
-	if err != nil {
-		return err
-	}
-	if err := rf.check(); err != nil {
-		return err
-	}
-	if err := rf.checkOutputs(loc); err != nil {
-		return err
-	}
-	s, err := openSession(cmd.Context(), loc, rf, false, "shard report", time.Now(), e)
+	s, run, err := openRun(cmd, args, sf.run, rf, "shard report", time.Now(), e)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	run, err := shard.ReadRun(s.ctx, s.store, sf.run)
-	if err != nil {
-		return err
-	}
-	opts, err := runOptions(run)
-	if err != nil {
-		return err
-	}
-	commits, missingMarks, err := shard.Commits(s.ctx, s.store, run)
-	if err != nil {
-		return err
-	}
+	opts, commits, missingMarks := run.opts, run.commits, run.missing
 	var parts []*report.Report
 	var phases []report.Phase
 	var effects []mark.PolicyEffect

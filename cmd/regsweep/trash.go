@@ -33,14 +33,27 @@ killed, stays until the next gc or apply, or regsweep trash purge, frees it.`,
 	return cmd
 }
 
-// trashOf returns the trash of the session's store, refusing a store
+// openTrash opens the session of a trash command on the location args
+// name (taking the lock with lock) and returns its trash, refusing a store
 // without one.
-func trashOf(s *session) (storage.Trasher, error) {
+func openTrash(cmd *cobra.Command, args []string, rf *runFlags, lock bool, command string, e env) (*session, storage.Trasher, error) {
+	loc, err := rf.loc.resolve(args)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := rf.check(); err != nil {
+		return nil, nil, err
+	}
+	s, err := openSession(cmd.Context(), loc, rf, lock, command, time.Now(), e)
+	if err != nil {
+		return nil, nil, err
+	}
 	t := storage.CapabilitiesOf(s.store).Trasher
 	if s.loc.Kind != storage.KindFilesystem || t == nil {
-		return nil, usageError{fmt.Errorf("%s: only a filesystem registry has a trash (S3 deletes in place)", s.store)}
+		s.Close()
+		return nil, nil, usageError{fmt.Errorf("%s: only a filesystem registry has a trash (S3 deletes in place)", s.store)}
 	}
-	return t, nil
+	return s, t, nil
 }
 
 func newTrashListCommand(e env) *cobra.Command {
@@ -50,22 +63,11 @@ func newTrashListCommand(e env) *cobra.Command {
 		Short: "List the run folders of the trash",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			loc, err := rf.loc.resolve(args)
-			if err != nil {
-				return err
-			}
-			if err := rf.check(); err != nil {
-				return err
-			}
-			s, err := openSession(cmd.Context(), loc, &rf, false, "trash list", time.Now(), e)
+			s, t, err := openTrash(cmd, args, &rf, false, "trash list", e)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			t, err := trashOf(s)
-			if err != nil {
-				return err
-			}
 			runs, err := t.Trashes(s.ctx)
 			if err != nil {
 				return err
@@ -99,22 +101,11 @@ mode of the folder they are made in. It takes the lock, as gc does.`,
 			if err := storage.ValidTrashRun(run); err != nil {
 				return usageError{err}
 			}
-			loc, err := rf.loc.resolve(args[1:])
-			if err != nil {
-				return err
-			}
-			if err := rf.check(); err != nil {
-				return err
-			}
-			s, err := openSession(cmd.Context(), loc, &rf, true, "trash restore", time.Now(), e)
+			s, t, err := openTrash(cmd, args[1:], &rf, true, "trash restore", e)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			t, err := trashOf(s)
-			if err != nil {
-				return err
-			}
 			restored, left := 0, 0
 			err = s.timed("restore", func(storage.Counter) error {
 				return t.RestoreTrash(s.ctx, run, func(unit string, err error) {
@@ -151,25 +142,14 @@ left. It takes the lock; nothing the registry serves is touched, so the
 registry need not be stopped or read-only.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			loc, err := rf.loc.resolve(args)
-			if err != nil {
-				return err
-			}
-			if err := rf.check(); err != nil {
-				return err
-			}
 			// The trash is outside the layout: the registry's mode does
 			// not matter, only the lock.
 			rf.registryStopped = true
-			s, err := openSession(cmd.Context(), loc, &rf, true, "trash purge", time.Now(), e)
+			s, t, err := openTrash(cmd, args, &rf, true, "trash purge", e)
 			if err != nil {
 				return err
 			}
 			defer s.Close()
-			t, err := trashOf(s)
-			if err != nil {
-				return err
-			}
 			var freed []string
 			err = s.timed("free trash", func(storage.Counter) (err error) {
 				freed, err = sweep.FreeTrash(s.ctx, t, "", s.jobs)
