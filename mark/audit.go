@@ -170,8 +170,14 @@ type BadBlob struct {
 
 // StaleUpload reports whether an upload folder started before the upload
 // age limit of opts: compaction deletes it, an audit lists it. A missing or
-// unreadable startedat counts as young.
+// unreadable startedat counts as young, except in a folder holding no file
+// at all: what a run stopped while deleting the upload leaves (the
+// registry writes startedat as it makes the folder), stale whatever its
+// age, as nothing in it can be lost (only empty folders are removed).
 func (o Options) StaleUpload(u walker.Upload) bool {
+	if len(u.Keys) == 0 {
+		return true
+	}
 	return !u.StartedAt.IsZero() && u.StartedAt.Before(o.StartedAt.Add(-o.Compact.UploadMaxAge))
 }
 

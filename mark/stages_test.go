@@ -388,7 +388,7 @@ func TestCompactRepo(t *testing.T) {
 			r := v.repo("app")
 			c.build(v, r)
 			inv := v.build()
-			inv.Repos[0].Uploads = []walker.Upload{{ID: "old", StartedAt: old}}
+			inv.Repos[0].Uploads = []walker.Upload{{ID: "old", StartedAt: old, Keys: []string{storage.UploadStartedAtPath("app", "old")}}}
 			opts := Options{DeleteUntagged: true, StartedAt: now, Compact: CompactAll}
 			m := SelectRoots(inv, 0, opts)
 			m.Close(FindAliases(inv))
@@ -402,8 +402,15 @@ func TestCompactRepo(t *testing.T) {
 				t.Errorf("orphan history %v, folders %v, uploads %v, empty %v; want %d, %d, 1, %v", got.History, got.RevisionFolders, got.Uploads, got.Empty, c.orphanIndex, c.folders, c.empty)
 			}
 			// A young upload keeps the repository.
-			inv.Repos[0].Uploads = append(inv.Repos[0].Uploads, walker.Upload{ID: "young", StartedAt: now})
-			if got := CompactRepo(m); got.Empty || len(got.Uploads) != 1 {
+			// An upload folder holding no file (a run stopped while
+			// deleting it) is stale, however young or undated.
+			inv.Repos[0].Uploads = append(inv.Repos[0].Uploads, walker.Upload{ID: "emptied"})
+			if got := CompactRepo(m); got.Empty != c.empty || len(got.Uploads) != 2 || len(got.Uploads[1].Files) != 0 {
+				t.Errorf("with an empty upload folder: empty %v, uploads %v; want %v and it planned without files", got.Empty, got.Uploads, c.empty)
+			}
+			// A young upload keeps the repository.
+			inv.Repos[0].Uploads = append(inv.Repos[0].Uploads, walker.Upload{ID: "young", StartedAt: now, Keys: []string{storage.UploadStartedAtPath("app", "young")}})
+			if got := CompactRepo(m); got.Empty || len(got.Uploads) != 2 {
 				t.Errorf("with a young upload: empty %v, uploads %v", got.Empty, got.Uploads)
 			}
 		})

@@ -160,6 +160,7 @@ func Execute(ctx context.Context, store storage.Store, plan *mark.Plan, opts Opt
 			return res, err
 		}
 	}
+	s.removeUploadFolders(ctx)
 	if len(res.Failed) > 0 {
 		res.BlobsSkipped = phaseLen(plan, phaseBlobs)
 		return res, nil
@@ -218,6 +219,45 @@ func FreeTrashRun(ctx context.Context, t storage.Trasher, run string, jobs int) 
 		return err
 	}
 	return t.RemoveTrash(ctx, run, "")
+}
+
+// removeUploadFolders removes the folders of the planned uploads that hold
+// no file (what a run stopped while deleting an upload leaves), on a store
+// with folders; the folders of uploads whose files the upload phases
+// deleted went with their last file. Only empty folders are removed.
+func (s *sweeper) removeUploadFolders(ctx context.Context) {
+	dr := storage.CapabilitiesOf(s.store).DirRemover
+	if dr == nil || s.opts.DryRun {
+		return
+	}
+	for _, u := range s.plan.Uploads {
+		if len(u.Files) > 0 {
+			continue
+		}
+		if ctx.Err() != nil {
+			s.mu.Lock()
+			s.res.Interrupted = true
+			s.mu.Unlock()
+			return
+		}
+		repo := s.plan.Repo(u.Repo)
+		started := storage.UploadStartedAtPath(repo, u.ID)
+		dir := path.Dir(started)
+		k, err := storage.ParseKey(started)
+		if repoErr, listed := s.repoErr[repo]; err == nil && (k.Kind != storage.KeyUploadFile || k.Repo != repo || k.Upload != u.ID || !listed || repoErr != nil) {
+			err = fmt.Errorf("%s: not an upload folder of a repository the walk listed with a name in the grammar", dir)
+		}
+		if err == nil {
+			err = dr.RemoveEmptyDirs(context.WithoutCancel(ctx), dir)
+		} else {
+			err = fmt.Errorf("%w: %w", errRefused, err)
+		}
+		if err != nil {
+			s.mu.Lock()
+			s.res.Failed = append(s.res.Failed, Failure{Key: dir, Err: err.Error()})
+			s.mu.Unlock()
+		}
+	}
 }
 
 // removeRevisionFolders removes the empty folders of manifests deleted

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -511,5 +512,46 @@ func TestExecuteDeletesStartedAtLast(t *testing.T) {
 	}
 	if res.Skipped != 1 || len(res.Failed) != 1 {
 		t.Errorf("skipped %d, failed %v: want the startedat of u2 skipped and one failure", res.Skipped, res.Failed)
+	}
+}
+
+// TestExecuteRemovesEmptyUploadFolders: a planned upload without files (a
+// folder a stopped run emptied) has its folder removed when it holds no
+// file; one holding a file stays, and so does the folder of an upload
+// whose ID would leave its repository.
+func TestExecuteRemovesEmptyUploadFolders(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(rel string) string {
+		p := filepath.Join(dir, filepath.FromSlash(rel))
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	empty := mk(storage.UploadDir("web", "u1") + "/hashstates/sha256")
+	full := mk(storage.UploadDir("web", "u2"))
+	if err := os.WriteFile(filepath.Join(full, "data"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mk(storage.ManifestsDir("web"))
+	s, err := storage.OpenFS(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	p := &mark.Plan{Repos: []string{"web"}, Digests: walker.NewDigests(nil)}
+	p.Uploads = []mark.Upload{{Repo: 0, ID: "u1"}, {Repo: 0, ID: "u2"}, {Repo: 0, ID: ".."}}
+	res, err := Execute(context.Background(), s, p, Options{Jobs: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Dir(filepath.Dir(empty))); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the empty upload folder stays: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(full, "data")); err != nil {
+		t.Errorf("a file of an upload folder went: %v", err)
+	}
+	if len(res.Failed) != 1 || !strings.Contains(res.Failed[0].Err, "refused") {
+		t.Errorf("failures %v: want the upload \"..\" refused", res.Failed)
 	}
 }
