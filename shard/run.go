@@ -8,8 +8,11 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/regsweep/regsweep/storage"
@@ -287,4 +290,54 @@ func parseRun(b []byte, id string) (*Run, error) {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// RemoveRun removes the run folder of run id: every file under it (parts,
+// commits, report parts, what killed writes left), then, on a store with
+// folders, its folders. It returns how many files went. The caller holds
+// the run's lock and knows the run complete.
+func RemoveRun(ctx context.Context, s storage.Store, id string) (int, error) {
+	if err := ValidRunID(id); err != nil {
+		return 0, err
+	}
+	dir := RunDir(id)
+	var keys []string
+	err := s.Walk(ctx, dir, func(o storage.Object) error {
+		if !strings.HasPrefix(o.Key, dir+"/") {
+			return fmt.Errorf("remove run %s: %s/%s is outside %s", id, s, o.Key, dir)
+		}
+		keys = append(keys, o.Key)
+		return nil
+	})
+	if err != nil && !storage.IsNotFound(err) {
+		return 0, fmt.Errorf("remove run %s: %w", id, err)
+	}
+	removed := 0
+	var errs []error
+	var mu sync.Mutex
+	for batch := range slices.Chunk(keys, max(s.BatchSize(), 1)) {
+		s.Delete(ctx, batch, func(key string, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil || storage.IsNotFound(err):
+				removed++
+			default:
+				errs = append(errs, fmt.Errorf("remove %s/%s: %w", s, key, err))
+			}
+		})
+	}
+	if err := errors.Join(errs...); err != nil {
+		return removed, err
+	}
+	if dr := storage.CapabilitiesOf(s).DirRemover; dr != nil {
+		// The run's folders, then regsweep/runs and regsweep/ if that
+		// leaves them empty (a folder holding a file always stays).
+		for _, d := range []string{dir, path.Dir(Dir)} {
+			if err := dr.RemoveEmptyDirs(ctx, d); err != nil && !storage.IsNotFound(err) {
+				return removed, fmt.Errorf("remove run %s: %w", id, err)
+			}
+		}
+	}
+	return removed, nil
 }

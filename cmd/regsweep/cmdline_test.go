@@ -189,7 +189,7 @@ func TestEveryCommandsFlags(t *testing.T) {
 		"shard":         nil,
 		"shard mark":    cat(location, planning, []string{"break-lock", "index", "jobs", "log-format", "quiet", "registry-stopped", "run", "shards"}),
 		"shard sweep":   cat(location, []string{"index", "jobs", "log-format", "quiet", "registry-stopped", "run", "shards"}),
-		"shard report":  cat(location, []string{"log-format", "quiet", "report", "report-format", "run"}),
+		"shard report":  cat(location, []string{"log-format", "quiet", "remove-run", "report", "report-format", "run"}),
 		"trash":         nil,
 		"trash list":    cat(location, []string{"log-format", "quiet"}),
 		"trash restore": cat(location, []string{"break-lock", "log-format", "quiet", "registry-stopped"}),

@@ -20,6 +20,8 @@ type shardFlags struct {
 	run    string
 	shards int
 	index  int
+	// removeRun: report removes the run folder once the run is complete.
+	removeRun bool
 }
 
 // register adds --run, and with withShards --shards and --index.
@@ -143,7 +145,7 @@ func newShardReportCommand(e env) *cobra.Command {
 		rf runFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "report --run ID [--report FILE …] LOCATION | --config config.yml",
+		Use:   "report --run ID [--report FILE …] [--remove-run] LOCATION | --config config.yml",
 		Short: "Merge the parts of a sharded run into gc's reports, naming missing shards; release the run's lock once it is complete",
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := sf.check(cmd, false, e); err != nil {
@@ -154,6 +156,7 @@ func newShardReportCommand(e env) *cobra.Command {
 	}
 	fl := cmd.Flags()
 	sf.register(fl, false, "")
+	fl.BoolVar(&sf.removeRun, "remove-run", false, "once every shard is done and the reports are written, remove the run folder (regsweep/runs/ID/); an incomplete run's stays")
 	rf.register(fl, withReports)
 	return cmd
 }

@@ -309,7 +309,10 @@ func TestShardedRunSIGKILL(t *testing.T) {
 					}
 				}
 				// The run so far is incomplete: report names what is missing.
-				out := shardDo(t, now, nil, exitIncomplete, "shard", "report", "--run", "r1", root)
+				out := shardDo(t, now, nil, exitIncomplete, "shard", "report", "--run", "r1", "--remove-run", root)
+				if _, err := os.Stat(runFile(root, shard.RunKey("r1"))); err != nil {
+					t.Errorf("report --remove-run of an incomplete run removed its folder: %v", err)
+				}
 				var missing []int
 				for i := c; i < n+k; i++ {
 					missing = append(missing, i)
@@ -333,9 +336,16 @@ func TestShardedRunSIGKILL(t *testing.T) {
 				for _, args := range cmds[c+1:] {
 					shardDo(t, now, nil, 0, args...)
 				}
-				shardReport(t, now, "r1", 0, where)
+				shardReport(t, now, "r1", 0, append([]string{"--remove-run"}, where...))
 				if d := cmp.Diff(wantTree, tree(t, root)); d != "" {
 					t.Errorf("after the rerun, the registry differs from gc's (-gc +shards):\n%s", d)
+				}
+				// Nothing of the run stays beside the registry: its folder
+				// (with what the killed attempt wrote) and the shards' trash.
+				for _, dir := range []string{"regsweep", storage.TrashDir} {
+					if _, err := os.Stat(filepath.Join(root, dir)); err == nil {
+						t.Errorf("%s stays after report --remove-run", dir)
+					}
 				}
 				if _, err := os.Stat(filepath.Join(root, storage.LockKey)); err == nil {
 					t.Errorf("the complete run left its lock")

@@ -571,6 +571,14 @@ func runShardReport(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFl
 	if len(missing) > 0 {
 		return fmt.Errorf("%w: run %s: missing %s", errIncomplete, run.ID, joinAnd(missing))
 	}
+	if sf.removeRun {
+		// Under the run's lock: no shard of it writes any more.
+		n, err := shard.RemoveRun(s.ctx, s.store, run.ID)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(s.stdout, "removed the run folder %s/%s (%s)\n", s.store, shard.RunDir(run.ID), report.Count(n, "file"))
+	}
 	// Complete: the lock the run's shards shared goes.
 	if err := storage.ReleaseRun(context.WithoutCancel(s.ctx), s.store, shardLockID(run.ID)); err != nil {
 		return err
