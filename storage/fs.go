@@ -124,6 +124,13 @@ func (f *FS) list(ctx context.Context, dir string, timed bool) ([]Entry, time.Ti
 		}
 		at = fi.ModTime()
 	}
+	if f.fast {
+		entries, err := readDirents(d)
+		if err != nil {
+			return nil, time.Time{}, f.wrap("list", dir, err)
+		}
+		return entries, at, nil
+	}
 	des, err := d.ReadDir(-1)
 	if err != nil {
 		return nil, time.Time{}, f.wrap("list", dir, err)

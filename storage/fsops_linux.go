@@ -3,9 +3,12 @@
 package storage
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"io/fs"
 	"os"
+	"sort"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -239,6 +242,73 @@ func (f *FS) fastOpenDir(key string) (*os.File, error) {
 		return nil, readErr(err)
 	}
 	return os.NewFile(uintptr(fd), key), nil
+}
+
+// readDirents lists the open folder d with getdents64, keeping each
+// entry's inode number (Entry.Ino), which os.File.ReadDir drops. An entry
+// whose type the filesystem does not store (DT_UNKNOWN) is lstat'ed, as
+// os.File.ReadDir does. Entries come sorted by name.
+func readDirents(d *os.File) ([]Entry, error) {
+	fd := int(d.Fd())
+	var out []Entry
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return nil, osErr(err)
+		}
+		if n <= 0 {
+			break
+		}
+		for b := buf[:n]; len(b) > 0; {
+			// struct linux_dirent64: d_ino u64, d_off s64, d_reclen u16,
+			// d_type u8, d_name NUL-terminated.
+			if len(b) < 19 {
+				return nil, errors.New("getdents64: short record")
+			}
+			reclen := int(binary.NativeEndian.Uint16(b[16:18]))
+			if reclen < 19 || reclen > len(b) {
+				return nil, errors.New("getdents64: bad record length")
+			}
+			ino := binary.NativeEndian.Uint64(b[0:8])
+			typ := b[18]
+			name := b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			b = b[reclen:]
+			if string(name) == "." || string(name) == ".." {
+				continue
+			}
+			e := Entry{Name: string(name), Ino: ino, Type: TypeOther}
+			switch typ {
+			case unix.DT_REG:
+				e.Type = TypeFile
+			case unix.DT_DIR:
+				e.Type = TypeDir
+			case unix.DT_UNKNOWN:
+				var st unix.Stat_t
+				if err := unix.Fstatat(fd, e.Name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+					if err == unix.ENOENT {
+						continue // gone since it was listed
+					}
+					return nil, osErr(err)
+				}
+				switch st.Mode & unix.S_IFMT {
+				case unix.S_IFREG:
+					e.Type = TypeFile
+				case unix.S_IFDIR:
+					e.Type = TypeDir
+				}
+			}
+			out = append(out, e)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // dirFDs holds the folders one Delete call resolved, so that the keys of a

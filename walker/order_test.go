@@ -1,0 +1,96 @@
+package walker_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/regsweep/regsweep/storage"
+	"github.com/regsweep/regsweep/storage/storagetest"
+	"github.com/regsweep/regsweep/walker"
+)
+
+// TestWalkReadsBlobsInDiskOrder walks a generated registry on one worker
+// through a store that records every call: the manifests are read, and the
+// blobs then stat'ed, in the inode order of their folders (each wave of
+// manifests in order: an index's children come in a later wave), which
+// reads a cold filesystem's inode tables in order.
+func TestWalkReadsBlobsInDiskOrder(t *testing.T) {
+	root := t.TempDir()
+	storagetest.Generate(t, root, 600)
+	fs, err := storage.OpenFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fs.Close()
+	ctx := context.Background()
+	f := storagetest.NewFaulty(fs)
+	f.Record = true
+	inv, err := walker.Walk(ctx, f, walker.Options{Jobs: 1, StartedAt: time.Now()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// inodes returns the inode numbers of the blob folders whose data the
+	// calls op'ed, in call order.
+	inodes := func(calls []storagetest.Call, op storagetest.Op) []uint64 {
+		var out []uint64
+		for _, c := range calls {
+			k, err := storage.ParseKey(c.Key)
+			if err != nil || c.Op != op || k.Kind != storage.KeyBlobData {
+				continue
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(filepath.Join(root, filepath.Dir(c.Key)), &st); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, st.Ino)
+		}
+		return out
+	}
+	// breaks counts the steps against the sequence's main direction: the
+	// pool takes the latest task first, so a run of tasks may go down the
+	// inode numbers as well as up (the inode tables are read ahead in
+	// aligned windows, either way). Random order breaks half the steps.
+	breaks := func(inos []uint64) int {
+		up, down := 0, 0
+		for i := 1; i < len(inos); i++ {
+			if inos[i] < inos[i-1] {
+				down++
+			} else {
+				up++
+			}
+		}
+		return min(up, down)
+	}
+	read := inodes(f.Calls(), storagetest.OpReadFile)
+	if len(read) < 100 {
+		t.Fatalf("the walk read %d manifests; the generated registry has more", len(read))
+	}
+	// Waves: the tags' and revisions' manifests, then children of indexes,
+	// then their children; the generator nests indexes two deep at most.
+	if b := breaks(read); b > 3 {
+		t.Errorf("manifests read out of disk order: %d breaks in %d reads", b, len(read))
+	}
+
+	var ids []walker.ID
+	for id := walker.ID(1); int(id) <= inv.Digests.Len(); id++ {
+		if b, ok := inv.Digests.Blob(id); ok && b.ModTime.IsZero() {
+			ids = append(ids, id)
+		}
+	}
+	before := len(f.Calls())
+	if err := walker.StatBlobs(ctx, f, inv, ids, 1); err != nil {
+		t.Fatal(err)
+	}
+	stated := inodes(f.Calls()[before:], storagetest.OpStat)
+	if len(stated) != len(ids) || len(ids) < 100 {
+		t.Fatalf("stat'ed %d blobs of %d asked", len(stated), len(ids))
+	}
+	// Tasks of 256 blobs each, each in order.
+	if b := breaks(stated); b > len(stated)/256+1 {
+		t.Errorf("blobs stat'ed out of disk order: %d breaks in %d stats", b, len(stated))
+	}
+}
