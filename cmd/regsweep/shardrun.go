@@ -193,12 +193,14 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 	}); err != nil {
 		return err
 	}
+	sweptAt := e.startTime()
 	if !res.Interrupted {
 		if err := s.freeShardTrash(trash); err != nil {
 			return err
 		}
 	}
 	rep := s.partReport("shard mark", plan, res, rf.quiet)
+	shardWindow(rep, res, run, sweptAt)
 	rep.Policy = pf.policyFile
 	st := &rep.Scanned
 	emptied := map[string]bool{}
@@ -263,6 +265,17 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 	}
 	fmt.Fprintf(s.stdout, "\nmark shard %d of %d of run %s committed\n", sf.index, run.Shards, run.ID)
 	return nil
+}
+
+// shardWindow records a shard's window in its part, as gc's: from the
+// run's start (its first mark shard's) to sweptAt, when the shard's last
+// key was out of the layout; the merged report's is the longest part's,
+// the time the registry had to stay read-only.
+func shardWindow(rep *report.Report, res *sweep.Result, run *shard.Run, sweptAt time.Time) {
+	rep.WindowSeconds = max(sweptAt.Sub(run.StartedAt).Seconds(), 0)
+	if res.TrashFallback != "" {
+		rep.Warnings = append(rep.Warnings, "deleted in place, not moved into the trash: "+res.TrashFallback)
+	}
 }
 
 // partReport is the report of one shard's part, without the policy's
@@ -438,20 +451,14 @@ func runShardSweep(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFla
 	}); err != nil {
 		return err
 	}
-	// The window, as gc's: from the run's start (its first mark shard's)
-	// to this shard's last key out of the layout; the report's is the
-	// longest of the sweep shards'.
-	window := e.startTime().Sub(run.StartedAt)
+	sweptAt := e.startTime()
 	if !res.Interrupted {
 		if err := s.freeShardTrash(trash); err != nil {
 			return err
 		}
 	}
 	rep := s.partReport("shard sweep", plan, res, rf.quiet)
-	rep.WindowSeconds = max(window.Seconds(), 0)
-	if res.TrashFallback != "" {
-		rep.Warnings = append(rep.Warnings, "deleted in place, not moved into the trash: "+res.TrashFallback)
-	}
+	shardWindow(rep, res, run.Run, sweptAt)
 	rep.Scanned = report.Scanned{Blobs: inv.Stats.Blobs, Bytes: report.ScannedBytes(inv.Stats.BlobBytes, true)}
 	rep.Repositories = slices.DeleteFunc(rep.Repositories, func(r report.Repository) bool { return r.Counts == (sweep.Counts{}) })
 	for _, pr := range inv.Problems {
