@@ -17,17 +17,22 @@ import (
 func MarkBlobs(inv *walker.Inventory, repos []*RepoMark, aliases Aliases) Bitset {
 	marked := NewBitset(inv.Digests.Len())
 	for _, m := range repos {
-		for id := range m.Kept {
-			markManifest(inv, id, &marked)
-		}
-		if storage.ValidRepoName(m.Repo.Name) != nil {
-			for _, l := range m.Repo.Layers {
-				marked.Set(l.ID)
-			}
-		}
+		m.markBlobs(&marked)
 	}
 	aliases.Follow(&marked)
 	return marked
+}
+
+// markBlobs marks what MarkBlobs marks for m's repository, aliases aside.
+func (m *RepoMark) markBlobs(marked *Bitset) {
+	for id := range m.Kept {
+		markManifest(m.inv, id, marked)
+	}
+	if storage.ValidRepoName(m.Repo.Name) != nil {
+		for _, l := range m.Repo.Layers {
+			marked.Set(l.ID)
+		}
+	}
 }
 
 // Follow marks the blob each marked alias is stored as.

@@ -40,6 +40,8 @@ func (o Options) Cutoff() time.Time { return o.StartedAt.Add(-o.MinAge - timeSla
 //     revisions), then the untagged revisions to delete.
 //  3. MarkBlobs then SweepBlobs and SweepLayerLinks, over every repository:
 //     the blobs no kept manifest references, and the layer links to them.
+//     Compute marks each repository's blobs as soon as stage 2 is done
+//     with it, and drops its marks then.
 //  4. CompactRepo per repository, then CompactEmptyRepos and
 //     CompactMultipart: history of absent manifests, empty revision
 //     folders, abandoned uploads, repositories left empty.
@@ -50,10 +52,10 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 	p := &Plan{Options: opts, Cutoff: opts.Cutoff(), Digests: inv.Digests}
 	aliases := FindAliases(inv)
 
-	repos, emptyCandidates := p.repoStages(inv, aliases)
+	// Stages 1, 2, the per-repository part of 4, and stage 3's marking.
+	repos, emptyCandidates, marked := p.repoStages(inv, aliases)
 
-	// Stage 3.
-	marked := MarkBlobs(inv, repos, aliases)
+	// Stage 3's sweep.
 	bs := SweepBlobs(inv, marked, opts.Cutoff(), Sweepable(inv, repos))
 	p.Blobs = bs.Blobs
 	p.Kept.BlobsTooRecent, p.Kept.BlobsUnswept = bs.TooRecent, bs.Unswept
@@ -74,19 +76,27 @@ func Compute(inv *walker.Inventory, opts Options) *Plan {
 }
 
 // repoStages runs stages 1, 2 and the per-repository part of 4 over every
-// repository of inv, into p, with the policy's effect. It returns the
-// repositories' marks and the candidates for CompactEmptyRepos.
-func (p *Plan) repoStages(inv *walker.Inventory, aliases Aliases) (repos []*RepoMark, emptyCandidates []RepoIndex) {
+// repository of inv, into p, with the policy's effect, and marks the blobs
+// each repository keeps as it goes (MarkBlobs, one repository at a time: a
+// repository's marks are then released, and never held for every
+// repository at once). It returns the repositories' marks (their results),
+// the candidates for CompactEmptyRepos and the blobs marked, aliases
+// followed.
+func (p *Plan) repoStages(inv *walker.Inventory, aliases Aliases) (repos []*RepoMark, emptyCandidates []RepoIndex, marked Bitset) {
 	opts := p.Options
 	repos = make([]*RepoMark, len(inv.Repos))
 	comps := make([]RepoCompaction, len(inv.Repos))
 	p.Repos = make([]string, len(inv.Repos))
+	marked = NewBitset(inv.Digests.Len())
 	for i, r := range inv.Repos {
 		p.Repos[i] = r.Name
 		m := SelectRoots(inv, RepoIndex(i), opts)
 		m.Close(aliases)
 		repos[i], comps[i] = m, CompactRepo(m)
+		m.markBlobs(&marked)
+		m.release()
 	}
+	aliases.Follow(&marked)
 	p.addRepos(repos, comps)
 	for i, c := range comps {
 		if c.Empty && opts.Compact.Repos {
@@ -99,7 +109,7 @@ func (p *Plan) repoStages(inv *walker.Inventory, aliases Aliases) (repos []*Repo
 			p.PolicyEffect.EveryTagDeleted = append(p.PolicyEffect.EveryTagDeleted, RepoTags{Repo: m.Repo.Name, Tags: len(m.Repo.Tags)})
 		}
 	}
-	return repos, emptyCandidates
+	return repos, emptyCandidates, marked
 }
 
 // addRepos adds what stages 1, 2 and 4 decided for each repository to the

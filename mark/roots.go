@@ -14,7 +14,8 @@ type RepoMark struct {
 	Index RepoIndex
 
 	// Kept are the manifests the repository keeps (revision links that
-	// stay, and what they reference); stage 3 marks their blobs.
+	// stay, and what they reference); stage 3 marks their blobs. Compute
+	// drops it once they are marked.
 	Kept map[walker.ID]bool
 	// Tags are the tags to delete; Decisions the verdicts on every tag a
 	// policy decided, in the order they were reached.
@@ -157,6 +158,15 @@ func SelectRoots(inv *walker.Inventory, i RepoIndex, opts Options) *RepoMark {
 		}
 	}
 	return m
+}
+
+// release drops what stages 1 and 2 worked with and stage 3's marking
+// read (markBlobs), once both are done, keeping m's results for the plan:
+// a registry's marks are never held whole at once (Compute).
+func (m *RepoMark) release() {
+	m.Kept, m.linked, m.subjects, m.reached, m.tagsOf = nil, nil, nil, nil, nil
+	m.live, m.pending, m.young, m.work = nil, nil, nil, nil
+	m.leftAlone = nil
 }
 
 // Roots returns the manifests stage 1 keeps whatever reaches them: those

@@ -35,8 +35,7 @@ type MarkShard struct {
 func ComputeMarkShard(inv *walker.Inventory, opts Options, multipart func(storage.MultipartUpload) bool) *MarkShard {
 	p := &Plan{Options: opts, Cutoff: opts.Cutoff(), Digests: inv.Digests}
 	aliases := FindAliases(inv)
-	repos, emptyCandidates := p.repoStages(inv, aliases)
-	marked := MarkBlobs(inv, repos, aliases)
+	repos, emptyCandidates, marked := p.repoStages(inv, aliases)
 	for _, u := range CompactMultipart(inv, opts) {
 		if multipart(u) {
 			p.Multipart = append(p.Multipart, u)

@@ -82,10 +82,11 @@ skipped and reported).`,
 				return err
 			}
 			plan := mark.Intersect(pfile.Plan, fresh)
+			w := walkedOf(inv) // the inventory goes before the sweep (see gc)
 			if err := s.archive(plan); err != nil {
 				return err
 			}
-			return s.execute(inv, plan, false, pfile.PolicyFile)
+			return s.execute(w, plan, false, pfile.PolicyFile)
 		},
 	}
 	cmd.Flags().DurationVar(&maxPlanAge, "max-plan-age", 24*time.Hour, "refuse a plan older than this")

@@ -78,11 +78,17 @@ func runGC(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, dryRu
 		if plan, err = s.recheck(inv, plan); err != nil {
 			return err
 		}
+	}
+	// The inventory goes before the sweep (nothing refers to it past this
+	// line): the report needs its counts and problems only, and the rest is
+	// most of the heap on a large registry.
+	w := walkedOf(inv)
+	if !dryRun {
 		if err := s.archive(plan); err != nil {
 			return err
 		}
 	}
-	return s.execute(inv, plan, dryRun, pf.policyFile)
+	return s.execute(w, plan, dryRun, pf.policyFile)
 }
 
 // live is what a run that writes knows of the registry serving its

@@ -242,9 +242,21 @@ func (s *session) recheck(inv *walker.Inventory, plan *mark.Plan) (*mark.Plan, e
 	return mark.Intersect(plan, b), nil
 }
 
+// walked is what the report needs of a walk once its plan is made: the
+// counts and the problems. The rest of the inventory (repositories, links,
+// parsed manifests: most of the heap) is not kept through the sweep and
+// the report; the plan holds the digest table.
+type walked struct {
+	stats    walker.Stats
+	problems []walker.Problem
+}
+
+// walkedOf returns what the report needs of inv.
+func walkedOf(inv *walker.Inventory) walked { return walked{inv.Stats, inv.Problems} }
+
 // execute sweeps plan (dry or not), writes the reports, and returns the
 // error that sets the exit status.
-func (s *session) execute(inv *walker.Inventory, plan *mark.Plan, dryRun bool, policyFile string) error {
+func (s *session) execute(inv walked, plan *mark.Plan, dryRun bool, policyFile string) error {
 	var res *sweep.Result
 	opts := sweep.Options{DryRun: dryRun, Jobs: s.jobs}
 	if s.trasher() != nil {
@@ -265,9 +277,9 @@ func (s *session) execute(inv *walker.Inventory, plan *mark.Plan, dryRun bool, p
 		rep.WindowSeconds = time.Since(s.startedAt).Seconds()
 	}
 	rep.Phases = s.phases
-	st := inv.Stats
+	st := inv.stats
 	rep.Scanned = report.Scanned{Repositories: st.Repos, Tags: st.Tags, Manifests: st.Revisions, LayerLinks: st.LayerLinks, Blobs: st.Blobs, Bytes: report.ScannedBytes(st.BlobBytes, st.BlobSizes), Uploads: st.Uploads}
-	for _, p := range inv.Problems {
+	for _, p := range inv.problems {
 		rep.Problems = append(rep.Problems, report.Problem{Path: p.Path, Reason: p.Err.Error()})
 	}
 	rep.Policy = policyFile
