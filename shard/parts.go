@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"golang.org/x/sync/errgroup"
@@ -52,10 +53,19 @@ type part struct {
 }
 
 func (m *Marks) partOf(d storage.Digest) *part {
-	if _, ok := d.Sum256(); ok {
-		return &m.buckets[BucketOf(d)]
+	if b := partOf(d); b >= 0 {
+		return &m.buckets[b]
 	}
 	return &m.other
+}
+
+// partOf is the part of digest d: its bucket, or -1 (the other part) for
+// an algorithm other than sha256.
+func partOf(d storage.Digest) int {
+	if _, ok := d.Sum256(); ok {
+		return BucketOf(d)
+	}
+	return -1
 }
 
 // Mark records a marked digest.
@@ -115,40 +125,101 @@ func (p *part) encode() []byte {
 // what an earlier attempt of the shard left, and returns their records for
 // the commit, in bucket order (the other part last).
 func (m *Marks) Write(ctx context.Context, s storage.Store, id string, i, jobs int) ([]PartInfo, error) {
+	return WriteParts(ctx, s, id, i, jobs, func(b int, mark func(storage.Digest), link func(Link)) {
+		p := &m.other
+		if b >= 0 {
+			p = &m.buckets[b]
+		}
+		for _, d := range p.marks {
+			mark(d)
+		}
+		for _, l := range p.links {
+			link(l)
+		}
+		*p = part{} // handed over: its memory goes
+	})
+}
+
+// Source gives the records of one part when WriteParts asks for it: its
+// marked digests and the layer links it routes (see Marks), of bucket b (0
+// to 255), or of the other part (b = -1). WriteParts asks for jobs parts
+// at once, so that a mark shard holds the records of a few parts, not of
+// every one, as text; a Source must be safe for concurrent use. A record
+// handed for another part is refused.
+type Source func(b int, mark func(storage.Digest), link func(Link))
+
+// WriteParts writes every non-empty part of mark shard i of run id as src
+// gives them, replacing what an earlier attempt of the shard left, and
+// returns their records for the commit, in bucket order (the other part
+// last).
+func WriteParts(ctx context.Context, s storage.Store, id string, i, jobs int, src Source) ([]PartInfo, error) {
 	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
 	if err != nil {
 		return nil, err
 	}
 	defer enc.Close()
-	type job struct {
-		b int
-		p *part
-	}
-	var todo []job
-	for b := range m.buckets {
-		if len(m.buckets[b].marks)+len(m.buckets[b].links) > 0 {
-			todo = append(todo, job{b, &m.buckets[b]})
-		}
-	}
-	if len(m.other.marks)+len(m.other.links) > 0 {
-		todo = append(todo, job{-1, &m.other})
-	}
-	infos := make([]PartInfo, len(todo))
-	g, ctx := errgroup.WithContext(ctx)
+	var (
+		mu    sync.Mutex
+		infos []PartInfo
+	)
+	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(max(jobs, 1))
-	for n, j := range todo {
+	for b := range Buckets + 1 {
+		if b == Buckets {
+			b = -1
+		}
+		if gctx.Err() != nil {
+			break
+		}
 		g.Go(func() error {
-			raw := j.p.encode()
+			var p part
+			var bad error
+			src(b, func(d storage.Digest) {
+				p.marks = append(p.marks, d)
+			}, func(l Link) {
+				p.links = append(p.links, l)
+			})
+			for _, d := range p.marks {
+				if bad == nil && partOf(d) != b {
+					bad = fmt.Errorf("mark %s handed for part %d", d, b)
+				}
+			}
+			for _, l := range p.links {
+				if bad == nil && partOf(l.route()) != b {
+					bad = fmt.Errorf("link %s %s handed for part %d", l.Repo, l.Digest, b)
+				}
+			}
+			if bad != nil {
+				return bad
+			}
+			if len(p.marks)+len(p.links) == 0 {
+				return nil
+			}
+			raw := p.encode()
+			info := PartInfo{Bucket: b, RawSize: int64(len(raw)), Marks: len(p.marks), Links: len(p.links)}
+			p = part{}
 			data := enc.EncodeAll(raw, nil)
+			raw = nil
 			sum := sha256.Sum256(data)
-			infos[n] = PartInfo{Bucket: j.b, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:]), RawSize: int64(len(raw)), Marks: len(j.p.marks), Links: len(j.p.links)}
-			*j.p = part{} // written: its memory goes
-			return replace(ctx, s, MarkPartKey(id, i, j.b), data)
+			info.Size, info.SHA256 = int64(len(data)), hex.EncodeToString(sum[:])
+			if err := replace(gctx, s, MarkPartKey(id, i, b), data); err != nil {
+				return err
+			}
+			mu.Lock()
+			infos = append(infos, info)
+			mu.Unlock()
+			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return nil, fmt.Errorf("write mark parts of shard %d: %w", i, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("write mark parts of shard %d: %w", i, err)
+	}
+	slices.SortFunc(infos, func(a, b PartInfo) int {
+		return cmp.Compare(uint(a.Bucket), uint(b.Bucket)) // -1 (other) last
+	})
 	return infos, nil
 }
 

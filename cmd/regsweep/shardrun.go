@@ -208,15 +208,25 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 		emptied[plan.Repo(i)] = true
 	}
 	// What the sweep shards need: the marks, and the layer links of the
-	// repositories that stay (those of emptied ones are gone).
-	var marks shard.Marks
+	// repositories that stay (those of emptied ones are gone), indexed by
+	// part (4 bytes a mark, 8 a link); each part's records are made when
+	// it is written.
 	t := inv.Digests
+	var marksOf [shard.Buckets + 1][]walker.ID
+	var linksOf [shard.Buckets + 1][][2]uint32
+	slot := func(d storage.Digest) int {
+		if _, ok := d.Sum256(); ok {
+			return shard.BucketOf(d)
+		}
+		return shard.Buckets // the other part
+	}
 	for id := walker.ID(1); int(id) <= t.Len(); id++ {
 		if ms.Marked.Has(id) {
-			marks.Mark(t.Digest(id))
+			b := slot(t.Digest(id))
+			marksOf[b] = append(marksOf[b], id)
 		}
 	}
-	for _, r := range inv.Repos {
+	for ri, r := range inv.Repos {
 		st.Repositories++
 		st.Tags += len(r.Tags)
 		st.Manifests += len(r.Revisions)
@@ -225,16 +235,35 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 		if r.Unreadable != nil || storage.ValidRepoName(r.Name) != nil || emptied[r.Name] {
 			continue
 		}
-		for _, l := range r.Layers {
+		for li, l := range r.Layers {
 			if l.Corrupt {
 				continue
 			}
+			route := l.ID
+			if l.Target != 0 {
+				route = l.Target
+			}
+			b := slot(t.Digest(route))
+			linksOf[b] = append(linksOf[b], [2]uint32{uint32(ri), uint32(li)})
+		}
+	}
+	source := func(b int, mark func(storage.Digest), link func(shard.Link)) {
+		if b < 0 {
+			b = shard.Buckets
+		}
+		for _, id := range marksOf[b] {
+			mark(t.Digest(id))
+		}
+		for _, at := range linksOf[b] {
+			r := inv.Repos[at[0]]
+			l := r.Layers[at[1]]
 			sl := shard.Link{Repo: r.Name, Digest: t.Digest(l.ID), ModTime: int64(l.ModTime)}
 			if l.Target != 0 {
 				sl.Target = t.Digest(l.Target)
 			}
-			marks.AddLink(sl)
+			link(sl)
 		}
+		marksOf[b], linksOf[b] = nil, nil // written: their memory goes
 	}
 	for _, pr := range inv.Problems {
 		rep.Problems = append(rep.Problems, report.Problem{Path: pr.Path, Reason: pr.Err.Error()})
@@ -250,7 +279,7 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 		// meant to delete still stands; a rerun retries.
 		return fmt.Errorf("%w: %s failed; mark shard %d not committed, run it again", errIncomplete, report.Count(len(res.Failed), "delete"), sf.index)
 	}
-	infos, err := marks.Write(s.ctx, s.store, run.ID, sf.index, s.jobs)
+	infos, err := shard.WriteParts(s.ctx, s.store, run.ID, sf.index, s.jobs, source)
 	if err != nil {
 		return err
 	}
