@@ -36,8 +36,11 @@ var errIncomplete = errors.New("run incomplete")
 func main() {
 	// The inventory is most of the heap and lives the whole run: collect at
 	// half the growth of the default, trading a little CPU (the run waits on
-	// storage anyway) for a peak RSS closer to the live heap.
-	debug.SetGCPercent(50)
+	// storage anyway) for a peak RSS closer to the live heap. GOGC in the
+	// environment overrides it, as for any Go program.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	// A closed stdout or stderr (regsweep gc … | head) must not kill the
 	// run: Go's runtime dies of SIGPIPE on a write to a closed fd 1 or 2
 	// unless the signal is ignored; the write then fails with EPIPE, and

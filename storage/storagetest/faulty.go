@@ -49,9 +49,15 @@ var ErrInjected = errors.New("injected fault")
 // later one, of any kind and any key, fail too (a process that died, a
 // backend gone), and Faulty.OnStop is called once. Err, when set, is the
 // error returned (wrapped with the key); otherwise one wrapping ErrInjected.
+//
+// With Key, N counts only the operations of kind Op on that key: the Nth
+// read of one file, whatever the order a run reads the others in (a
+// filesystem walk reads in the order of its folders' inodes, which differ
+// between two copies of a registry).
 type Fault struct {
 	Op   Op
 	N    int
+	Key  string
 	Stop bool
 	Err  error
 }
@@ -80,6 +86,7 @@ type Faulty struct {
 	mu      sync.Mutex
 	faults  []Fault
 	counts  [numOps]int
+	perKey  map[Call]int // operations counted per kind and key, N zero
 	stopped bool
 	fired   []string // keys of the injected failures, in order
 	calls   []Call
@@ -205,8 +212,19 @@ func (f *Faulty) check(op Op, key string) error {
 	var stop func()
 	var err error
 	var before func(Call)
+	nKey := 0
 	for _, ft := range f.faults {
-		if ft.Op != op || ft.N != n {
+		if ft.Key != "" && ft.Op == op && ft.Key == key {
+			if f.perKey == nil {
+				f.perKey = map[Call]int{}
+			}
+			f.perKey[Call{Op: op, Key: key}]++
+			nKey = f.perKey[Call{Op: op, Key: key}]
+			break
+		}
+	}
+	for _, ft := range f.faults {
+		if ft.Op != op || ft.Key == "" && ft.N != n || ft.Key != "" && (ft.Key != key || ft.N != nKey) {
 			continue
 		}
 		cause := ft.Err
