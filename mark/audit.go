@@ -352,12 +352,12 @@ func (g *auditGraph) walk(links *repoLinks, roots ...walker.ID) *reach {
 func (g *auditGraph) markLinks(r *walker.Repo) *repoLinks {
 	for _, l := range r.Revisions {
 		g.revMark.Set(l.ID)
-		if l.Target != 0 {
-			g.revMark.Set(l.Target) // a corrupt link keeps what it names too
+		if l.Target() != 0 {
+			g.revMark.Set(l.Target()) // a corrupt link keeps what it names too
 		}
 	}
 	for _, l := range r.Layers {
-		if !l.Corrupt {
+		if !l.Corrupt() {
 			g.layerMark.Set(l.ID)
 		}
 	}
@@ -367,7 +367,7 @@ func (g *auditGraph) markLinks(r *walker.Repo) *repoLinks {
 func (g *auditGraph) unmarkLinks(r *walker.Repo) {
 	for _, l := range r.Revisions {
 		g.revMark.Unset(l.ID)
-		g.revMark.Unset(l.Target)
+		g.revMark.Unset(l.Target())
 	}
 	for _, l := range r.Layers {
 		g.layerMark.Unset(l.ID)
@@ -457,8 +457,8 @@ func repoRoots(r *walker.Repo) []walker.ID {
 	var out []walker.ID
 	for _, l := range r.Revisions {
 		out = append(out, l.ID)
-		if l.Target != 0 {
-			out = append(out, l.Target)
+		if l.Target() != 0 {
+			out = append(out, l.Target())
 		}
 	}
 	for _, t := range r.Tags {
@@ -736,10 +736,10 @@ func (g *auditGraph) orphans(a *Audit) {
 		}
 		for _, l := range r.Layers {
 			ref(l.ID)
-			if l.Target != 0 {
-				ref(l.Target)
+			if l.Target() != 0 {
+				ref(l.Target())
 			}
-			if l.Corrupt || g.isCorrupt(storage.LayerLinkPath, r.Name, l.ID) {
+			if l.Corrupt() || g.isCorrupt(storage.LayerLinkPath, r.Name, l.ID) {
 				continue // listed as corrupt
 			}
 			if _, ok := g.stored(l.ID); !ok {

@@ -152,11 +152,11 @@ func SweepLayerLinks(inv *walker.Inventory, marked, deleted Bitset, cutoff time.
 		for _, l := range r.Layers {
 			present := t.Stored(l.ID)
 			switch {
-			case l.Corrupt:
+			case l.Corrupt():
 				continue
-			case l.Target != 0:
+			case l.Target() != 0:
 				// An alias goes with its blob, never while it stays.
-				if t.Stored(l.Target) && !deleted.Has(l.Target) || marked.Has(l.ID) {
+				if t.Stored(l.Target()) && !deleted.Has(l.Target()) || marked.Has(l.ID) {
 					continue
 				}
 			case deleted.Has(l.ID):

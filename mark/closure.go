@@ -18,8 +18,8 @@ func FindAliases(inv *walker.Inventory) Aliases {
 	alias := make(Aliases)
 	for _, r := range inv.Repos {
 		for _, l := range r.Layers {
-			if l.Target != 0 && !l.Corrupt {
-				alias[l.ID] = append(alias[l.ID], l.Target)
+			if l.Target() != 0 && !l.Corrupt() {
+				alias[l.ID] = append(alias[l.ID], l.Target())
 			}
 		}
 	}

@@ -115,7 +115,7 @@ func CompactEmptyRepos(inv *walker.Inventory, candidates []RepoIndex, planned []
 			if had[l.ID] {
 				continue
 			}
-			if l.Corrupt || l.ModTime.After(cutoff) {
+			if l.Corrupt() || l.ModTime.After(cutoff) {
 				ok = false // young, or what it holds is unknown: kept
 				break
 			}

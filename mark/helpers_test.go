@@ -73,7 +73,7 @@ func (v *inv) buildWith(t *walker.Digests) *walker.Inventory {
 	links := func(ls []link) []walker.Link {
 		var out []walker.Link
 		for _, l := range ls {
-			out = append(out, walker.Link{ID: t.Intern(l.Digest), ModTime: l.ModTime, Corrupt: l.Corrupt, Target: t.Intern(l.Target)})
+			out = append(out, walker.NewLink(t.Intern(l.Digest), l.ModTime, t.Intern(l.Target), l.Corrupt))
 		}
 		return out
 	}

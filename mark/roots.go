@@ -150,9 +150,9 @@ func SelectRoots(inv *walker.Inventory, i RepoIndex, opts Options) *RepoMark {
 	}
 	for _, l := range r.Revisions {
 		switch {
-		case !opts.DeleteUntagged, l.Corrupt:
+		case !opts.DeleteUntagged, l.Corrupt():
 			m.keep(l.ID)
-			m.keep(l.Target)
+			m.keep(l.Target())
 		case l.ModTime.After(opts.Cutoff()):
 			m.young = append(m.young, l.ID)
 		}

@@ -177,20 +177,41 @@ type Tag struct {
 	indexTimes [2]Time
 }
 
-// Link is a revision or layer link, 24 bytes with no pointer: an inventory
-// holds one per link file.
+// Link is a revision or layer link, 16 bytes with no pointer: an inventory
+// holds one per link file (1.5 million at a million blobs).
 type Link struct {
 	// ModTime is the link file's, or zero where the walk did not need it.
 	ModTime Time
 	// ID is the digest of the link's path.
 	ID ID
-	// Corrupt is set for a link that is empty, garbage, or names another
-	// digest than its path; Target is the digest it names, if any. A layer
-	// link of a sha512 digest naming a sha256 blob is an alias, not corrupt:
-	// Target is that blob.
-	Target  ID
-	Corrupt bool
+	// target is Target, with corruptBit set for a corrupt link.
+	target ID
 }
+
+// corruptBit marks a corrupt link in Link.target. IDs stay below it: a
+// table of 2^31 digests would hold 64 GiB of sums alone.
+const corruptBit ID = 1 << 31
+
+// NewLink returns the link of digest id: target is the digest it names when
+// that is not id (a sha512 layer link naming a sha256 blob, or a corrupt
+// link naming another digest), or 0; corrupt says it is empty, garbage, or
+// names another digest than its path.
+func NewLink(id ID, modTime Time, target ID, corrupt bool) Link {
+	l := Link{ModTime: modTime, ID: id, target: target}
+	if corrupt {
+		l.target |= corruptBit
+	}
+	return l
+}
+
+// Target is the digest the link names when that is not its path's, or 0. A
+// layer link of a sha512 digest naming a sha256 blob is an alias, not
+// corrupt: Target is that blob.
+func (l Link) Target() ID { return l.target &^ corruptBit }
+
+// Corrupt reports a link that is empty, garbage, or names another digest
+// than its path; Target is the digest it names, if any.
+func (l Link) Corrupt() bool { return l.target&corruptBit != 0 }
 
 // Upload is an upload folder in _uploads.
 type Upload struct {

@@ -12,6 +12,7 @@ type pool struct {
 	mu      sync.Mutex
 	cond    *sync.Cond
 	queue   []func(context.Context) error
+	first   []func(context.Context) error // run before anything in queue
 	pending int // queued or running
 	err     error
 }
@@ -26,6 +27,15 @@ func newPool() *pool {
 func (p *pool) Go(f func(context.Context) error) {
 	p.mu.Lock()
 	p.queue = append(p.queue, f)
+	p.pending++
+	p.mu.Unlock()
+	p.cond.Signal()
+}
+
+// GoFirst queues f ahead of every task queued by Go. It never blocks.
+func (p *pool) GoFirst(f func(context.Context) error) {
+	p.mu.Lock()
+	p.first = append(p.first, f)
 	p.pending++
 	p.mu.Unlock()
 	p.cond.Signal()
@@ -50,7 +60,7 @@ func (p *pool) Run(ctx context.Context, n int) error {
 		wg.Go(func() {
 			for {
 				p.mu.Lock()
-				for len(p.queue) == 0 && p.pending > 0 && p.err == nil {
+				for len(p.queue)+len(p.first) == 0 && p.pending > 0 && p.err == nil {
 					p.cond.Wait()
 				}
 				if p.pending == 0 || p.err != nil {
@@ -58,8 +68,13 @@ func (p *pool) Run(ctx context.Context, n int) error {
 					p.cond.Broadcast()
 					return
 				}
-				f := p.queue[len(p.queue)-1]
-				p.queue = p.queue[:len(p.queue)-1]
+				var f func(context.Context) error
+				if len(p.first) > 0 {
+					f, p.first = p.first[0], p.first[1:]
+				} else {
+					f = p.queue[len(p.queue)-1]
+					p.queue = p.queue[:len(p.queue)-1]
+				}
 				p.mu.Unlock()
 
 				err := f(ctx)
@@ -79,6 +94,6 @@ func (p *pool) Run(ctx context.Context, n int) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	err := p.err
-	p.queue, p.pending, p.err = nil, 0, nil
+	p.queue, p.first, p.pending, p.err = nil, nil, 0, nil
 	return err
 }

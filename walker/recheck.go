@@ -46,7 +46,7 @@ func (w *walk) unchanged(ctx context.Context, r *Repo) bool {
 	for i := 0; ok && i < len(r.Revisions); i++ {
 		l := r.Revisions[i]
 		d := w.inv.Digests.Digest(l.ID)
-		ok = !l.Corrupt && d.Algorithm() == storage.SHA256 &&
+		ok = !l.Corrupt() && d.Algorithm() == storage.SHA256 &&
 			add(manifests+"revisions/sha256/"+d.Hex()+"/link", l.ModTime)
 	}
 	for i := 0; ok && i < len(r.Deleted); i++ {

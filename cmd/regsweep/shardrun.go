@@ -236,12 +236,12 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 			continue
 		}
 		for li, l := range r.Layers {
-			if l.Corrupt {
+			if l.Corrupt() {
 				continue
 			}
 			route := l.ID
-			if l.Target != 0 {
-				route = l.Target
+			if l.Target() != 0 {
+				route = l.Target()
 			}
 			b := slot(t.Digest(route))
 			linksOf[b] = append(linksOf[b], [2]uint32{uint32(ri), uint32(li)})
@@ -258,8 +258,8 @@ func runShardMark(cmd *cobra.Command, args []string, sf *shardFlags, pf *planFla
 			r := inv.Repos[at[0]]
 			l := r.Layers[at[1]]
 			sl := shard.Link{Repo: r.Name, Digest: t.Digest(l.ID), ModTime: int64(l.ModTime)}
-			if l.Target != 0 {
-				sl.Target = t.Digest(l.Target)
+			if l.Target() != 0 {
+				sl.Target = t.Digest(l.Target())
 			}
 			link(sl)
 		}
@@ -445,7 +445,7 @@ func runShardSweep(cmd *cobra.Command, args []string, sf *shardFlags, rf *runFla
 						}
 						wl := walker.Link{ID: t.Intern(l.Digest), ModTime: walker.Time(l.ModTime)}
 						if !l.Target.IsZero() {
-							wl.Target = t.Intern(l.Target)
+							wl = walker.NewLink(wl.ID, wl.ModTime, t.Intern(l.Target), false)
 						}
 						r.Layers = append(r.Layers, wl)
 					}
