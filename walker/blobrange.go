@@ -28,9 +28,14 @@ func WalkBlobs(ctx context.Context, store storage.Store, lo, hi, jobs int, ctr s
 	if err != nil && !storage.IsNotFound(err) {
 		return nil, fmt.Errorf("walk blobs %s: %w", store, err)
 	}
+	// Each prefix folder's blobs go into a part of their own (32 bytes a
+	// sha256 sum and 16 of stats), built into the table at the end: a map
+	// of digests held 72 MiB at the end of a quarter of a million-blob
+	// registry's walk, for 12 MiB of table.
 	var (
-		mu    sync.Mutex
-		blobs = map[storage.Digest]Blob{}
+		mu     sync.Mutex
+		parts  []*blobPart
+		others = map[storage.Digest]Blob{}
 	)
 	problem := func(p string, err error) {
 		mu.Lock()
@@ -51,28 +56,36 @@ func WalkBlobs(ctx context.Context, store storage.Store, lo, hi, jobs int, ctr s
 			}
 			dir := storage.BlobPrefixDir(alg, fmt.Sprintf("%02x", p))
 			g.Go(func() error {
-				found := map[storage.Digest]Blob{}
+				part, other := &blobPart{}, map[storage.Digest]Blob{}
 				var bad []Problem
+				var bytes int64
 				err := store.Walk(gctx, dir, func(o storage.Object) error {
 					k, err := storage.ParseKey(o.Key)
 					if err != nil || k.Kind != storage.KeyBlobData {
 						bad = append(bad, Problem{Path: o.Key, Err: errors.New("not a blob's data file: left alone")})
 						return nil
 					}
-					found[k.Digest] = Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)}
+					b := Blob{Size: o.Size, ModTime: TimeOf(o.ModTime)}
+					if s, ok := k.Digest.Sum256(); ok {
+						part.add(s, b, true)
+					} else {
+						other[k.Digest] = b
+					}
+					bytes += b.Size
 					return nil
 				})
 				if err != nil && !storage.IsNotFound(err) {
 					return fmt.Errorf("walk blobs %s: %w", dir, err)
 				}
 				mu.Lock()
-				for d, b := range found {
-					blobs[d] = b
-					inv.Stats.BlobBytes += b.Size
+				parts = append(parts, part)
+				for d, b := range other {
+					others[d] = b
 				}
+				inv.Stats.BlobBytes += bytes
 				inv.Problems = append(inv.Problems, bad...)
 				mu.Unlock()
-				ctr.Add(int64(len(found)))
+				ctr.Add(int64(len(part.sums) + len(other)))
 				return nil
 			})
 		}
@@ -80,7 +93,7 @@ func WalkBlobs(ctx context.Context, store storage.Store, lo, hi, jobs int, ctr s
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
-	inv.Stats.Blobs, inv.Stats.BlobSizes = len(blobs), true
-	inv.Digests = NewDigests(blobs)
+	inv.Digests = newDigests(parts, others)
+	inv.Stats.Blobs, inv.Stats.BlobSizes = inv.Digests.Blobs(), true
 	return inv, nil
 }
