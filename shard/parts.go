@@ -148,12 +148,22 @@ func (m *Marks) Write(ctx context.Context, s storage.Store, id string, i, jobs i
 // handed for another part is refused.
 type Source func(b int, mark func(storage.Digest), link func(Link))
 
+// maxPartWriters bounds the parts WriteParts holds at once, whatever the
+// jobs: each holds its records as digests and names, then as text, then
+// compressed (at 1M blobs, N = 4, 64 at once made a mark shard's peak, 30
+// MiB above the inventory; 16 PUTs at once still write 257 parts in 17
+// round trips).
+const maxPartWriters = 16
+
 // WriteParts writes every non-empty part of mark shard i of run id as src
 // gives them, replacing what an earlier attempt of the shard left, and
 // returns their records for the commit, in bucket order (the other part
 // last).
 func WriteParts(ctx context.Context, s storage.Store, id string, i, jobs int, src Source) ([]PartInfo, error) {
-	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1))
+	// A part is some hundred KiB of text: a window of 1 MiB loses nothing
+	// against the default's 8 MiB, whose history buffers (16 MiB) were the
+	// largest thing a mark shard held while writing its parts.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
 	if err != nil {
 		return nil, err
 	}
@@ -163,7 +173,7 @@ func WriteParts(ctx context.Context, s storage.Store, id string, i, jobs int, sr
 		infos []PartInfo
 	)
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(max(jobs, 1))
+	g.SetLimit(min(max(jobs, 1), maxPartWriters))
 	for b := range Buckets + 1 {
 		if b == Buckets {
 			b = -1

@@ -13,7 +13,7 @@ type pool struct {
 	cond    *sync.Cond
 	queue   []func(context.Context) error
 	first   []func(context.Context) error // run before anything in queue
-	pending int // queued or running
+	pending int                           // queued or running
 	err     error
 }
 
