@@ -30,17 +30,24 @@ func editJSON(t *testing.T, file string, edit func(map[string]any)) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.WriteFile(file, editJSONBytes(t, b, edit), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// editJSONBytes returns the JSON object b rewritten through edit.
+func editJSONBytes(t *testing.T, b []byte, edit func(map[string]any)) []byte {
+	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
 	edit(m)
-	if b, err = json.Marshal(m); err != nil {
+	b, err := json.Marshal(m)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(file, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	return b
 }
 
 // rewritePart makes edit of mark shard i's first sha256 part (decompressed)

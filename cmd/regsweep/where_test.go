@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"os"
 	"path/filepath"
@@ -78,12 +77,7 @@ func rewriteFile(t *testing.T, name string, edit func(map[string]any)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	edit(m)
-	b, _ = json.Marshal(m)
+	b = editJSONBytes(t, b, edit)
 	var out bytes.Buffer
 	zw, _ := zstd.NewWriter(&out)
 	zw.Write(b)
