@@ -280,7 +280,11 @@ func (f *FS) Trash(ctx context.Context, run string, keys []string, done func(str
 		}
 		unit, kind, err := TrashUnit(key)
 		if err == nil {
-			err = f.fastTrash(run, unit, kind != KeyUploadFile, src, dst)
+			file := ""
+			if kind != KeyUploadFile {
+				file = keyBase(key)
+			}
+			err = f.fastTrash(run, unit, file, src, dst)
 		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			done(key, fmt.Errorf("trash %s: %w", path.Join(f.dir, key), err))

@@ -18,7 +18,17 @@ import (
 // The unit must be what the layout has there: a folder for a folder unit,
 // a regular file for an upload's file; a symlink or anything else is left
 // alone.
-func (f *FS) fastTrash(run, unit string, wantDir bool, src dirFDs, dst map[string]int) error {
+//
+// file is the name of the file a folder unit holds ("data", "link"), ""
+// for a file unit. It is looked up before the rename, its result unused:
+// ext4 renaming a folder into another parent rewrites the folder's ".."
+// entry, and reads its first block for that, under the filesystem's one
+// cross-folder rename lock. A sweep renames folders the walk never opened
+// (layer links, tag history): looked up first, the block is read here, by
+// many jobs at once, instead of one synchronous disk read at a time
+// inside the lock (on a cold disk most of the sweep's time).
+func (f *FS) fastTrash(run, unit, file string, src dirFDs, dst map[string]int) error {
+	wantDir := file != ""
 	parent, name := keyDir(unit), keyBase(unit)
 	p, err := src.open(f, parent)
 	if err != nil {
@@ -32,13 +42,23 @@ func (f *FS) fastTrash(run, unit string, wantDir bool, src dirFDs, dst map[strin
 	case wantDir && m != fs.ModeDir, !wantDir && m != 0:
 		return fmt.Errorf("%s where the layout has a %s: left alone", typeNameOr(m), map[bool]string{true: "folder", false: "file"}[wantDir])
 	}
+	if wantDir {
+		unix.Fstatat(p.fd, name+"/"+file, &st, unix.AT_SYMLINK_NOFOLLOW) // reads the folder's block; see above
+	}
 	d, ok := dst[parent]
 	if !ok {
+		// Another batch of the run made the folder most of the time: open
+		// it first (one openat2), make it only when it is missing (MkdirAll
+		// opens every folder on the way, a dozen calls).
 		tdir := trashRoot(run) + "/" + parent
-		if err := f.root.MkdirAll(tdir, 0o700); err != nil {
-			return fmt.Errorf("make trash folder: %w", unwrapPathError(err))
+		d, err = beneath(f.dirfd, tdir, unix.O_PATH|unix.O_DIRECTORY)
+		if err == unix.ENOENT {
+			if err := f.root.MkdirAll(tdir, 0o700); err != nil {
+				return fmt.Errorf("make trash folder: %w", unwrapPathError(err))
+			}
+			d, err = beneath(f.dirfd, tdir, unix.O_PATH|unix.O_DIRECTORY)
 		}
-		if d, err = beneath(f.dirfd, tdir, unix.O_PATH|unix.O_DIRECTORY); err != nil {
+		if err != nil {
 			return fmt.Errorf("open trash folder: %w", osErr(err))
 		}
 		dst[parent] = d
