@@ -63,6 +63,10 @@ func (f *FS) fastTrash(run, unit, file string, src dirFDs, dst map[string]int) e
 		}
 		dst[parent] = d
 	}
+	// Outside the lock: the destination's lookup (a search of the trash
+	// folder that finds nothing) leaves a negative entry the rename's own
+	// lookup, under the lock, finds at once.
+	unix.Fstatat(d, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	switch err := unix.Renameat2(p.fd, name, d, name, unix.RENAME_NOREPLACE); err {
 	case nil:
 		return nil
