@@ -73,7 +73,7 @@ func (w *walk) flatBlobKeys(kw storage.KeyWalker) func(context.Context) error {
 		for _, alg := range algs {
 			for _, h := range "0123456789abcdef" {
 				prefix := storage.BlobAlgDir(alg) + "/" + string(h)
-				w.blobTask(func(ctx context.Context) error { return w.flatBlobs(ctx, prefix, kw.WalkKeys) })
+				w.blobTask(func(ctx context.Context) error { return w.flatBlobs(ctx, prefix, shares(alg, 16), kw.WalkKeys) })
 			}
 		}
 		return nil
@@ -83,11 +83,21 @@ func (w *walk) flatBlobKeys(kw storage.KeyWalker) func(context.Context) error {
 // flatBlobPrefix lists one blob prefix folder flat: data files come with
 // their size and age.
 func (w *walk) flatBlobPrefix(ctx context.Context, alg storage.Algorithm, prefix string) error {
-	return w.flatBlobs(ctx, storage.BlobPrefixDir(alg, prefix), w.store.Walk)
+	return w.flatBlobs(ctx, storage.BlobPrefixDir(alg, prefix), shares(alg, 256), w.store.Walk)
 }
 
-// flatBlobs records the blob data files a flat listing of prefix gives.
-func (w *walk) flatBlobs(ctx context.Context, prefix string, list func(context.Context, string, func(storage.Object) error) error) error {
+// shares is n for sha256, whose digests spread evenly over the prefixes
+// (see Options.BlobsHint), 0 otherwise.
+func shares(alg storage.Algorithm, n int) int {
+	if alg != storage.SHA256 {
+		return 0
+	}
+	return n
+}
+
+// flatBlobs records the blob data files a flat listing of prefix gives;
+// prefix is 1/shares of the sha256 key space (see addBlobs).
+func (w *walk) flatBlobs(ctx context.Context, prefix string, shares int, list func(context.Context, string, func(storage.Object) error) error) error {
 	part := &blobPart{}
 	others := map[storage.Digest]Blob{}
 	var problems []Problem
@@ -112,7 +122,7 @@ func (w *walk) flatBlobs(ctx context.Context, prefix string, list func(context.C
 		return err
 	}
 	n := len(part.sums) + len(others)
-	w.addBlobs(part, others, problems)
+	w.addBlobs(part, others, problems, shares)
 	w.ctr.Add(int64(n))
 	return nil
 }

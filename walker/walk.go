@@ -46,6 +46,13 @@ type Options struct {
 	// sweep shards, which list the blobs, judge the rest. The layer links
 	// to blobs gone are not stat'ed either (see StatOrphanLayerLinks).
 	NoBlobListing bool
+	// BlobsHint, when set, is called once, early in the walk, with an
+	// estimate of the blobs the store holds: the first sha256 listing's
+	// count scaled by the share of the key space it covers (digests are
+	// uniform: a two-digit prefix folder holds 1/256 of them). A caller
+	// sizes its memory budget with it (cmd/regsweep). Not called by a walk
+	// that lists no sha256 blob folder (NoBlobListing, a recheck).
+	BlobsHint func(blobs int)
 }
 
 // maxLinkSize bounds link and startedat files: "sha512:" and 128 hex digits
@@ -85,6 +92,8 @@ type walk struct {
 	// named is Options.NoBlobListing: the digest table is built from the
 	// names the repositories listed hold.
 	named bool
+	// blobsHint is Options.BlobsHint until it has been called.
+	blobsHint func(int)
 }
 
 // rawRepo is a repository as listed, its digests not yet IDs: what both
@@ -191,6 +200,9 @@ func run(ctx context.Context, store storage.Store, opts Options, old *Inventory,
 		repos:       opts.Repos,
 		named:       opts.NoBlobListing && old == nil,
 	}
+	if old == nil {
+		w.blobsHint = opts.BlobsHint
+	}
 	w.inv.Stats.BlobSizes = w.statBlobs
 	jobs := max(opts.Jobs, 1)
 	caps := storage.CapabilitiesOf(store)
@@ -293,10 +305,25 @@ func (w *walk) blobTask(f func(context.Context) error) {
 	})
 }
 
-// addBlobs records what one blob listing found.
-func (w *walk) addBlobs(part *blobPart, others map[storage.Digest]Blob, problems []Problem) {
+// addBlobs records what one blob listing found; its sha256 digests are
+// those of 1/shares of the key space (0: unknown), for Options.BlobsHint.
+func (w *walk) addBlobs(part *blobPart, others map[storage.Digest]Blob, problems []Problem, shares int) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
+	hint := w.blobsHint
+	if shares == 0 || len(part.sums) == 0 {
+		hint = nil
+	}
+	if hint != nil {
+		w.blobsHint = nil
+	}
+	w.addBlobsLocked(part, others, problems)
+	w.mu.Unlock()
+	if hint != nil {
+		hint(len(part.sums) * shares)
+	}
+}
+
+func (w *walk) addBlobsLocked(part *blobPart, others map[storage.Digest]Blob, problems []Problem) {
 	w.blobParts = append(w.blobParts, part)
 	for _, b := range part.stats {
 		w.inv.Stats.BlobBytes += b.Size
@@ -532,7 +559,7 @@ func (w *walk) blobPrefix(ctx context.Context, alg storage.Algorithm, prefix str
 		}
 	}
 	n := len(part.sums) + len(others)
-	w.addBlobs(part, others, nil)
+	w.addBlobs(part, others, nil, shares(alg, 256))
 	w.ctr.Add(int64(n))
 	return nil
 }

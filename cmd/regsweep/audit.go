@@ -94,7 +94,7 @@ func runAudit(cmd *cobra.Command, args []string, pf *planFlags, rf *runFlags, ve
 
 	var inv *walker.Inventory
 	if err := s.timed("walk", func(c storage.Counter) (err error) {
-		inv, err = walker.Walk(ctx, s.store, walker.Options{Jobs: s.jobs, ReadLinks: true, StartedAt: time.Now()}, c)
+		inv, err = walker.Walk(ctx, s.store, walker.Options{Jobs: s.jobs, ReadLinks: true, StartedAt: time.Now(), BlobsHint: s.blobsHint}, c)
 		return err
 	}); err != nil {
 		return err

@@ -34,12 +34,10 @@ const (
 var errIncomplete = errors.New("run incomplete")
 
 func main() {
-	// The inventory is most of the heap and lives the whole run: collect
-	// when the heap has grown by a fifth, not doubled, trading CPU for a
-	// peak RSS closer to the live heap. At a million blobs (2.5 million
-	// objects) a dry run peaked at 233-238 MiB (95-97 B an object) against
-	// 279 MiB at 50, for 3.5 s more CPU in 37 s; at 300k blobs warm, 5.7-6.6 s
-	// against 5.2-5.5 s. GOGC in the environment overrides it.
+	// The inventory is most of the heap and lives the whole run: until the
+	// walk tells how large the registry is (memoryBudget), collect when the
+	// heap has grown by a fifth, not doubled. GOGC in the environment
+	// overrides it.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(20)
 	}
@@ -49,6 +47,32 @@ func main() {
 	// stream (see stop.go) drops the rest.
 	signal.Ignore(syscall.SIGPIPE)
 	os.Exit(mainRun(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Memory budget of a run (memoryBudget): budgetPerBlob bytes a blob the
+// walk estimates, at least budgetFloor.
+const (
+	budgetPerBlob = 220
+	budgetFloor   = 128 << 20
+)
+
+// memoryBudget is called once by a walk with its estimate of the blobs
+// stored (walker.Options.BlobsHint). The runtime then collects at the
+// default pace (the heap doubling) within a memory limit of budgetPerBlob
+// bytes a blob, at least budgetFloor: a registry of a few hundred thousand
+// blobs runs without collecting much, a large one stays within its budget
+// (at a million blobs, 2.5 million objects, a limit of 210 MiB: ~92 B an
+// object with the binary). A limit is a target, not a cap: a heap that
+// outgrows it (a registry with far more links or manifests a blob than
+// usual) is collected more often, at most half the CPU, never refused.
+// Only the regsweep process sets it (tests run commands in-process);
+// GOGC or GOMEMLIMIT in the environment overrides it.
+func memoryBudget(blobs int) {
+	if os.Getenv("GOGC") != "" || os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	debug.SetMemoryLimit(max(budgetFloor, budgetPerBlob*int64(blobs)))
+	debug.SetGCPercent(100)
 }
 
 // env is what a command line runs with besides its arguments.
@@ -67,6 +91,9 @@ type env struct {
 	// run two commands as of one instant (an audit and the gc it
 	// estimates), so that no object's age falls between them.
 	now func() time.Time
+	// memoryBudget, when set, is given a walk's estimate of the blobs
+	// stored (the regsweep process sets it: see memoryBudget).
+	memoryBudget func(blobs int)
 }
 
 // startTime is when a run starts: the one reading of the clock a run's

@@ -24,7 +24,9 @@ import (
 // session is one command's hold on a store: opened, locked when the command
 // deletes, with its progress, log, phase times and warnings.
 type session struct {
-	ctx       context.Context
+	ctx context.Context
+	// blobsHint is env.memoryBudget, for the walk (nil in tests).
+	blobsHint func(int)
 	flags     *runFlags
 	loc       storage.Location
 	store     storage.Store
@@ -62,7 +64,7 @@ func openSession(ctx context.Context, loc storage.Location, rf *runFlags, lock b
 	if rf.logFormat == "json" {
 		h = slog.NewJSONHandler(e.stderr, hopts)
 	}
-	s := &session{ctx: ctx, flags: rf, loc: loc, stdout: e.stdout, stderr: e.stderr, log: slog.New(h), startedAt: startedAt, jobs: rf.jobsFor(), command: command, live: lv}
+	s := &session{ctx: ctx, flags: rf, loc: loc, stdout: e.stdout, stderr: e.stderr, log: slog.New(h), startedAt: startedAt, jobs: rf.jobsFor(), command: command, live: lv, blobsHint: e.memoryBudget}
 	store, closeStore, err := open(ctx, loc, e.wrapStore)
 	if err != nil {
 		return nil, err
@@ -150,7 +152,7 @@ func (s *session) timed(name string, fn func(storage.Counter) error) error {
 func (s *session) walk(name string, recheck *walker.Inventory) (*walker.Inventory, error) {
 	var inv *walker.Inventory
 	err := s.timed(name, func(c storage.Counter) (err error) {
-		opts := walker.Options{Jobs: s.jobs, ReadLinks: s.flags.verifyLinks, StartedAt: time.Now()}
+		opts := walker.Options{Jobs: s.jobs, ReadLinks: s.flags.verifyLinks, StartedAt: time.Now(), BlobsHint: s.blobsHint}
 		if recheck != nil {
 			inv, err = walker.Recheck(s.ctx, s.store, recheck, opts, c)
 		} else {

@@ -38,7 +38,7 @@ func mainRun(args []string, stdout, stderr *os.File) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out, errOut := &stream{f: stdout}, &stream{f: stderr}
-	e := env{stdout: out, stderr: errOut, holds: &holds{}}
+	e := env{stdout: out, stderr: errOut, holds: &holds{}, memoryBudget: memoryBudget}
 	done := make(chan int, 1)
 	go func() { done <- out.status(runEnv(ctx, args, e), errOut) }()
 	var late <-chan time.Time
