@@ -20,14 +20,18 @@ import (
 // alone.
 //
 // file is the name of the file a folder unit holds ("data", "link"), ""
-// for a file unit. It is looked up before the rename, its result unused:
+// for a file unit. With lookup, it is looked up before the rename, its
+// result unused:
 // ext4 renaming a folder into another parent rewrites the folder's ".."
 // entry, and reads its first block for that, under the filesystem's one
 // cross-folder rename lock. A sweep renames folders the walk never opened
 // (layer links, tag history): looked up first, the block is read here, by
 // many jobs at once, instead of one synchronous disk read at a time
-// inside the lock (on a cold disk most of the sweep's time).
-func (f *FS) fastTrash(run, unit, file string, src dirFDs, dst map[string]int) error {
+// inside the lock (on a cold disk most of the sweep's time). The caller
+// asks for it for the folders a walk never opens (layer links, tag
+// history): a blob's or a revision's folder was read when its data or
+// link was stat'ed, and a lookup there only costs a system call.
+func (f *FS) fastTrash(run, unit, file string, lookup bool, src dirFDs, dst map[string]int) error {
 	wantDir := file != ""
 	parent, name := keyDir(unit), keyBase(unit)
 	p, err := src.open(f, parent)
@@ -42,7 +46,7 @@ func (f *FS) fastTrash(run, unit, file string, src dirFDs, dst map[string]int) e
 	case wantDir && m != fs.ModeDir, !wantDir && m != 0:
 		return fmt.Errorf("%s where the layout has a %s: left alone", typeNameOr(m), map[bool]string{true: "folder", false: "file"}[wantDir])
 	}
-	if wantDir {
+	if lookup {
 		unix.Fstatat(p.fd, name+"/"+file, &st, unix.AT_SYMLINK_NOFOLLOW) // reads the folder's block; see above
 	}
 	d, ok := dst[parent]
@@ -63,10 +67,6 @@ func (f *FS) fastTrash(run, unit, file string, src dirFDs, dst map[string]int) e
 		}
 		dst[parent] = d
 	}
-	// Outside the lock: the destination's lookup (a search of the trash
-	// folder that finds nothing) leaves a negative entry the rename's own
-	// lookup, under the lock, finds at once.
-	unix.Fstatat(d, name, &st, unix.AT_SYMLINK_NOFOLLOW)
 	switch err := unix.Renameat2(p.fd, name, d, name, unix.RENAME_NOREPLACE); err {
 	case nil:
 		return nil
