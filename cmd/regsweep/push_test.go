@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -46,7 +47,10 @@ func waitForLock(t *testing.T, root string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := os.Stat(filepath.Join(root, storage.LockKey)); err == nil {
+		// The lock is taken once its content is written: a file just
+		// created (O_EXCL, then written) is not yet a lock anyone can
+		// read, and a run stopped in between cannot tell it is its own.
+		if b, err := os.ReadFile(filepath.Join(root, storage.LockKey)); err == nil && json.Valid(b) {
 			return
 		}
 		if time.Now().After(deadline) {
