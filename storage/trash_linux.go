@@ -21,16 +21,14 @@ import (
 //
 // file is the name of the file a folder unit holds ("data", "link"), ""
 // for a file unit. With lookup, it is looked up before the rename, its
-// result unused:
-// ext4 renaming a folder into another parent rewrites the folder's ".."
-// entry, and reads its first block for that, under the filesystem's one
-// cross-folder rename lock. A sweep renames folders the walk never opened
-// (layer links, tag history): looked up first, the block is read here, by
-// many jobs at once, instead of one synchronous disk read at a time
-// inside the lock (on a cold disk most of the sweep's time). The caller
-// asks for it for the folders a walk never opens (layer links, tag
-// history): a blob's or a revision's folder was read when its data or
-// link was stat'ed, and a lookup there only costs a system call.
+// result unused: ext4, renaming a folder into another parent, rewrites the
+// folder's ".." entry and reads its first block for that, under the
+// filesystem's one cross-folder rename lock. Looked up first, the block is
+// read here, by many jobs at once, instead of one synchronous disk read at
+// a time inside the lock (on a cold disk most of the sweep's time). The
+// caller asks for it for the folders a walk never opens (layer links, tag
+// history); a blob's or a revision's folder was read when its data or link
+// was stat'ed, and a lookup there would only cost a system call.
 func (f *FS) fastTrash(run, unit, file string, lookup bool, src dirFDs, dst map[string]int) error {
 	wantDir := file != ""
 	parent, name := keyDir(unit), keyBase(unit)

@@ -308,22 +308,17 @@ func (w *walk) blobTask(f func(context.Context) error) {
 // addBlobs records what one blob listing found; its sha256 digests are
 // those of 1/shares of the key space (0: unknown), for Options.BlobsHint.
 func (w *walk) addBlobs(part *blobPart, others map[storage.Digest]Blob, problems []Problem, shares int) {
+	var hint func(int) // called after the unlock
+	defer func() {
+		if hint != nil {
+			hint(len(part.sums) * shares)
+		}
+	}()
 	w.mu.Lock()
-	hint := w.blobsHint
-	if shares == 0 || len(part.sums) == 0 {
-		hint = nil
+	defer w.mu.Unlock()
+	if shares > 0 && len(part.sums) > 0 {
+		hint, w.blobsHint = w.blobsHint, nil
 	}
-	if hint != nil {
-		w.blobsHint = nil
-	}
-	w.addBlobsLocked(part, others, problems)
-	w.mu.Unlock()
-	if hint != nil {
-		hint(len(part.sums) * shares)
-	}
-}
-
-func (w *walk) addBlobsLocked(part *blobPart, others map[storage.Digest]Blob, problems []Problem) {
 	w.blobParts = append(w.blobParts, part)
 	for _, b := range part.stats {
 		w.inv.Stats.BlobBytes += b.Size

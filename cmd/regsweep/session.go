@@ -24,9 +24,7 @@ import (
 // session is one command's hold on a store: opened, locked when the command
 // deletes, with its progress, log, phase times and warnings.
 type session struct {
-	ctx context.Context
-	// blobsHint is env.memoryBudget, for the walk (nil in tests).
-	blobsHint func(int)
+	ctx       context.Context
 	flags     *runFlags
 	loc       storage.Location
 	store     storage.Store
@@ -42,6 +40,8 @@ type session struct {
 	live      live   // what a run that writes knows of the registry
 	// runID names the run in its lock and its trash; empty without a lock.
 	runID string
+	// blobsHint is env.memoryBudget, for the walk (nil in tests).
+	blobsHint func(int)
 }
 
 // openSession opens the store of loc and, for a command that deletes or
