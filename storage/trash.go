@@ -273,6 +273,7 @@ func (f *FS) Trash(ctx context.Context, run string, keys []string, done func(str
 	defer src.close()
 	dst := map[string]int{}
 	defer closeTrashDirs(dst)
+	var emptied []string
 	for _, key := range keys {
 		if err := ctx.Err(); err != nil {
 			done(key, err)
@@ -290,9 +291,10 @@ func (f *FS) Trash(ctx context.Context, run string, keys []string, done func(str
 			done(key, fmt.Errorf("trash %s: %w", path.Join(f.dir, key), err))
 			continue
 		}
-		f.pruneEmpty(keyDir(unit), src)
+		emptied = addDir(emptied, keyDir(unit))
 		done(key, nil)
 	}
+	f.pruneAll(emptied, src)
 }
 
 // checkNoSymlinksSlow checks, without openat2, that dir resolves to a

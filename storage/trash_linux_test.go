@@ -184,3 +184,55 @@ func TestFreeTrashRefusesASymlinkedPath(t *testing.T) {
 		}
 	}
 }
+
+// TestTrashPrunesWhatItEmptied moves keys in batches that empty folders at
+// several levels at once, or only in a later batch: every folder a batch
+// left empty goes (once a level), up to the layout's fixed folders, and a
+// folder still holding anything stays.
+func TestTrashPrunesWhatItEmptied(t *testing.T) {
+	root := t.TempDir()
+	a, b, c := mustDigest(t, strings.Repeat("0a", 32)), mustDigest(t, strings.Repeat("0b", 32)), mustDigest(t, strings.Repeat("0c", 32))
+	first := []string{TagCurrentPath("app", "v1"), TagIndexLinkPath("app", "v1", a), TagIndexLinkPath("app", "v1", b), LayerLinkPath("app", a), LayerLinkPath("app", b), TagIndexLinkPath("app", "v3", a)}
+	second := []string{TagCurrentPath("app", "v3"), TagIndexLinkPath("app", "v3", b)}
+	kept := []string{TagCurrentPath("app", "v2"), TagIndexLinkPath("app", "v2", c), RevisionLinkPath("app", c), BlobDataPath(c), LayerLinkPath("app", c)}
+	for _, k := range append(append(append([]string{}, first...), second...), kept...) {
+		writeFile(t, root, k, "x")
+	}
+	f, err := OpenFS(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	exists := func(dir string) bool {
+		_, err := os.Lstat(filepath.Join(root, dir))
+		return err == nil
+	}
+	for i, batch := range [][]string{first, second} {
+		for k, err := range trash(f, "run1", batch) {
+			if err != nil {
+				t.Fatalf("%s: %v", k, err)
+			}
+		}
+		if got, want := exists(TagDir("app", "v3")), i == 0; got != want {
+			t.Errorf("after batch %d: %s exists=%v, want %v", i+1, TagDir("app", "v3"), got, want)
+		}
+	}
+	for dir, want := range map[string]bool{
+		TagDir("app", "v1"):                false, // current, index/sha256/{a,b}: every level emptied
+		TagDir("app", "v2"):                true,
+		TagsDir("app"):                     true, // fixed
+		keyDir(LayerLinkPath("app", a)):    false,
+		keyDir(LayerLinkPath("app", c)):    true,
+		LayersDir("app") + "/sha256":       true, // fixed
+		keyDir(RevisionLinkPath("app", c)): true,
+	} {
+		if exists(dir) != want {
+			t.Errorf("%s: exists=%v, want %v", dir, !want, want)
+		}
+	}
+	for _, k := range append(first, second...) {
+		if _, err := os.Lstat(filepath.Join(root, trashRoot("run1"), k)); err != nil {
+			t.Errorf("%s not in the trash: %v", k, err)
+		}
+	}
+}
