@@ -69,8 +69,11 @@ type anyManifest struct {
 // from the structure, or a malformed digest.
 func ParseManifest(b []byte) (Refs, error) {
 	var m anyManifest
-	if err := json.Unmarshal(b, &m); err != nil {
-		return Refs{}, fmt.Errorf("manifest is not valid JSON: %w", err)
+	if !decodeFast(b, &m) {
+		m = anyManifest{}
+		if err := json.Unmarshal(b, &m); err != nil {
+			return Refs{}, fmt.Errorf("manifest is not valid JSON: %w", err)
+		}
 	}
 	mt := m.MediaType
 	if mt == "" {
