@@ -22,22 +22,7 @@ import (
 // FuzzDecodeFast holds it to json.Valid and json.Unmarshal.
 func decodeFast(b []byte, m *anyManifest) bool {
 	d := fastDecoder{b: b}
-	var seen uint
-	ok := d.object(func(key []byte) bool {
-		f := -1
-		for i, name := range manifestFields {
-			if bytes.EqualFold(key, name) {
-				f = i
-				break
-			}
-		}
-		if f < 0 {
-			return d.skip()
-		}
-		if seen&(1<<f) != 0 {
-			return false
-		}
-		seen |= 1 << f
+	ok := d.fields(manifestFields, func(f int) bool {
 		switch f {
 		case 0:
 			v, ok := d.int()
@@ -67,18 +52,8 @@ func decodeFast(b []byte, m *anyManifest) bool {
 				Sum string `json:"blobSum"`
 			}, 0)
 			return d.array(func() bool {
-				var seen bool
 				var sum string
-				ok := d.object(func(key []byte) bool {
-					if !bytes.EqualFold(key, []byte("blobSum")) {
-						return d.skip()
-					}
-					if seen {
-						return false
-					}
-					seen = true
-					return d.str(&sum)
-				})
+				ok := d.fields(fsLayerFields, func(int) bool { return d.str(&sum) })
 				m.FSLayers = append(m.FSLayers, struct {
 					Sum string `json:"blobSum"`
 				}{sum})
@@ -95,6 +70,9 @@ var manifestFields = [][]byte{[]byte("schemaVersion"), []byte("mediaType"), []by
 
 // descriptorFields are descriptor's JSON names.
 var descriptorFields = [][]byte{[]byte("mediaType"), []byte("digest"), []byte("urls")}
+
+// fsLayerFields are the JSON names of a schema 1 manifest's fsLayers entry.
+var fsLayerFields = [][]byte{[]byte("blobSum")}
 
 // maxFastDepth is the deepest nesting decodeFast reads (json.Unmarshal's
 // limit is 10000; manifests nest a few levels).
@@ -125,6 +103,27 @@ func (d *fastDecoder) peek() byte {
 		return d.b[d.i]
 	}
 	return 0
+}
+
+// fields reads an object whose fields are names, matched without regard
+// to ASCII case: read is called with the field's index, the decoder at its
+// value, which read must read. The values of other keys are checked and
+// skipped; a field met twice is declined.
+func (d *fastDecoder) fields(names [][]byte, read func(f int) bool) bool {
+	var seen uint
+	return d.object(func(key []byte) bool {
+		for f, name := range names {
+			if !bytes.EqualFold(key, name) {
+				continue
+			}
+			if seen&(1<<f) != 0 {
+				return false
+			}
+			seen |= 1 << f
+			return read(f)
+		}
+		return d.skip()
+	})
 }
 
 // object reads an object, calling field for each key with the decoder at
@@ -262,22 +261,7 @@ func (d *fastDecoder) number() bool {
 }
 
 func (d *fastDecoder) descriptor(x *descriptor) bool {
-	var seen uint
-	return d.object(func(key []byte) bool {
-		f := -1
-		for i, name := range descriptorFields {
-			if bytes.EqualFold(key, name) {
-				f = i
-				break
-			}
-		}
-		if f < 0 {
-			return d.skip()
-		}
-		if seen&(1<<f) != 0 {
-			return false
-		}
-		seen |= 1 << f
+	return d.fields(descriptorFields, func(f int) bool {
 		switch f {
 		case 0:
 			return d.str(&x.MediaType)
