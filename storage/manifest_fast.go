@@ -129,56 +129,39 @@ func (d *fastDecoder) fields(names [][]byte, read func(f int) bool) bool {
 // object reads an object, calling field for each key with the decoder at
 // its value, which field must read.
 func (d *fastDecoder) object(field func(key []byte) bool) bool {
-	if d.peek() != '{' {
-		return false
-	}
-	d.i++
-	if d.peek() == '}' {
-		d.i++
-		return true
-	}
-	for {
-		if d.peek() != '"' {
-			return false
-		}
+	return d.seq('{', '}', func() bool {
 		key, ok := d.raw()
 		if !ok || d.peek() != ':' {
 			return false
 		}
 		d.i++
-		if !field(key) {
-			return false
-		}
-		switch d.peek() {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
-			return true
-		default:
-			return false
-		}
-	}
+		return field(key)
+	})
 }
 
 // array reads an array, calling elem at each element, which elem must read.
 func (d *fastDecoder) array(elem func() bool) bool {
-	if d.peek() != '[' {
+	return d.seq('[', ']', elem)
+}
+
+// seq reads open, items separated by commas, and end: item reads each.
+func (d *fastDecoder) seq(open, end byte, item func() bool) bool {
+	if d.peek() != open {
 		return false
 	}
 	d.i++
-	if d.peek() == ']' {
+	if d.peek() == end {
 		d.i++
 		return true
 	}
 	for {
-		if !elem() {
+		if !item() {
 			return false
 		}
 		switch d.peek() {
 		case ',':
 			d.i++
-		case ']':
+		case end:
 			d.i++
 			return true
 		default:
@@ -308,31 +291,15 @@ func (d *fastDecoder) value(depth int) bool {
 		if c == '[' {
 			end = ']'
 		}
-		d.i++
-		if d.peek() == end {
-			d.i++
-			return true
-		}
-		for {
+		return d.seq(c, end, func() bool {
 			if c == '{' {
 				if d.peek() != '"' || !d.skipString() || d.peek() != ':' {
 					return false
 				}
 				d.i++
 			}
-			if !d.value(depth + 1) {
-				return false
-			}
-			switch d.peek() {
-			case ',':
-				d.i++
-			case end:
-				d.i++
-				return true
-			default:
-				return false
-			}
-		}
+			return d.value(depth + 1)
+		})
 	case 't':
 		return d.literal("true")
 	case 'f':
