@@ -41,6 +41,10 @@ func (f *FS) fastTrash(string, string, string, bool, dirFDs, map[string]int) err
 
 func closeTrashDirs(map[string]int) {}
 
+func (f *FS) fastRestore(string, string, string, dirFDs, dirFDs) error {
+	panic("unreachable")
+}
+
 func (f *FS) freeDir(dir string) error {
 	if err := f.checkNoSymlinksSlow(dir); err != nil {
 		return err

@@ -48,14 +48,24 @@ type Trasher interface {
 	// folder, and then the trash folder if it is left empty) and
 	// everything under it, without following a symlink.
 	RemoveTrash(ctx context.Context, run, part string) error
-	// RestoreTrash renames every unit of run's trash back to its place in
-	// the layout, what is referenced first (in restore's order: blobs and
-	// uploads, links, tag history, tags), and calls fn with each unit and nil,
-	// or the error that left it in the trash: a name that does not parse
-	// as a key of the layout, or a place in the layout that is taken. The
-	// folders made for a unit take the owner and mode of the folder they
-	// are made in. The trash's folders left empty are removed.
-	RestoreTrash(ctx context.Context, run string, fn func(unit string, err error)) error
+	// TrashUnits lists the units of run's trash in restore's order, one
+	// slice a rank, each sorted: what is referenced first (blobs and
+	// uploads, links, tag history, tags), so that a restore stopped between
+	// ranks leaves no tag pointing at a missing manifest. A name that does
+	// not parse as a key of the layout is passed to bad and left out.
+	TrashUnits(ctx context.Context, run string, bad func(name string, err error)) ([][]string, error)
+	// RestoreTrash renames each unit (one of TrashUnits') of run's trash
+	// back to its place in the layout, with one rename each, and calls
+	// done once per unit with nil or the error that left it in the trash:
+	// a name that is not a unit of the layout, something else than the
+	// layout has there (a symlink), or a place in the layout that is taken
+	// (ErrExists; never replaced). The folders made for a unit take the
+	// owner and mode of the folder they are made in. Calls for distinct
+	// units may run at once.
+	RestoreTrash(ctx context.Context, run string, units []string, done func(unit string, err error))
+	// PruneTrash removes the folders of run's trash left empty, then the
+	// trash folder if it is empty.
+	PruneTrash(ctx context.Context, run string) error
 }
 
 var _ Trasher = (*FS)(nil)
@@ -198,63 +208,146 @@ func (f *FS) RemoveTrash(ctx context.Context, run, part string) error {
 	return nil
 }
 
+// TrashUnits implements Trasher. It lists folders down to the units and
+// no further: a unit is known by its path (unitKind), and what it holds is
+// checked when it is renamed back (fastRestore), so the listing is the
+// folders above the units (a blob prefix folder, a repository's link
+// folders), a small part of a trash of blob and link folders.
+func (f *FS) TrashUnits(ctx context.Context, run string, bad func(string, error)) ([][]string, error) {
+	if err := ValidTrashRun(run); err != nil {
+		return nil, err
+	}
+	root := trashRoot(run) + "/"
+	if _, err := f.ReadDir(ctx, trashRoot(run)); err != nil {
+		return nil, err
+	}
+	ranks := make([][]string, numRanks)
+	var list func(dir string) error
+	list = func(dir string) error {
+		entries, err := f.ReadDir(ctx, root+dir)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			key := dir + "/" + e.Name
+			// A folder unit is a folder, an upload's file a file (an
+			// upload's hashstates folder parses as one: it is listed); a
+			// symlink is one too, for RestoreTrash to refuse and say why.
+			if kind, file, err := unitKind(key); err == nil && (e.Type == TypeOther || (file != "") == (e.Type == TypeDir)) {
+				r := restoreRank(kind)
+				ranks[r] = append(ranks[r], key)
+				continue
+			}
+			switch e.Type {
+			case TypeDir:
+				if err := list(key); err != nil && !IsNotFound(err) {
+					return err
+				}
+			default:
+				bad(key, fmt.Errorf("left in the trash: %s: not a unit of the layout", key))
+			}
+		}
+		return nil
+	}
+	if err := list(V2); err != nil && !IsNotFound(err) {
+		return nil, err
+	}
+	for _, r := range ranks {
+		slices.Sort(r)
+	}
+	return ranks, nil
+}
+
+// unitKind parses unit as TrashUnit makes it: an upload's file, or the
+// folder of a blob's data or of a link. It is the inverse of TrashUnit, so
+// that a restore renames only what a sweep could have moved.
+func unitKind(unit string) (kind KeyKind, file string, err error) {
+	if k, err := ParseKey(unit); err == nil && k.Kind == KeyUploadFile {
+		return k.Kind, "", nil
+	}
+	for _, file := range []string{"data", "link"} {
+		if u, kind, err := TrashUnit(unit + "/" + file); err == nil && u == unit && kind != KeyUploadFile {
+			return kind, file, nil
+		}
+	}
+	return KeyUnknown, "", fmt.Errorf("%s: not a unit of the trash", unit)
+}
+
 // RestoreTrash implements Trasher.
-func (f *FS) RestoreTrash(ctx context.Context, run string, fn func(unit string, err error)) error {
+func (f *FS) RestoreTrash(ctx context.Context, run string, units []string, done func(string, error)) {
+	if err := ValidTrashRun(run); err != nil {
+		for _, u := range units {
+			done(u, err)
+		}
+		return
+	}
+	src, dst := dirFDs{}, dirFDs{}
+	defer src.close()
+	defer dst.close()
+	for _, u := range units {
+		if err := ctx.Err(); err != nil {
+			done(u, err)
+			continue
+		}
+		_, file, err := unitKind(u)
+		if err != nil {
+			done(u, fmt.Errorf("left in the trash: %w", err))
+			continue
+		}
+		if f.fast {
+			err = f.fastRestore(run, u, file, src, dst)
+		} else {
+			err = f.restoreUnit(trashRoot(run), u, file)
+		}
+		if errors.Is(err, ErrExists) {
+			err = fmt.Errorf("%s: %w: left in the trash", path.Join(f.dir, u), ErrExists)
+		} else if err != nil {
+			err = f.wrap("restore", u, err)
+		}
+		done(u, err)
+	}
+}
+
+// PruneTrash implements Trasher.
+func (f *FS) PruneTrash(ctx context.Context, run string) error {
 	if err := ValidTrashRun(run); err != nil {
 		return err
 	}
-	root := trashRoot(run)
-	if _, err := f.ReadDir(ctx, root); err != nil {
-		return err
-	}
-	type unit struct {
-		key  string
-		rank int
-	}
-	var units []unit
-	seen := map[string]bool{}
-	err := f.Walk(ctx, root+"/"+V2, func(o Object) error {
-		key := strings.TrimPrefix(o.Key, root+"/")
-		u, kind, err := TrashUnit(key)
-		if err != nil {
-			fn(key, fmt.Errorf("left in the trash: %w", err))
-			return nil
-		}
-		if !seen[u] {
-			seen[u] = true
-			units = append(units, unit{u, restoreRank(kind)})
-		}
-		return nil
-	})
-	if err != nil && !IsNotFound(err) {
-		return err
-	}
-	slices.SortStableFunc(units, func(a, b unit) int { return a.rank - b.rank })
-	for _, u := range units {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		fn(u.key, f.restoreUnit(root, u.key))
-	}
-	_ = f.removeEmptyBelow(ctx, root)
+	_ = f.removeEmptyBelow(ctx, trashRoot(run))
 	_ = f.root.Remove(TrashDir)
 	return nil
 }
 
-// restoreUnit renames root/key back to key, refusing a taken place.
-func (f *FS) restoreUnit(root, key string) error {
+// restoreUnit renames root/key back to key through os.Root, where openat2
+// is missing: key must be what the layout has there (a folder holding a
+// regular file named file, or, file "", a regular file), and its place
+// free (else ErrExists).
+func (f *FS) restoreUnit(root, key, file string) error {
+	fi, err := f.root.Lstat(root + "/" + key)
+	if err != nil {
+		return err
+	}
+	if err := checkUnitMode(fi.Mode().Type(), file != ""); err != nil {
+		return err
+	}
+	if file != "" {
+		fi, err := f.root.Lstat(root + "/" + key + "/" + file)
+		if err != nil {
+			return err
+		}
+		if err := checkUnitMode(fi.Mode().Type(), false); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+	}
 	if _, err := f.root.Lstat(key); err == nil {
-		return fmt.Errorf("%s: %w: left in the trash", path.Join(f.dir, key), ErrExists)
+		return ErrExists
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return f.wrap("restore", key, err)
+		return err
 	}
 	if _, err := f.mkdirLike(keyDir(key), new([]string)); err != nil {
-		return f.wrap("restore", keyDir(key), err)
+		return err
 	}
-	if err := f.root.Rename(root+"/"+key, key); err != nil {
-		return f.wrap("restore", key, err)
-	}
-	return nil
+	return f.root.Rename(root+"/"+key, key)
 }
 
 // Trash implements Trasher. Without openat2 (old kernels, other systems)
@@ -311,6 +404,16 @@ func (f *FS) checkNoSymlinksSlow(dir string) error {
 		if !fi.IsDir() {
 			return fmt.Errorf("%s: %s, not a folder", p, typeNameOr(fi.Mode().Type()))
 		}
+	}
+	return nil
+}
+
+// checkUnitMode checks that a unit's type m is what the layout has: a
+// folder for a folder unit (wantDir), a regular file for an upload's file.
+// A symlink or anything else is left alone.
+func checkUnitMode(m fs.FileMode, wantDir bool) error {
+	if wantDir && m != fs.ModeDir || !wantDir && m != 0 {
+		return fmt.Errorf("%s where the layout has a %s: left alone", typeNameOr(m), map[bool]string{true: "folder", false: "file"}[wantDir])
 	}
 	return nil
 }

@@ -3,6 +3,7 @@
 package storage
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -36,15 +37,11 @@ func (f *FS) fastTrash(run, unit, file string, lookup bool, src dirFDs, dst map[
 	if err != nil {
 		return err
 	}
-	var st unix.Stat_t
-	if err := unix.Fstatat(p.fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return osErr(err)
-	}
-	switch m := modeOf(&st); {
-	case wantDir && m != fs.ModeDir, !wantDir && m != 0:
-		return fmt.Errorf("%s where the layout has a %s: left alone", typeNameOr(m), map[bool]string{true: "folder", false: "file"}[wantDir])
+	if err := checkUnitType(p.fd, name, wantDir); err != nil {
+		return err
 	}
 	if lookup {
+		var st unix.Stat_t
 		unix.Fstatat(p.fd, name+"/"+file, &st, unix.AT_SYMLINK_NOFOLLOW) // reads the folder's block; see above
 	}
 	d, ok := dst[parent]
@@ -72,6 +69,64 @@ func (f *FS) fastTrash(run, unit, file string, lookup bool, src dirFDs, dst map[
 		return fmt.Errorf("%w: the trash is on another filesystem (EXDEV)", ErrNoTrash)
 	case unix.EINVAL, unix.ENOSYS:
 		return fmt.Errorf("%w: renameat2 without replacing is not supported here (%v)", ErrNoTrash, err)
+	default:
+		return osErr(err)
+	}
+}
+
+// checkUnitType checks that name in the folder fd is what the layout has
+// for a unit: a folder for a folder unit (wantDir), a regular file for an
+// upload's file. A symlink or anything else is left alone.
+func checkUnitType(fd int, name string, wantDir bool) error {
+	var st unix.Stat_t
+	if err := unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return osErr(err)
+	}
+	return checkUnitMode(modeOf(&st), wantDir)
+}
+
+// fastRestore renames unit from run's trash back to its place in the
+// layout with one renameat2, from its folder in the trash (src) to its
+// folder in the layout (dst), both resolved without symlinks; a missing
+// layout folder is made as Put makes one (mkdirLike). RENAME_NOREPLACE: a
+// place taken again since the sweep (a push) is never replaced, and is
+// ErrExists. The unit must be what the layout has there (checkUnitType):
+// a folder holding its file (file: "data", "link"), or, file "", a regular
+// file.
+func (f *FS) fastRestore(run, unit, file string, src, dst dirFDs) error {
+	parent, name := keyDir(unit), keyBase(unit)
+	p, err := src.open(f, trashRoot(run)+"/"+parent)
+	if err != nil {
+		return err
+	}
+	if err := checkUnitType(p.fd, name, file != ""); err != nil {
+		return err
+	}
+	if file != "" {
+		// The folder must hold its file, a regular one. Looking it up also
+		// reads the folder's block, here, by many jobs at once, not inside
+		// the rename lock (see fastTrash).
+		if err := checkUnitType(p.fd, name+"/"+file, false); err != nil {
+			return fmt.Errorf("%s: %w", file, err)
+		}
+	}
+	d, err := dst.open(f, parent)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err := f.mkdirLike(parent, new([]string)); err != nil {
+			return err
+		}
+		d, err = dst.open(f, parent)
+	}
+	if err != nil {
+		return err
+	}
+	switch err := unix.Renameat2(p.fd, name, d.fd, name, unix.RENAME_NOREPLACE); err {
+	case nil:
+		return nil
+	case unix.EEXIST:
+		return ErrExists
+	case unix.EINVAL, unix.ENOSYS:
+		return f.restoreUnit(trashRoot(run), unit, file)
 	default:
 		return osErr(err)
 	}

@@ -48,6 +48,19 @@ func trash(f *FS, run string, keys []string) map[string]error {
 	return errs
 }
 
+// restore renames run's trash back as sweep.RestoreTrash does, one job.
+func restore(f *FS, run string, fn func(string, error)) error {
+	ctx := context.Background()
+	ranks, err := f.TrashUnits(ctx, run, fn)
+	if err != nil {
+		return err
+	}
+	for _, units := range ranks {
+		f.RestoreTrash(ctx, run, units, fn)
+	}
+	return f.PruneTrash(ctx, run)
+}
+
 // TestTrashAcrossFilesystemsIsRefused mounts a tmpfs on the trash folder:
 // the rename fails with EXDEV, which Trash reports as ErrNoTrash, leaving
 // every key where it was (the sweep then deletes it in place).
@@ -95,6 +108,8 @@ func TestTrashRestoreTakesOnlyLayoutKeys(t *testing.T) {
 	tr := filepath.Join(root, TrashDir, "run1")
 	writeFile(t, tr, V2+"/blobs/sha256/zz/nothex/data", "evil")
 	writeFile(t, tr, V2+"/notalayout/x", "evil")
+	hashstate := UploadDir("team/app", "u1") + "/hashstates/sha256/0"
+	writeFile(t, tr, hashstate, "state") // a file in a folder that parses as an upload's file
 	secret := filepath.Join(t.TempDir(), "secret")
 	writeFile(t, filepath.Dir(secret), "secret/data", "secret")
 	other := mustDigest(t, strings.Repeat("cd", 32))
@@ -108,14 +123,19 @@ func TestTrashRestoreTakesOnlyLayoutKeys(t *testing.T) {
 	writeFile(t, root, LayerLinkPath("team/app", mustDigest(t, strings.Repeat("ab", 32))), "pushed again")
 
 	got := map[string]error{}
-	if err := f.RestoreTrash(context.Background(), "run1", func(u string, err error) { got[u] = err }); err != nil {
+	if err := restore(f, "run1", func(u string, err error) { got[u] = err }); err != nil {
 		t.Fatal(err)
 	}
 	if err := got[BlobDir(mustDigest(t, strings.Repeat("ab", 32)))]; err != nil {
 		t.Errorf("blob not restored: %v", err)
 	}
-	if err := got[UploadDir("team/app", "u1")+"/data"]; err != nil {
-		t.Errorf("upload not restored: %v", err)
+	for _, k := range []string{UploadDir("team/app", "u1") + "/data", hashstate} {
+		if err := got[k]; err != nil {
+			t.Errorf("%s: upload not restored: %v", k, err)
+		}
+		if _, err := os.Lstat(filepath.Join(root, k)); err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
 	}
 	if err := got[keyDir(keys[1])]; !errors.Is(err, ErrExists) {
 		t.Errorf("layer link over a taken place: %v, want ErrExists", err)
@@ -125,11 +145,40 @@ func TestTrashRestoreTakesOnlyLayoutKeys(t *testing.T) {
 			t.Errorf("%s: restored, want it refused", bad)
 		}
 	}
-	if len(got) != 5 {
-		t.Errorf("restore reported %d units, want 5 (the symlink is not one): %v", len(got), got)
+	if err := got[BlobDir(other)]; err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("the symlink planted as a blob folder: %v, want it refused as a symlink", err)
 	}
+	if len(got) != 7 {
+		t.Errorf("restore reported %d units, want 7: %v", len(got), got)
+	}
+	// Units given to RestoreTrash directly are checked again: the
+	// symlink, names that are no unit of the layout, a folder where the
+	// layout has a file.
+	evil := []string{BlobDir(other), V2 + "/blobs/sha256/zz/nothex", "../../etc", V2 + "/../" + BlobDir(other), BlobDir(other) + "/data"}
+	writeFile(t, tr, UploadDir("team/app", "u2")+"/data/x", "a folder where the layout has a file")
+	evil = append(evil, UploadDir("team/app", "u2")+"/data")
+	empty := BlobDir(mustDigest(t, strings.Repeat("ef", 32)))
+	if err := os.MkdirAll(filepath.Join(tr, filepath.FromSlash(empty)), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	evil = append(evil, empty)                 // a blob folder without its data
+	for _, fast := range []bool{false, true} { // os.Root without openat2, and openat2
+		f.fast = fast
+		f.RestoreTrash(context.Background(), "run1", evil, func(u string, err error) {
+			if err == nil {
+				t.Errorf("RestoreTrash(%q), fast %v: restored, want it refused", u, fast)
+			}
+		})
+	}
+	f.fast = true
 	if _, err := os.Lstat(filepath.Join(root, BlobDir(other))); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the symlink planted in the trash reached the layout: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, empty)); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a blob folder without its data reached the layout: %v", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, UploadDir("team/app", "u2"))); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a folder in the trash reached the layout as an upload's file: %v", err)
 	}
 	b, err := os.ReadFile(filepath.Join(root, keys[1]))
 	if err != nil || string(b) != "pushed again" {

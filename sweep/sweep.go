@@ -221,6 +221,48 @@ func FreeTrashRun(ctx context.Context, t storage.Trasher, run string, jobs int) 
 	return t.RemoveTrash(ctx, run, "")
 }
 
+// RestoreTrash renames every unit of run's trash back into the layout, a
+// rank at a time in restore's order (storage.Trasher.TrashUnits), the
+// units of a rank Jobs batches at once: each job renames its own
+// contiguous part of the sorted rank, so that jobs work in folders far
+// apart and each resolves its folders once. fn is called once per unit
+// (never twice at once) with nil or the error that left it in the trash.
+// When ctx ends no batch starts and the ranks not begun stay in the
+// trash; the error is ctx's. The trash's folders left empty are removed.
+func RestoreTrash(ctx context.Context, t storage.Trasher, run string, jobs int, fn func(unit string, err error)) error {
+	var mu sync.Mutex
+	report := func(unit string, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		fn(unit, err)
+	}
+	ranks, err := t.TrashUnits(ctx, run, report)
+	if err != nil {
+		return err
+	}
+	const batch = 256
+	for _, units := range ranks {
+		parts := min(max(jobs, 1), len(units))
+		var wg sync.WaitGroup
+		for i := range parts {
+			part := units[i*len(units)/parts : (i+1)*len(units)/parts]
+			wg.Go(func() {
+				for b := range slices.Chunk(part, batch) {
+					if ctx.Err() != nil {
+						return
+					}
+					t.RestoreTrash(ctx, run, b, report)
+				}
+			})
+		}
+		wg.Wait()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+	return t.PruneTrash(ctx, run)
+}
+
 // removeUploadFolders removes the folders of the planned uploads that hold
 // no file (what a run stopped while deleting an upload leaves), on a store
 // with folders; the folders of uploads whose files the upload phases

@@ -192,7 +192,7 @@ func TestEveryCommandsFlags(t *testing.T) {
 		"shard report":  cat(location, []string{"log-format", "quiet", "remove-run", "report", "report-format", "run"}),
 		"trash":         nil,
 		"trash list":    cat(location, []string{"log-format", "quiet"}),
-		"trash restore": cat(location, []string{"break-lock", "log-format", "quiet", "registry-stopped"}),
+		"trash restore": cat(location, []string{"break-lock", "jobs", "log-format", "quiet", "registry-stopped"}),
 		"trash purge":   cat(location, []string{"break-lock", "jobs", "log-format", "quiet"}),
 	}
 	root := newRoot(env{stdout: io.Discard, stderr: io.Discard})

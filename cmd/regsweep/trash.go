@@ -108,7 +108,7 @@ mode of the folder they are made in. It takes the lock, as gc does.`,
 			defer s.Close()
 			restored, left := 0, 0
 			err = s.timed("restore", func(storage.Counter) error {
-				return t.RestoreTrash(s.ctx, run, func(unit string, err error) {
+				return sweep.RestoreTrash(s.ctx, t, run, s.jobs, func(unit string, err error) {
 					if err != nil {
 						left++
 						s.log.Warn("left in the trash", "key", unit, "err", err)
@@ -127,7 +127,7 @@ mode of the folder they are made in. It takes the lock, as gc does.`,
 			return nil
 		},
 	}
-	rf.register(cmd.Flags(), withLock)
+	rf.register(cmd.Flags(), withJobs|withLock)
 	return cmd
 }
 

@@ -514,10 +514,30 @@ func (f *Faulty) RemoveTrash(ctx context.Context, run, part string) error {
 	return errNoTrasher
 }
 
-// RestoreTrash forwards to the wrapped store's.
-func (f *Faulty) RestoreTrash(ctx context.Context, run string, fn func(string, error)) error {
+// TrashUnits forwards to the wrapped store's.
+func (f *Faulty) TrashUnits(ctx context.Context, run string, bad func(string, error)) ([][]string, error) {
 	if t := storage.CapabilitiesOf(f.Store).Trasher; t != nil {
-		return t.RestoreTrash(ctx, run, fn)
+		return t.TrashUnits(ctx, run, bad)
+	}
+	return nil, errNoTrasher
+}
+
+// RestoreTrash forwards to the wrapped store's.
+func (f *Faulty) RestoreTrash(ctx context.Context, run string, units []string, done func(string, error)) {
+	t := storage.CapabilitiesOf(f.Store).Trasher
+	if t == nil {
+		for _, u := range units {
+			done(u, errNoTrasher)
+		}
+		return
+	}
+	t.RestoreTrash(ctx, run, units, done)
+}
+
+// PruneTrash forwards to the wrapped store's.
+func (f *Faulty) PruneTrash(ctx context.Context, run string) error {
+	if t := storage.CapabilitiesOf(f.Store).Trasher; t != nil {
+		return t.PruneTrash(ctx, run)
 	}
 	return errNoTrasher
 }
