@@ -35,7 +35,7 @@ func (f *FS) fastStatNames(string, []string, func(int, Object, error)) error {
 	panic("unreachable")
 }
 
-func (f *FS) fastTrash(string, string, string, bool, dirFDs, map[string]int) error {
+func (f *FS) fastTrash(string, string, string, dirFDs, map[string]int) error {
 	panic("unreachable")
 }
 

@@ -378,7 +378,7 @@ func (f *FS) Trash(ctx context.Context, run string, keys []string, done func(str
 			if kind != KeyUploadFile {
 				file = keyBase(key)
 			}
-			err = f.fastTrash(run, unit, file, kind == KeyLayerLink || kind == KeyTagIndex, src, dst)
+			err = f.fastTrash(run, unit, file, src, dst)
 		}
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
 			done(key, fmt.Errorf("trash %s: %w", path.Join(f.dir, key), err))

@@ -21,16 +21,9 @@ import (
 // alone.
 //
 // file is the name of the file a folder unit holds ("data", "link"), ""
-// for a file unit. With lookup, it is looked up before the rename, its
-// result unused: ext4, renaming a folder into another parent, rewrites the
-// folder's ".." entry and reads its first block for that, under the
-// filesystem's one cross-folder rename lock. Looked up first, the block is
-// read here, by many jobs at once, instead of one synchronous disk read at
-// a time inside the lock (on a cold disk most of the sweep's time). The
-// caller asks for it for the folders a walk never opens (layer links, tag
-// history); a blob's or a revision's folder was read when its data or link
-// was stat'ed, and a lookup there would only cost a system call.
-func (f *FS) fastTrash(run, unit, file string, lookup bool, src dirFDs, dst map[string]int) error {
+// for a file unit. A folder unit's first block is read before the rename
+// (readFolder).
+func (f *FS) fastTrash(run, unit, file string, src dirFDs, dst map[string]int) error {
 	wantDir := file != ""
 	parent, name := keyDir(unit), keyBase(unit)
 	p, err := src.open(f, parent)
@@ -40,9 +33,8 @@ func (f *FS) fastTrash(run, unit, file string, lookup bool, src dirFDs, dst map[
 	if err := checkUnitType(p.fd, name, wantDir); err != nil {
 		return err
 	}
-	if lookup {
-		var st unix.Stat_t
-		unix.Fstatat(p.fd, name+"/"+file, &st, unix.AT_SYMLINK_NOFOLLOW) // reads the folder's block; see above
+	if wantDir {
+		readFolder(p.fd, name)
 	}
 	d, ok := dst[parent]
 	if !ok {
@@ -74,6 +66,28 @@ func (f *FS) fastTrash(run, unit, file string, lookup bool, src dirFDs, dst map[
 	}
 }
 
+// readFolder reads the folder name of the folder fd, its result unused:
+// ext4, renaming a folder into another parent, rewrites the folder's ".."
+// entry, reading its first block for that, and its inode, reading the
+// inode's table block, under the filesystem's one cross-folder rename
+// lock. Listed first (getdents reads the block, and, updating the access
+// time, the inode's), the blocks are read here, by many jobs at once,
+// instead of one synchronous disk read after another inside the lock. A
+// lookup of the folder's file would not do: its name stays cached once a
+// walk has seen it (dentries outlive the page cache), and a cached lookup
+// reads nothing. Measured at 300k blobs with the page cache dropped
+// (dentries kept, as memory pressure leaves them), the sweep's renames
+// took 26-36 s with it against 63-73 s without.
+func readFolder(fd int, name string) {
+	d, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return // the rename says what is wrong
+	}
+	var buf [512]byte
+	_, _ = unix.Getdents(d, buf[:])
+	unix.Close(d)
+}
+
 // checkUnitType checks that name in the folder fd is what the layout has
 // for a unit: a folder for a folder unit (wantDir), a regular file for an
 // upload's file. A symlink or anything else is left alone.
@@ -103,12 +117,11 @@ func (f *FS) fastRestore(run, unit, file string, src, dst dirFDs) error {
 		return err
 	}
 	if file != "" {
-		// The folder must hold its file, a regular one. Looking it up also
-		// reads the folder's block, here, by many jobs at once, not inside
-		// the rename lock (see fastTrash).
+		// The folder must hold its file, a regular one.
 		if err := checkUnitType(p.fd, name+"/"+file, false); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
+		readFolder(p.fd, name)
 	}
 	d, err := dst.open(f, parent)
 	if errors.Is(err, fs.ErrNotExist) {
