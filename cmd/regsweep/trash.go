@@ -90,10 +90,12 @@ func newTrashRestoreCommand(e env) *cobra.Command {
 		Long: `restore renames every file and folder of the trash of run RUN (see
 regsweep trash list; a kept trash's run is in the gc report) back to its place
 in the registry, what is referenced first (blobs and uploads, links, tag
-history, tags), so that a restore stopped midway leaves no tag pointing at a
-missing manifest. A name in the trash that is not a key of the registry
-layout, and a place in the registry that is taken again, are left in the
-trash and reported. Folders made for a restored file take the owner and
+history, tags; a rank at a time, --jobs renames at once within a rank), so
+that a restore stopped midway leaves no tag pointing at a missing manifest.
+A name in the trash that is not a key of the registry layout, something
+else than the layout has there (a symlink, a folder without its file), and
+a place in the registry that is taken again, are left in the trash and
+reported. Folders made for a restored file take the owner and
 mode of the folder they are made in. It takes the lock, as gc does.`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
