@@ -285,3 +285,56 @@ func TestTrashPrunesWhatItEmptied(t *testing.T) {
 		}
 	}
 }
+
+// TestTrashTakesOnlyWhatTheLayoutHas plants, where the layout has a unit
+// folder, a symlink to a folder outside the root that looks like the unit
+// (a blob folder holding data), a regular file, and nothing: the symlink
+// and the file are refused and left where they are (the symlink is moved
+// neither itself nor through), the missing unit counts as moved, and a
+// true unit beside them goes.
+func TestTrashTakesOnlyWhatTheLayoutHas(t *testing.T) {
+	root, f, keys := trashFixture(t)
+	outside := t.TempDir()
+	writeFile(t, outside, "looks-like-a-blob/data", "precious")
+	linked := mustDigest(t, strings.Repeat("cd", 32))
+	file := mustDigest(t, strings.Repeat("ef", 32))
+	gone := mustDigest(t, strings.Repeat("12", 32))
+	if err := os.MkdirAll(filepath.Join(root, filepath.FromSlash(keyDir(BlobDir(linked)))), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(outside, "looks-like-a-blob"), filepath.Join(root, filepath.FromSlash(BlobDir(linked)))); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, root, keyDir(LayerLinkPath("team/app", file)), "a file where the layout has a folder")
+	got := trash(f, "run1", []string{BlobDataPath(linked), LayerLinkPath("team/app", file), BlobDataPath(gone), keys[0]})
+	if err := got[BlobDataPath(linked)]; err == nil || !strings.Contains(err.Error(), "symlink") {
+		t.Errorf("a symlink where a blob folder belongs: %v, want it refused as a symlink", err)
+	}
+	if fi, err := os.Lstat(filepath.Join(root, filepath.FromSlash(BlobDir(linked)))); err != nil || fi.Mode().Type() != fs.ModeSymlink {
+		t.Errorf("the symlink left the layout: %v", err)
+	}
+	if b, err := os.ReadFile(filepath.Join(outside, "looks-like-a-blob", "data")); err != nil || string(b) != "precious" {
+		t.Errorf("the folder the symlink points at: %q, %v", b, err)
+	}
+	if err := got[LayerLinkPath("team/app", file)]; err == nil || !strings.Contains(err.Error(), "a file where the layout has a folder") {
+		t.Errorf("a file where a layer link folder belongs: %v, want it refused", err)
+	}
+	if _, err := os.Lstat(filepath.Join(root, filepath.FromSlash(keyDir(LayerLinkPath("team/app", file))))); err != nil {
+		t.Errorf("the file left the layout: %v", err)
+	}
+	if err := got[BlobDataPath(gone)]; err != nil {
+		t.Errorf("a unit already gone: %v, want it counted as moved", err)
+	}
+	if err := got[keys[0]]; err != nil {
+		t.Errorf("the true blob: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(root, TrashDir, "run1", filepath.FromSlash(keys[0]))); err != nil {
+		t.Errorf("the true blob is not in the trash: %v", err)
+	}
+	entries, _ := os.ReadDir(filepath.Join(root, TrashDir, "run1", filepath.FromSlash(keyDir(BlobDir(linked)))))
+	for _, e := range entries {
+		if e.Name() == linked.Hex() {
+			t.Errorf("the symlink reached the trash")
+		}
+	}
+}
