@@ -22,7 +22,7 @@ import (
 //
 // file is the name of the file a folder unit holds ("data", "link"), ""
 // for a file unit. A folder unit's first block is read before the rename,
-// by the open that checks it is a folder (readFolder).
+// by the open that checks it is a folder (checkUnit).
 func (f *FS) fastTrash(run, unit, file string, src dirFDs, dst map[string]int) error {
 	wantDir := file != ""
 	parent, name := keyDir(unit), keyBase(unit)
@@ -30,12 +30,7 @@ func (f *FS) fastTrash(run, unit, file string, src dirFDs, dst map[string]int) e
 	if err != nil {
 		return err
 	}
-	if wantDir {
-		err = readFolder(p.fd, name)
-	} else {
-		err = checkUnitType(p.fd, name, false)
-	}
-	if err != nil {
+	if err := checkUnit(p.fd, name, wantDir); err != nil {
 		return err
 	}
 	d, ok := dst[parent]
@@ -68,9 +63,8 @@ func (f *FS) fastTrash(run, unit, file string, src dirFDs, dst map[string]int) e
 	}
 }
 
-// readFolder checks that name in the folder fd is a folder, not a symlink
-// (checkUnitType's error otherwise), and lists it, the result unused:
-// ext4, renaming a folder into another parent, rewrites the folder's ".."
+// checkUnit checks that name in the folder fd is what the layout has for a
+// unit (checkUnitType), and lists a folder unit, the result unused: ext4, renaming a folder into another parent, rewrites the folder's ".."
 // entry, reading its first block for that, and its inode, reading the
 // inode's table block, under the filesystem's one cross-folder rename
 // lock. Listed first (getdents reads the block, and, updating the access
@@ -86,7 +80,10 @@ func (f *FS) fastTrash(run, unit, file string, src dirFDs, dst map[string]int) e
 // folder listed first against 63-73 s without. The open (O_DIRECTORY,
 // O_NOFOLLOW) is the check that the unit is a folder: a stat before it was
 // a tenth of a warm sweep's CPU samples.
-func readFolder(fd int, name string) error {
+func checkUnit(fd int, name string, wantDir bool) error {
+	if !wantDir {
+		return checkUnitType(fd, name, false)
+	}
 	d, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		// Not a folder, gone, or a folder we may not list (then the
@@ -124,16 +121,14 @@ func (f *FS) fastRestore(run, unit, file string, src, dst dirFDs) error {
 	if err != nil {
 		return err
 	}
-	if file == "" {
-		err = checkUnitType(p.fd, name, false)
-	} else if err = readFolder(p.fd, name); err == nil {
+	if err := checkUnit(p.fd, name, file != ""); err != nil {
+		return err
+	}
+	if file != "" {
 		// The folder must hold its file, a regular one.
 		if err := checkUnitType(p.fd, name+"/"+file, false); err != nil {
 			return fmt.Errorf("%s: %w", file, err)
 		}
-	}
-	if err != nil {
-		return err
 	}
 	d, err := dst.open(f, parent)
 	if errors.Is(err, fs.ErrNotExist) {
