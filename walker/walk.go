@@ -1238,10 +1238,18 @@ func StatBlobs(ctx context.Context, store storage.Store, inv *Inventory, ids []I
 	}
 	// Tasks of a few hundred blobs each: a task per blob would hold a
 	// closure for each of hundreds of thousands at once. In disk order,
-	// the tasks running at once read neighbouring inodes.
+	// the tasks running at once read neighbouring inodes; each band of
+	// what they read at once is then put in digest order, so that a task
+	// stats the blobs of one prefix folder relative to it opened once
+	// (statBlobsIn; an ID's order is its digest's), not each blob through
+	// the whole path from the root.
 	ids = slices.Clone(ids)
 	t.SortByDiskOrder(ids)
 	const chunk = 256
+	band := chunk * max(jobs, 1)
+	for rest := ids; len(rest) > 0; rest = rest[min(band, len(rest)):] {
+		slices.Sort(rest[:min(band, len(rest))])
+	}
 	p := newPool()
 	for len(ids) > 0 {
 		part := ids[:min(chunk, len(ids))]
