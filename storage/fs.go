@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -26,6 +27,9 @@ type FS struct {
 	fast  bool
 	// euid is the run's user, for Delete (see fastRemove).
 	euid int
+	// atimeRefused is set once an open without access time update was
+	// refused (see withoutAtime).
+	atimeRefused atomic.Bool
 }
 
 var _ Store = (*FS)(nil)
@@ -57,7 +61,26 @@ func (f *FS) openDir(dir string) (*os.File, error) {
 	if f.fast {
 		return f.fastOpenDir(dir)
 	}
-	return f.root.Open(dir)
+	return withoutAtime(f, func(extra int) (*os.File, error) { return f.root.OpenFile(dir, os.O_RDONLY|extra, 0) })
+}
+
+// withoutAtime opens with open(noAtime): a file to read or a folder to
+// list, without updating its access time (O_NOATIME, Linux). A collection
+// is not a client's read, and the update is a write: with relatime, the
+// first read of a file or listing of a folder since it changed, or in the
+// last day, writes its inode (a journal update each), which on a registry
+// collected weekly is every file and folder a walk reads (a dry run at
+// 300k blobs wrote 460,000 sectors). O_NOATIME is the owner's (or
+// CAP_FOWNER's): once refused (EPERM), the run opens as before, open(0).
+func withoutAtime[T any](f *FS, open func(extra int) (T, error)) (T, error) {
+	if noAtime != 0 && !f.atimeRefused.Load() {
+		v, err := open(noAtime)
+		if !errors.Is(err, syscall.EPERM) {
+			return v, err
+		}
+		f.atimeRefused.Store(true)
+	}
+	return open(0)
 }
 
 func (f *FS) remove(key string, dir bool, cache dirFDs) error {
@@ -318,7 +341,9 @@ func (f *FS) ReadFile(ctx context.Context, key string, limit int64) ([]byte, Obj
 // run's controlling terminal; anything but a regular file is closed unread.
 // Reads of a regular file block as usual: O_NONBLOCK means nothing to them.
 func (f *FS) openRead(op, key string) (*os.File, Object, error) {
-	file, err := f.root.OpenFile(key, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY, 0)
+	file, err := withoutAtime(f, func(extra int) (*os.File, error) {
+		return f.root.OpenFile(key, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK|syscall.O_NOCTTY|extra, 0)
+	})
 	if err != nil {
 		// A socket, or a device without a driver, cannot be opened at all.
 		if fi, serr := f.root.Lstat(key); serr == nil && !fi.Mode().IsRegular() {

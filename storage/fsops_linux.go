@@ -68,7 +68,15 @@ const readFlags = unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY
 
 // fastOpenRead opens key to read (readFlags), confined to the root.
 func (f *FS) fastOpenRead(key string) (int, error) {
-	return beneath(f.dirfd, key, readFlags)
+	return f.readBeneath(key, readFlags)
+}
+
+// noAtime is O_NOATIME (see withoutAtime).
+const noAtime = unix.O_NOATIME
+
+// readBeneath opens key (beneath) to read or list it, withoutAtime.
+func (f *FS) readBeneath(key string, flags uint64) (int, error) {
+	return withoutAtime(f, func(extra int) (int, error) { return beneath(f.dirfd, key, flags|uint64(extra)) })
 }
 
 // fastSpecial names the type of what key is when opening it to read failed
@@ -120,7 +128,7 @@ func (f *FS) fastStat(key string) (size int64, mtime time.Time, mode fs.FileMode
 // listing's d_type; the final component is not followed (a symlink there is
 // reported, not stat'ed through).
 func (f *FS) fastStatChildren(dir, name string, fn func(Entry, Object, error) error) error {
-	fd, err := beneath(f.dirfd, dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	fd, err := f.readBeneath(dir, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return f.wrap("list", dir, readErr(err))
 	}
@@ -237,7 +245,7 @@ func (f *FS) fastRead(key string, limit int64) (b []byte, size int64, mtime time
 }
 
 func (f *FS) fastOpenDir(key string) (*os.File, error) {
-	fd, err := beneath(f.dirfd, key, unix.O_RDONLY|unix.O_DIRECTORY)
+	fd, err := f.readBeneath(key, unix.O_RDONLY|unix.O_DIRECTORY)
 	if err != nil {
 		return nil, readErr(err)
 	}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -188,5 +190,94 @@ func TestFSListsInodeNumbers(t *testing.T) {
 		if e.Ino != st.Ino {
 			t.Errorf("%s: inode %d, lstat says %d", e.Name, e.Ino, st.Ino)
 		}
+	}
+}
+
+// TestFSReadsKeepAccessTimes reads a file and lists folders of the layout
+// through every read path, with their access times made stale (relatime
+// updates an access time older than the file's change): none is written.
+// A plain read of a control file shows that this filesystem would have
+// updated them; where it would not (noatime), there is nothing to check.
+func TestFSReadsKeepAccessTimes(t *testing.T) {
+	root := t.TempDir()
+	link := "docker/registry/v2/repositories/r/_manifests/tags/t/current/link"
+	for _, key := range []string{link, "control"} {
+		p := filepath.Join(root, key)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("sha256:"+strings.Repeat("a", 64)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stale := time.Now().Add(-72 * time.Hour)
+	atime := func(key string) time.Time {
+		var st unix.Stat_t
+		if err := unix.Lstat(filepath.Join(root, key), &st); err != nil {
+			t.Fatal(err)
+		}
+		return time.Unix(st.Atim.Unix())
+	}
+	dirs := []string{"docker/registry/v2/repositories/r/_manifests/tags", "docker/registry/v2/repositories/r/_manifests/tags/t/current"}
+	reset := func() {
+		for _, key := range append([]string{link, "control"}, dirs...) {
+			if err := os.Chtimes(filepath.Join(root, key), stale, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	reset()
+	if _, err := os.ReadFile(filepath.Join(root, "control")); err != nil {
+		t.Fatal(err)
+	}
+	if atime("control").Before(stale.Add(time.Hour)) {
+		t.Skip("this filesystem does not update access times on read")
+	}
+	for _, fast := range []bool{true, false} {
+		fs, err := OpenFS(root)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs.fast = fs.fast && fast
+		ctx := context.Background()
+		reset()
+		if _, _, err := fs.ReadFile(ctx, link, 1024); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := fs.ReadDirTime(ctx, dirs[0]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fs.ReadDir(ctx, dirs[1]); err != nil {
+			t.Fatal(err)
+		}
+		for _, key := range append([]string{link}, dirs...) {
+			if got := atime(key); got.After(stale.Add(time.Hour)) {
+				t.Errorf("fast %v: %s: access time written by a read (%v)", fast, key, got)
+			}
+		}
+		fs.Close()
+	}
+}
+
+// TestWithoutAtimeFallsBack: where O_NOATIME is refused (a run whose user
+// does not own the files), the open is made again without it, and the run
+// stops asking.
+func TestWithoutAtimeFallsBack(t *testing.T) {
+	f := &FS{}
+	var asked []int
+	open := func(extra int) (int, error) {
+		asked = append(asked, extra)
+		if extra != 0 {
+			return -1, unix.EPERM
+		}
+		return 7, nil
+	}
+	for range 2 {
+		if fd, err := withoutAtime(f, open); fd != 7 || err != nil {
+			t.Fatalf("got %d, %v; want the open without O_NOATIME", fd, err)
+		}
+	}
+	if want := []int{noAtime, 0, 0}; !slices.Equal(asked, want) {
+		t.Errorf("opened with %v, want %v", asked, want)
 	}
 }
