@@ -338,3 +338,41 @@ func TestTrashTakesOnlyWhatTheLayoutHas(t *testing.T) {
 		}
 	}
 }
+
+// TestTrashFoldersAreMadeNotFollowed: the trash's folders are made one by
+// one below the run's; one already there as a symlink to an outside folder
+// (planted before the run) is refused, never moved into, and a unit then
+// stays in the layout.
+func TestTrashFoldersAreMadeNotFollowed(t *testing.T) {
+	root, f, keys := trashFixture(t)
+	outside := t.TempDir()
+	// The blob's parent in the trash, made a symlink below folders the run
+	// made itself.
+	parent := filepath.Join(root, TrashDir, "run1", filepath.FromSlash(keyDir(keyDir(keys[0]))))
+	if err := os.MkdirAll(filepath.Dir(parent), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, parent); err != nil {
+		t.Fatal(err)
+	}
+	got := trash(f, "run1", keys)
+	if err := got[keys[0]]; err == nil {
+		t.Errorf("a symlink in the trash's path: the blob moved")
+	}
+	if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(keys[0]))); err != nil {
+		t.Errorf("the blob left the layout: %v", err)
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("the outside folder got %d entries through the symlink", len(entries))
+	}
+	// The others' folders were made as folders, the units moved into them.
+	for _, k := range keys[1:] {
+		if err := got[k]; err != nil {
+			t.Errorf("%s: %v", k, err)
+		}
+		fi, err := os.Lstat(filepath.Join(root, TrashDir, "run1", filepath.FromSlash(keyDir(k))))
+		if err != nil || !fi.IsDir() {
+			t.Errorf("%s: its trash folder: %v", k, err)
+		}
+	}
+}
