@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/regsweep/regsweep/storage/storagetest"
 	"github.com/sirupsen/logrus"
 )
 
@@ -22,6 +23,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envRunMain) == "1" {
 		main()
 	}
+	storagetest.UseMemoryTempDir()
 	code := m.Run()
 	if buildDir != "" {
 		os.RemoveAll(buildDir)

@@ -49,10 +49,12 @@ var ownServer struct {
 }
 
 // RunWithS3 runs the tests of a package with S3 tests, and stops the S3
-// server they started, if they started one. Call it from TestMain:
+// server they started, if they started one; their temporary folders go
+// to memory where it can (UseMemoryTempDir). Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { os.Exit(storagetest.RunWithS3(m)) }
 func RunWithS3(m *testing.M) int {
+	UseMemoryTempDir()
 	ownServer.Lock()
 	ownServer.registered = true
 	ownServer.Unlock()
