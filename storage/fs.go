@@ -57,13 +57,6 @@ func (f *FS) Close() error {
 	return f.root.Close()
 }
 
-func (f *FS) openDir(dir string) (*os.File, error) {
-	if f.fast {
-		return f.fastOpenDir(dir)
-	}
-	return withoutAtime(f, func(extra int) (*os.File, error) { return f.root.OpenFile(dir, os.O_RDONLY|extra, 0) })
-}
-
 // withoutAtime opens with open(noAtime): a file to read or a folder to
 // list, without updating its access time (O_NOATIME, Linux). A collection
 // is not a client's read, and the update is a write: with relatime, the
@@ -135,7 +128,10 @@ func (f *FS) list(ctx context.Context, dir string, timed bool) ([]Entry, time.Ti
 	if err := ctx.Err(); err != nil {
 		return nil, time.Time{}, err
 	}
-	d, err := f.openDir(dir)
+	if f.fast {
+		return f.fastList(dir, timed)
+	}
+	d, err := withoutAtime(f, func(extra int) (*os.File, error) { return f.root.OpenFile(dir, os.O_RDONLY|extra, 0) })
 	if err != nil {
 		return nil, time.Time{}, f.wrap("list", dir, err)
 	}
@@ -147,13 +143,6 @@ func (f *FS) list(ctx context.Context, dir string, timed bool) ([]Entry, time.Ti
 			return nil, time.Time{}, f.wrap("stat", dir, err)
 		}
 		at = fi.ModTime()
-	}
-	if f.fast {
-		entries, err := readDirents(d)
-		if err != nil {
-			return nil, time.Time{}, f.wrap("list", dir, err)
-		}
-		return entries, at, nil
 	}
 	des, err := d.ReadDir(-1)
 	if err != nil {

@@ -4,7 +4,6 @@ package storage
 
 import (
 	"io/fs"
-	"os"
 	"time"
 )
 
@@ -18,9 +17,8 @@ func (f *FS) fastStat(string) (int64, time.Time, fs.FileMode, error) { panic("un
 func (f *FS) fastRead(string, int64) ([]byte, int64, time.Time, fs.FileMode, error) {
 	panic("unreachable")
 }
-func (f *FS) fastOpenDir(string) (*os.File, error)  { panic("unreachable") }
-func readDirents(*os.File) ([]Entry, error)         { panic("unreachable") }
-func (f *FS) fastRemove(string, bool, dirFDs) error { panic("unreachable") }
+func (f *FS) fastList(string, bool) ([]Entry, time.Time, error) { panic("unreachable") }
+func (f *FS) fastRemove(string, bool, dirFDs) error             { panic("unreachable") }
 
 type dirFDs map[string]int
 
